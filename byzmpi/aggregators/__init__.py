@@ -1,0 +1,14 @@
+"""Robust aggregation rules: pure functions on an (m, d) tensor, each with its validity condition."""
+
+from . import krum as _krum, mean as _mean, median as _median, trimmed_mean as _trimmed_mean  # noqa: F401  (register)
+from .distances import pairwise_sq_distances
+from .krum import krum, krum_scores, krum_select, multi_krum
+from .mean import mean
+from .median import coordinate_median
+from .registry import RULES, Aggregate, Rule, register_rule
+from .trimmed_mean import trimmed_mean
+
+__all__ = [
+    "RULES", "Aggregate", "Rule", "register_rule", "pairwise_sq_distances",
+    "mean", "coordinate_median", "trimmed_mean", "krum", "krum_scores", "krum_select", "multi_krum",
+]

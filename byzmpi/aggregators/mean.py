@@ -1,0 +1,34 @@
+"""Arithmetic mean: the non-robust baseline."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .registry import Aggregate, Rule, register_rule
+
+
+def mean(x: Tensor) -> Tensor:
+    """Average of the rows: out = (1/m) Σ_i x_i.
+
+    Accumulated in float64 so that m finite inputs (even near float32's maximum) give a finite
+    mean. Not robust: one input can move it anywhere (Blanchard et al. 2017, Lemma 1).
+    Valid for any m ≥ 1.
+    """
+    return x.sum(0, dtype=torch.float64).div_(x.shape[0]).to(x.dtype)
+
+
+def _apply(x: Tensor, *, f: int) -> Aggregate:
+    m = x.shape[0]
+    return Aggregate(mean(x), torch.full((m,), 1.0 / m, dtype=torch.float64))
+
+
+register_rule(
+    Rule(
+        name="mean",
+        apply=_apply,
+        valid=lambda m, f, **_: m >= 1,
+        condition="m >= 1",
+        doc="Arithmetic mean (not robust; the baseline).",
+    )
+)

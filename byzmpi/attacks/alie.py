@@ -1,0 +1,55 @@
+"""A Little Is Enough (ALIE, Baruch et al., NeurIPS 2019)."""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import torch
+from torch import Tensor
+
+from ..params import Param
+from .registry import Attack, AttackContext, register_attack
+
+
+def alie_z(n: int, f: int) -> float:
+    """The default ALIE factor z = Φ⁻¹((G − s)/G) with G = n − f and s = ⌊n/2 + 1⌋ − f.
+
+    (Baruch et al. 2019; as in the Byz-VR-MARINA code.) Examples: z(20, 5) ≈ 0.2533, z(5, 1) = 0.
+    Where the formula degenerates (no honest input, or a probability outside (0, 1)), z = 0.
+    """
+    g = n - f
+    if g <= 0:
+        return 0.0
+    s = math.floor(n / 2 + 1) - f
+    prob = (g - s) / g
+    if not 0.0 < prob < 1.0:
+        return 0.0
+    return NormalDist().inv_cdf(prob)
+
+
+def alie(honest: Tensor, *, z: float) -> Tensor:
+    """μ − z·σ coordinate-wise, with μ the mean and σ the standard deviation (ddof = 1) of the
+    honest vectors; σ = 0 when there is a single honest vector."""
+    mu = honest.mean(0)
+    sigma = honest.std(0, correction=1) if honest.shape[0] > 1 else torch.zeros_like(mu)
+    return mu - z * sigma
+
+
+def _build(ctx: AttackContext, *, z: float | None) -> Tensor:
+    if z is None:
+        z = alie_z(ctx.m, ctx.n_byzantine)
+    return alie(ctx.reference(), z=z).expand(ctx.n_byzantine, -1).clone()
+
+
+register_attack(
+    Attack(
+        "alie",
+        _build,
+        "A little is enough: mu - z*sigma of the honest messages (Baruch et al. 2019).",
+        params={
+            "z": Param("z", float, None, "fixed z; default Phi^-1((G-s)/G), s = floor(m/2+1) - b for the "
+                       "round's m messages and b Byzantine", nullable=True),
+        },
+    )
+)

