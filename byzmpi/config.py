@@ -24,7 +24,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from .aggregators import RULES
+from .aggregators import PRE_AGGREGATORS, RULES, Pipeline
 from .attacks import ATTACKS
 from .errors import ConfigError
 from .methods import METHODS
@@ -125,14 +125,20 @@ class Section(Mapping[str, Any]):
 
 @dataclass(frozen=True)
 class Component:
-    """A catalogue choice: its name, its resolved parameters, and section-level extras."""
+    """A catalogue choice: its name, its resolved parameters, section-level extras, and (for the
+    aggregator) the pre-aggregators in order with their parameters."""
 
     name: str
     params: Section
     extra: Section
+    pre: tuple[tuple[str, Section], ...] = ()
 
     def to_dict(self) -> dict:
-        return {"name": self.name, **self.extra, **self.params}
+        out = {"name": self.name, **self.extra, **self.params}
+        if self.pre:
+            out["pre"] = [p for p, _ in self.pre]
+            out.update({p: dict(params) for p, params in self.pre})
+        return out
 
 
 @dataclass(frozen=True)
@@ -220,14 +226,33 @@ def _table(raw: Mapping, key: str) -> dict:
     return dict(value)
 
 
-def _component(raw: Mapping, section: str, catalogue: Mapping, default: str, extras: Mapping[str, Param]):
+def _component(raw: Mapping, section: str, catalogue: Mapping, default: str, extras: Mapping[str, Param],
+               pre_catalogue: Mapping | None = None):
     table = _table(raw, section)
     name = table.pop("name", default)
     if not isinstance(name, str) or name not in catalogue:
         raise ConfigError(f"{section}.name", f"must be one of {', '.join(sorted(catalogue))} (got {name!r})")
     extra = {k: check_param(p, table.pop(k, p.default), f"{section}.{k}") for k, p in extras.items()}
+    pre: list[tuple[str, Section]] = []
+    if pre_catalogue is not None:
+        names = table.pop("pre", [])
+        if isinstance(names, str):
+            names = [names]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ConfigError(f"{section}.pre", f"must be a list of names (got {names!r})")
+        for p in names:
+            if p not in pre_catalogue:
+                raise ConfigError(f"{section}.pre", f"unknown pre-aggregator {p!r}; allowed: "
+                                  f"{', '.join(sorted(pre_catalogue)) or 'none'}")
+            sub = table.pop(p, {})
+            if not isinstance(sub, dict):
+                raise ConfigError(f"{section}.{p}", "must be a table of the pre-aggregator's parameters")
+            pre.append((p, Section(resolve_params(pre_catalogue[p].params, sub, f"{section}.{p}", p))))
+        for key, value in table.items():
+            if isinstance(value, dict):
+                raise ConfigError(f"{section}.{key}", f"parameters of a pre-aggregator not listed in {section}.pre")
     params = resolve_params(catalogue[name].params, table, section, name)
-    return Component(name, Section(params), Section(extra))
+    return Component(name, Section(params), Section(extra), tuple(pre))
 
 
 def parse_config(raw: Mapping) -> Config:
@@ -242,12 +267,16 @@ def parse_config(raw: Mapping) -> Config:
     method = _component(raw, "method", METHODS, "sgd", {})
     aggregator = _component(raw, "aggregator", RULES, "mean", {
         "f": Param("f", int, None, "Byzantine inputs to tolerate (default clients.byzantine)", minimum=0, nullable=True),
-    })
+    }, PRE_AGGREGATORS)
     attack = _component(raw, "attack", ATTACKS, "none", {
         "threat_model": Param("threat_model", str, "omniscient", "who builds Byzantine messages",
                               choices=THREAT_MODELS),
     })
 
+    if attack.extra["threat_model"] == "local" and ATTACKS[attack.name].local is None:
+        local = sorted(n for n, a in ATTACKS.items() if a.local is not None)
+        raise ConfigError("attack.threat_model", f"attack {attack.name!r} has no local implementation; "
+                          f"local attacks: {', '.join(local)}")
     _resolve_clients(clients, run["seed"])
     _resolve_task(task, run["seed"])
     cfg = Config(Section(run), Section(clients), Section(task), method, aggregator, attack, Section(debug))
@@ -305,7 +334,8 @@ def _resolve_aggregator(cfg: Config) -> Config:
         return cfg
     extra = Section({**cfg.aggregator.extra, "f": cfg.clients.byzantine})
     return Config(cfg.run, cfg.clients, cfg.task, cfg.method,
-                  Component(cfg.aggregator.name, cfg.aggregator.params, extra), cfg.attack, cfg.debug)
+                  Component(cfg.aggregator.name, cfg.aggregator.params, extra, cfg.aggregator.pre), cfg.attack,
+                  cfg.debug)
 
 
 def sampler_coin(cfg: Config) -> tuple[float, bool]:
@@ -323,16 +353,24 @@ def possible_sample_sizes(cfg: Config) -> list[int]:
                    byzantine_ids=c.byzantine_ids, first_full=first_full).possible_sizes()
 
 
+def build_pipeline(cfg: Config) -> Pipeline:
+    """The configured aggregator (pre-aggregators, then the rule)."""
+    a = cfg.aggregator
+    return Pipeline.build(a.name, dict(a.params), [(p, dict(pp)) for p, pp in a.pre], cfg.run.seed)
+
+
 def check_aggregator_validity(cfg: Config) -> None:
-    """The rule must be valid in the worst sampled round: the smallest m the sampler can produce."""
-    rule = RULES[cfg.aggregator.name]
+    """The rule must be valid in the worst sampled round: every m the sampler can produce, as the
+    rule sees it after the pre-aggregators."""
+    pipe = build_pipeline(cfg)
     f = cfg.aggregator.extra["f"]
-    params = dict(cfg.aggregator.params)
     for m in possible_sample_sizes(cfg):
-        if not rule.valid(m, f, **params):
+        if not pipe.valid(m, f):
+            m2, f2 = pipe.shape(m, f)
+            seen = f" (m = {m2}, f = {f2} after {', '.join(p.name for p, _ in pipe.pre)})" if pipe.pre else ""
             raise ConfigError(
-                "aggregator.f" if "f" in rule.condition or "b" in rule.condition else "aggregator",
-                f"{rule.name} needs {rule.condition}, but a round can deliver m = {m} messages with f = {f} "
-                f"(clients.per_round = {cfg.clients.per_round}, clients.full_round = {cfg.clients.full_round}); "
-                "lower aggregator.f or sample more clients",
+                "aggregator.f",
+                f"{pipe.rule.name} needs {pipe.rule.condition}, but a round can deliver m = {m} messages with "
+                f"f = {f}{seen} (clients.per_round = {cfg.clients.per_round}, clients.full_round = "
+                f"{cfg.clients.full_round}); lower aggregator.f or sample more clients",
             )

@@ -16,8 +16,12 @@ from __future__ import annotations
 
 import zlib
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 #: client id used for draws that belong to the round, not to one client
 NO_CLIENT = -1
@@ -44,9 +48,11 @@ def torch_seed(seed: int, round_: int, purpose: str, client: int = NO_CLIENT) ->
 
 
 def torch_generator(
-    seed: int, round_: int, purpose: str, client: int = NO_CLIENT, device: str | torch.device = "cpu"
-) -> torch.Generator:
+    seed: int, round_: int, purpose: str, client: int = NO_CLIENT, device: "str | torch.device" = "cpu"
+) -> "torch.Generator":
     """A torch generator on ``device`` seeded from (seed, round, purpose, client)."""
+    import torch  # here, so that the numpy-only parts (round plans) load without torch
+
     gen = torch.Generator(device=device)
     gen.manual_seed(torch_seed(seed, round_, purpose, client))
     return gen

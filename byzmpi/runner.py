@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 from . import __version__
-from .aggregators import RULES, Aggregate
-from .attacks import ATTACKS, AttackContext
-from .config import Config, sampler_coin
+from .aggregators import Aggregate
+from .attacks import ATTACKS, AttackContext, CoalitionStats, LocalContext
+from .config import Config, build_pipeline, sampler_coin
 from .errors import SetupError
 from .layout import Layout
 from .methods import METHODS, Method, RoundInfo
@@ -93,7 +93,7 @@ def _versions(world: Any) -> dict[str, str]:
 def inject_failure(cfg: Config, rank: int, k: int) -> None:
     """Fault injection for tests: ``debug.fail_rank`` raises at the start of ``debug.fail_round``."""
     if cfg.debug.fail_rank == rank and cfg.debug.fail_round == k:
-        raise RuntimeError(f"injected failure on rank {rank} at round {k} (debug.fail_rank)")
+        raise RuntimeError(f"injected failure on rank {rank} at round {k} at {time.time():.3f} (debug.fail_rank)")
 
 
 # ------------------------------------------------------------------------------------------
@@ -120,11 +120,11 @@ class Server:
         self.down = torch.zeros(method.downlink_len, dtype=torch.float32)
         self.recv = torch.zeros(max(cfg.clients.per_round, cfg.clients.full_round), method.message_len,
                                 dtype=torch.float32)
-        self.rule = RULES[cfg.aggregator.name]
-        self.rule_params = dict(cfg.aggregator.params)
+        self.pipeline = build_pipeline(cfg)
         self.attack = ATTACKS[cfg.attack.name]
         self.attack_params = dict(cfg.attack.params)
-        self.simulated = cfg.attack.name != "none" and cfg.clients.byzantine > 0
+        self.simulated = (cfg.attack.name != "none" and cfg.clients.byzantine > 0
+                          and cfg.attack.extra["threat_model"] == "omniscient")
         attrs = {
             "config": cfg.to_dict(), "config_fingerprint": cfg.fingerprint(), "versions": _versions(world),
             "world_size": world.size, "n_clients": cfg.clients.n, "byzantine_ids": list(cfg.byzantine_ids),
@@ -174,7 +174,7 @@ class Server:
         t_compute = float(compute[1:].max()) if compute is not None and len(compute) > 1 else 0.0
 
         t1 = time.perf_counter()
-        if self.simulated and plan.n_byzantine and cfg.attack.extra["threat_model"] == "omniscient":
+        if self.simulated and plan.n_byzantine:
             self._attack(msgs, plan)
         codes = reject_codes(msgs)
         accepted = codes == ACCEPTED
@@ -185,7 +185,7 @@ class Server:
         record: dict[str, Any] = {}
 
         def aggregate(x: torch.Tensor) -> Aggregate:
-            out = self.rule.apply(x, f=f_eff, **self.rule_params)
+            out = self.pipeline(x, f=f_eff, round_=k)
             if "value" not in record:
                 record.update(value=out.value, weights=out.weights, centre=honest_mean(x, honest),
                               inputs=x)
@@ -281,14 +281,36 @@ class Server:
 
 
 class Host:
-    """Ranks 1..P−1: compute the messages of their sampled clients."""
+    """Ranks 1..P−1: compute the messages of their sampled clients (Byzantine ones included: their
+    honest message in the omniscient model, their attack in the local model)."""
 
     def __init__(self, s: Setup, world: Any) -> None:
         self.s, self.world = s, world
+        cfg = s.cfg
         self.clients = s.layout.clients_of(world.rank)
         self.states = {int(c): s.method.init_client(int(c)) for c in self.clients}
         self.down = torch.zeros(s.method.downlink_len, dtype=torch.float32)
         self.send = torch.zeros(max(len(self.clients), 1), s.method.message_len, dtype=torch.float32)
+        self.attack = ATTACKS[cfg.attack.name]
+        self.attack_params = dict(cfg.attack.params)
+        self.local = cfg.attack.extra["threat_model"] == "local" and cfg.attack.name != "none"
+        self.is_byz = np.zeros(cfg.clients.n, dtype=bool)
+        self.is_byz[np.asarray(cfg.byzantine_ids, dtype=np.int64)] = True
+
+    def _local_attack(self, plan: RoundPlan, mine: np.ndarray) -> None:
+        """Local threat model: overwrite this host's Byzantine rows with the attack it computes."""
+        rows = np.flatnonzero(self.is_byz[mine])
+        own = self.send[torch.from_numpy(rows)]
+        coalition = None
+        if self.attack.needs_coalition:
+            layout = self.s.layout
+            byz_hosts = np.unique(layout.host[plan.sampled[plan.byzantine]]).tolist()
+            sums = torch.stack([own.double().sum(0), own.double().square().sum(0)])
+            self.world.coalition_sum(byz_hosts, sums, plan.round)
+            coalition = CoalitionStats.from_sums(plan.n_byzantine, sums[0], sums[1])
+        ctx = LocalContext(own=own, clients=mine[rows], coalition=coalition, m=plan.m,
+                           n_byzantine=plan.n_byzantine, seed=self.s.cfg.run.seed, round=plan.round)
+        self.send[torch.from_numpy(rows)] = self.attack.local(ctx, **self.attack_params).to(torch.float32)
 
     def round(self, k: int) -> None:
         s = self.s
@@ -300,7 +322,10 @@ class Host:
             rc.bcast(self.down)
             t0 = time.perf_counter()
             for j, client in enumerate(mine.tolist()):
-                s.method.client_message(self.states[client], self.down, plan, client, self.send[j])
+                flip = self.attack.flips_labels and bool(self.is_byz[client])
+                s.method.client_message(self.states[client], self.down, plan, client, self.send[j], flip=flip)
+            if self.local and self.is_byz[mine].any():
+                self._local_attack(plan, mine)
             elapsed = time.perf_counter() - t0
             rc.gather_rows(self.send[: mine.size], None, s.layout.rows_per_member(plan.sampled))
             rc.gather_float64(elapsed)

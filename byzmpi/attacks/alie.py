@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ..params import Param
-from .registry import Attack, AttackContext, register_attack
+from .registry import Attack, AttackContext, LocalContext, register_attack
 
 
 def alie_z(n: int, f: int) -> float:
@@ -42,6 +42,14 @@ def _build(ctx: AttackContext, *, z: float | None) -> Tensor:
     return alie(ctx.reference(), z=z).expand(ctx.n_byzantine, -1).clone()
 
 
+def _local(ctx: LocalContext, *, z: float | None) -> Tensor:
+    """ALIE estimated from the coalition's own honest messages (μ_c − z·σ_c)."""
+    if z is None:
+        z = alie_z(ctx.m, ctx.n_byzantine)
+    stats = ctx.coalition
+    return (stats.mean - z * stats.std).to(ctx.own.dtype).expand(ctx.own.shape[0], -1).clone()
+
+
 register_attack(
     Attack(
         "alie",
@@ -51,5 +59,7 @@ register_attack(
             "z": Param("z", float, None, "fixed z; default Phi^-1((G-s)/G), s = floor(m/2+1) - b for the "
                        "round's m messages and b Byzantine", nullable=True),
         },
+        local=_local,
+        needs_coalition=True,
     )
 )

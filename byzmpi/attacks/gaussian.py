@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from ..params import Param
-from .registry import Attack, AttackContext, register_attack
+from .registry import Attack, AttackContext, LocalContext, register_attack
 
 
 def gaussian(like: Tensor, *, std: float, generator: torch.Generator) -> Tensor:
@@ -14,7 +14,7 @@ def gaussian(like: Tensor, *, std: float, generator: torch.Generator) -> Tensor:
     return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device).mul_(std)
 
 
-def _build(ctx: AttackContext, *, std: float) -> Tensor:
+def _build(ctx: AttackContext | LocalContext, *, std: float) -> Tensor:
     out = torch.empty_like(ctx.own)
     for row, client in enumerate(ctx.clients):
         out[row] = gaussian(out[row], std=std, generator=ctx.generator(int(client)))
@@ -27,5 +27,6 @@ register_attack(
         _build,
         "Each Byzantine sends an independent draw of N(0, std^2 I) (Krum paper: std = 200).",
         params={"std": Param("std", float, 200.0, "standard deviation", minimum=0.0)},
+        local=_build,
     )
 )

@@ -1,8 +1,18 @@
 """The catalogue of Byzantine behaviours.
 
-In the ``omniscient`` threat model (the papers' simulation) the server builds the Byzantine
-messages of a round from the round's honest messages: an :class:`Attack` is a pure function of an
-:class:`AttackContext`. The trace marks such runs as simulation.
+Two threat models:
+
+* ``omniscient`` (the papers' simulation): the server builds the Byzantine messages of a round
+  from the round's honest messages, ``Attack.build(AttackContext)``. The trace marks such runs as
+  simulation.
+* ``local``: each Byzantine host computes its clients' messages itself,
+  ``Attack.local(LocalContext)``, from its own data and, for attacks that estimate statistics,
+  from the coalition of the round's sampled Byzantine clients (sum and sum of squares of their
+  honest messages, exchanged over a communicator of the Byzantine ranks only), as a real
+  attacker inside the job would.
+
+``flips_labels``: the Byzantine runs the honest protocol on flipped labels (client side, in both
+models).
 """
 
 from __future__ import annotations
@@ -50,11 +60,55 @@ class AttackContext:
 
 
 @dataclass(frozen=True)
+class CoalitionStats:
+    """Mean and per-coordinate standard deviation (ddof = 1; 0 for a single vector) of the honest
+    messages of the round's sampled Byzantine clients, known to every coalition member."""
+
+    count: int
+    mean: Tensor
+    std: Tensor
+
+    @classmethod
+    def from_sums(cls, count: int, total: Tensor, total_sq: Tensor) -> "CoalitionStats":
+        mean = total / count
+        if count < 2:
+            return cls(count, mean, torch.zeros_like(mean))
+        var = (total_sq - count * mean * mean).clamp_(min=0.0) / (count - 1)
+        return cls(count, mean, var.sqrt_())
+
+
+@dataclass(frozen=True)
+class LocalContext:
+    """What a Byzantine host knows in the ``local`` threat model.
+
+    own:       (b, L) the honest messages of this host's sampled Byzantine clients
+    clients:   their ids, aligned with ``own``
+    coalition: statistics over every sampled Byzantine client's honest message (None unless the
+               attack declares ``needs_coalition``)
+    m, n_byzantine: messages and Byzantine messages in the round (from the public round plan)
+    """
+
+    own: Tensor
+    clients: np.ndarray
+    coalition: CoalitionStats | None
+    m: int
+    n_byzantine: int
+    seed: int
+    round: int
+
+    def generator(self, client: int) -> torch.Generator:
+        return rng.torch_generator(self.seed, self.round, "attack", client, device=self.own.device)
+
+
+@dataclass(frozen=True)
 class Attack:
     name: str
-    build: Callable[..., Tensor]  # build(ctx, **params) -> (B, L)
+    build: Callable[..., Tensor]  # omniscient: build(ctx: AttackContext, **params) -> (B, L)
     doc: str
     params: dict[str, Param] = field(default_factory=dict)
+    local: Callable[..., Tensor] | None = None  # local: local(ctx: LocalContext, **params) -> (b, L)
+    needs_coalition: bool = False  # ``local`` reads ctx.coalition
+    flips_labels: bool = False  # honest protocol on flipped labels, computed by the client
 
 
 ATTACKS: dict[str, Attack] = {}

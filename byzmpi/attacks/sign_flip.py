@@ -15,4 +15,5 @@ def sign_flip(own: Tensor) -> Tensor:
     return -own
 
 
-register_attack(Attack("sign_flip", lambda ctx: sign_flip(ctx.own), "Send the negation of the honest message."))
+register_attack(Attack("sign_flip", lambda ctx: sign_flip(ctx.own), "Send the negation of the honest message.",
+                       local=lambda ctx: sign_flip(ctx.own)))

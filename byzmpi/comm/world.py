@@ -15,8 +15,9 @@ from typing import Any, Iterator
 import numpy as np
 from mpi4py import MPI
 
-#: Create_group tags cycle through this range (MPI guarantees tags up to at least 32767)
-TAG_CYCLE = 32768
+#: Create_group tags: round communicators cycle through [0, TAG_CYCLE), coalition communicators
+#: through [TAG_CYCLE, 2·TAG_CYCLE) (MPI guarantees tags up to at least 32767)
+TAG_CYCLE = 16384
 
 
 def _array(buf: Any) -> np.ndarray:
@@ -88,6 +89,19 @@ class World:
             group.Free()
         try:
             yield RoundComm(comm)
+        finally:
+            comm.Free()
+
+    def coalition_sum(self, members: list[int], buf: Any, tag: int) -> None:
+        """In-place ``Allreduce(SUM)`` of ``buf`` over ``members`` only (a communicator of, e.g.,
+        the ranks hosting the round's sampled Byzantine clients), created and freed here."""
+        group = self._group.Incl(members)
+        try:
+            comm = self.comm.Create_group(group, TAG_CYCLE + tag % TAG_CYCLE)
+        finally:
+            group.Free()
+        try:
+            comm.Allreduce(MPI.IN_PLACE, _array(buf), op=MPI.SUM)
         finally:
             comm.Free()
 

@@ -1,0 +1,65 @@
+"""A configured aggregator: pre-aggregators in order, then a rule, with the rule's state.
+
+    Agg(x) = rule(pre_k(... pre_1(x)))
+
+Each pre-aggregator transforms (m, f) as its ``shape`` declares; validity is checked on the
+(m', f') that reaches the rule. Randomised pre-aggregators draw from the (seed, round,
+"pre-aggregate") stream, so the aggregate is a pure function of the round's inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor
+
+from .. import rng
+from .registry import PRE_AGGREGATORS, RULES, Aggregate, PreAggregator, Rule
+
+
+@dataclass
+class Pipeline:
+    rule: Rule
+    rule_params: dict[str, Any]
+    pre: list[tuple[PreAggregator, dict[str, Any]]]
+    seed: int
+    state: dict[str, Tensor] = field(default_factory=dict)  # the stateful rule's state (checkpointed)
+
+    @classmethod
+    def build(cls, name: str, params: dict[str, Any], pre: list[tuple[str, dict[str, Any]]], seed: int) -> "Pipeline":
+        return cls(RULES[name], dict(params), [(PRE_AGGREGATORS[p], dict(pp)) for p, pp in pre], seed)
+
+    def shape(self, m: int, f: int) -> tuple[int, int]:
+        """(m, f) as the rule sees them after the pre-aggregators."""
+        for pre, params in self.pre:
+            m, f = pre.shape(m, f, **params)
+        return m, f
+
+    def valid(self, m: int, f: int) -> bool:
+        m2, f2 = self.shape(m, f)
+        return self.rule.valid(m2, f2, **self.rule_params)
+
+    def __call__(self, x: Tensor, *, f: int, round_: int) -> Aggregate:
+        """Aggregate the rows of ``x``; the weights (when the rule gives them) refer to the rows of
+        ``x`` (mapped back through the pre-aggregators' mixing matrices), or are None."""
+        mix = None
+        generator = None
+        for pre, params in self.pre:
+            if generator is None:
+                generator = rng.torch_generator(self.seed, round_, "pre-aggregate", device=x.device)
+            out = pre.apply(x, f=f, generator=generator, **params)
+            x, f = out.x, out.f
+            if out.mix is None:
+                mix = False
+            elif mix is not False:
+                mix = out.mix if mix is None else out.mix @ mix
+        kwargs = dict(self.rule_params)
+        if self.rule.stateful:
+            kwargs["state"] = self.state
+        agg = self.rule.apply(x, f=f, **kwargs)
+        if agg.weights is None or mix is None:
+            return agg
+        if mix is False:
+            return Aggregate(agg.value, None)
+        return Aggregate(agg.value, mix.T.to(agg.weights.dtype).cpu() @ agg.weights)
