@@ -48,9 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("--ranks", type=int, default=None, help="also check that P ranks can run it")
     val.add_argument("--print", dest="show", action="store_true", help="print the resolved config as JSON")
 
-    rep = sub.add_parser("report", help="summarise a trace")
-    rep.add_argument("trace", type=Path)
-    rep.add_argument("--json", action="store_true", help="print the summary as JSON")
+    from .analysis import commands as analysis_commands
+
+    analysis_commands.register(sub)
 
     sub.add_parser("list", help="list methods, aggregation rules and attacks with their parameters")
     return p
@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "validate":
             return _validate(args)
-        if args.command == "report":
-            return _report(args)
+        if hasattr(args, "func"):
+            return args.func(args)
         if args.command == "list":
             from .catalogue import format_catalogue
 
@@ -84,17 +84,6 @@ def _validate(args: argparse.Namespace) -> int:
     if args.ranks is not None:
         check_world(cfg, args.ranks)
     print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True) if args.show else f"{args.config}: ok")
-    return 0
-
-
-def _report(args: argparse.Namespace) -> int:
-    from .analysis.summary import format_summary, summarize
-    from .errors import SetupError
-
-    if not args.trace.exists():
-        raise SetupError(f"no trace at {args.trace}")
-    s = summarize(args.trace)
-    print(json.dumps(s, indent=2) if args.json else format_summary(s))
     return 0
 
 

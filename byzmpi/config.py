@@ -46,6 +46,8 @@ RUN = {
         Param("log_every", float, 10.0, "seconds between progress log lines", minimum=0.0),
         Param("server_dtype", str, "float32", "dtype of the server's model and aggregation",
               choices=("float32", "float64")),
+        Param("plugins", list, [], "modules (dotted names or .py paths) imported before validation, "
+              "to register your own rules, attacks or methods", item=str),
     ]
 }
 
@@ -216,7 +218,7 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
         raise ConfigError(str(path), f"cannot read config file: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"not valid TOML: {exc}") from None
-    return parse_config(apply_overrides(raw, overrides))
+    return parse_config(apply_overrides(raw, overrides), Path(path).parent)
 
 
 def _table(raw: Mapping, key: str) -> dict:
@@ -255,12 +257,38 @@ def _component(raw: Mapping, section: str, catalogue: Mapping, default: str, ext
     return Component(name, Section(params), Section(extra), tuple(pre))
 
 
-def parse_config(raw: Mapping) -> Config:
+def load_plugins(modules: Iterable[str], base: Path | None = None) -> None:
+    """Import user modules that register their own rules, attacks or methods. A name ending in
+    .py is a file (relative to the config's folder); anything else a module on sys.path."""
+    import importlib
+    import importlib.util
+
+    for name in modules:
+        try:
+            if name.endswith(".py"):
+                path = Path(name) if base is None or Path(name).is_absolute() else base / name
+                key = f"byzmpi_plugin_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
+                if key in sys.modules:
+                    continue
+                spec = importlib.util.spec_from_file_location(key, path)
+                if spec is None or spec.loader is None:
+                    raise ImportError(f"cannot load {path}")
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[key] = module
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(name)
+        except (ImportError, OSError) as exc:
+            raise ConfigError("run.plugins", f"cannot import {name!r}: {exc}") from None
+
+
+def parse_config(raw: Mapping, base: Path | None = None) -> Config:
     known = {"run", "clients", "task", "method", "aggregator", "attack", "debug"}
     for key in raw:
         if key not in known:
             raise ConfigError(key, f"unknown section; allowed: {', '.join(sorted(known))}")
     run = resolve_params(RUN, _table(raw, "run"), "run", "run")
+    load_plugins(run["plugins"], base)
     clients = resolve_params(CLIENTS, _table(raw, "clients"), "clients", "clients")
     task = resolve_params(TASK, _table(raw, "task"), "task", "task")
     debug = resolve_params(DEBUG, _table(raw, "debug"), "debug", "debug")

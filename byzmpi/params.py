@@ -22,6 +22,7 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     nullable: bool = False  # None (TOML: omitted) allowed and meaningful, e.g. "derive from f"
+    item: type = int  # element type when ``type`` is list
 
     def describe(self) -> str:
         bits = [f"{self.name}: {self.type.__name__} = {self.default!r}"]
@@ -34,7 +35,7 @@ class Param:
         return f"{bits[0]}  ({'; '.join(bits[1:]) + '; ' if len(bits) > 1 else ''}{self.doc})"
 
 
-def coerce_value(expected: type, value: Any, field: str, *, nullable: bool = False) -> Any:
+def coerce_value(expected: type, value: Any, field: str, *, nullable: bool = False, item: type = int) -> Any:
     """Check a TOML value against a scalar type (int accepted where float is expected)."""
     if value is None:
         if nullable:
@@ -52,9 +53,10 @@ def coerce_value(expected: type, value: Any, field: str, *, nullable: bool = Fal
     elif expected is str:
         ok = isinstance(value, str)
     elif expected is list:
-        ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        ok = isinstance(value, list) and all(isinstance(v, item) and not isinstance(v, bool) for v in value)
         if not ok:
-            raise ConfigError(field, f"must be a list of integers, got {value!r}")
+            noun = "integers" if item is int else "strings"
+            raise ConfigError(field, f"must be a list of {noun}, got {value!r}")
     else:  # pragma: no cover - declarations only use the four scalar types
         raise TypeError(expected)
     if not ok:
@@ -63,7 +65,7 @@ def coerce_value(expected: type, value: Any, field: str, *, nullable: bool = Fal
 
 
 def check_param(p: Param, value: Any, field: str) -> Any:
-    value = coerce_value(p.type, value, field, nullable=p.nullable)
+    value = coerce_value(p.type, value, field, nullable=p.nullable, item=p.item)
     if value is None:
         return None
     if p.choices is not None and value not in p.choices:

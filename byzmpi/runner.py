@@ -154,8 +154,20 @@ class Server:
         """Omniscient model: overwrite the Byzantine rows with the attack built from the honest rows."""
         byz = torch.from_numpy(plan.byzantine)
         honest_ok = ~byz & torch.isfinite(msgs).all(1)
+        dtype = torch.float64 if self.s.cfg.run.server_dtype == "float64" else torch.float32
+
+        def defender(byz_rows: torch.Tensor) -> torch.Tensor:
+            trial = msgs.clone()
+            trial[byz] = byz_rows.to(trial.dtype)
+            ok = reject_codes(trial) == ACCEPTED
+            f_eff = effective_f(self.s.f, int((~ok).sum()))
+            return self.pipeline.peek(trial[ok].to(dtype), f=f_eff, round_=plan.round).value
+
+        view = getattr(self.s.method, "trajectory", None)
+        model, x0, lr = view(self.state) if view is not None else (None, None, None)
         ctx = AttackContext(honest=msgs[honest_ok], own=msgs[byz], clients=plan.sampled[plan.byzantine],
-                            m=plan.m, seed=self.s.cfg.run.seed, round=plan.round)
+                            m=plan.m, seed=self.s.cfg.run.seed, round=plan.round, defender=defender,
+                            model=model, x0=x0, lr=lr)
         msgs[byz] = self.attack.build(ctx, **self.attack_params).to(msgs.dtype)
 
     def round(self, k: int, progress: Progress) -> None:

@@ -9,6 +9,7 @@ Each pre-aggregator transforms (m, f) as its ``shape`` declares; validity is che
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,15 @@ class Pipeline:
     def valid(self, m: int, f: int) -> bool:
         m2, f2 = self.shape(m, f)
         return self.rule.valid(m2, f2, **self.rule_params)
+
+    def peek(self, x: Tensor, *, f: int, round_: int) -> Aggregate:
+        """The aggregate of ``x`` without touching the rule's state (for attacks that search)."""
+        saved = self.state
+        self.state = copy.deepcopy(saved)
+        try:
+            return self(x, f=f, round_=round_)
+        finally:
+            self.state = saved
 
     def __call__(self, x: Tensor, *, f: int, round_: int) -> Aggregate:
         """Aggregate the rows of ``x``; the weights (when the rule gives them) refer to the rows of

@@ -32,10 +32,15 @@ from ..params import Param
 class AttackContext:
     """What an omniscient attacker knows in one round.
 
-    honest:  (G, L) the honest messages the server received this round (after validation)
-    own:     (B, L) the message each sampled Byzantine client would have sent had it been honest
-    clients: the B sampled Byzantine client ids, aligned with ``own``
-    m:       number of messages in the round (G + B before rejections)
+    honest:   (G, L) the honest messages the server received this round (finite ones)
+    own:      (B, L) the message each sampled Byzantine client would have sent had it been honest
+    clients:  the B sampled Byzantine client ids, aligned with ``own``
+    m:        number of messages in the round (G + B before rejections)
+    defender: ``defender(byz) -> aggregate``: what the server's actual aggregator returns when the
+              Byzantine rows are ``byz`` (B, L) and the honest rows are as received (for attacks
+              that search their scale); None when unavailable
+    model, x0, lr: the current model x^k, the initial model x^0 and the step size, for attacks that
+              steer the model (shift-back); None when the method does not expose them
     """
 
     honest: Tensor
@@ -44,6 +49,10 @@ class AttackContext:
     m: int
     seed: int
     round: int
+    defender: Callable[[Tensor], Tensor] | None = None
+    model: Tensor | None = None
+    x0: Tensor | None = None
+    lr: float | None = None
 
     @property
     def n_byzantine(self) -> int:

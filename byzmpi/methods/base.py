@@ -49,6 +49,8 @@ class Method(Protocol):
     def server_update(self, server: Any, msgs: Tensor, clients: np.ndarray, plan: RoundPlan,
                       aggregate: Aggregator) -> RoundInfo: ...
 
+    # optional: ``trajectory(server) -> (x^k, x^0, step)`` for attacks that steer the model
+
 
 @dataclass(frozen=True)
 class MethodSpec:

@@ -25,6 +25,7 @@ from .base import Aggregator, MethodSpec, RoundInfo, register_method
 @dataclass
 class SGDServer:
     x: Tensor
+    x0: Tensor
 
 
 @dataclass
@@ -41,13 +42,17 @@ class RobustSGD:
         self.downlink_len = self.message_len = task.dim
 
     def init_server(self, x0: Tensor) -> SGDServer:
-        return SGDServer(x=x0.to(self.dtype).clone())
+        return SGDServer(x=x0.to(self.dtype).clone(), x0=x0.to(self.dtype).clone())
 
     def init_client(self, client: int) -> SGDClient:
         return SGDClient(momentum=torch.zeros(self.task.dim) if self.beta > 0 else None)
 
     def model(self, server: SGDServer) -> Tensor:
         return server.x
+
+    def trajectory(self, server: SGDServer) -> tuple[Tensor, Tensor, float]:
+        """(x^k, x^0, γ) for attacks that steer the model; a message v moves x by −γ·v."""
+        return server.x, server.x0, self.lr
 
     def downlink(self, server: SGDServer, plan: RoundPlan, out: Tensor) -> None:
         out.copy_(server.x)
