@@ -28,12 +28,19 @@ def alie_z(n: int, f: int) -> float:
     return NormalDist().inv_cdf(prob)
 
 
+def coordinate_std(x: Tensor) -> Tensor:
+    """σ: the per-coordinate standard deviation of the rows of ``x`` (ddof = 1); 0 for one row."""
+    return x.std(0, correction=1) if x.shape[0] > 1 else torch.zeros_like(x[0])
+
+
 def alie(honest: Tensor, *, z: float) -> Tensor:
     """μ − z·σ coordinate-wise, with μ the mean and σ the standard deviation (ddof = 1) of the
-    honest vectors; σ = 0 when there is a single honest vector."""
-    mu = honest.mean(0)
-    sigma = honest.std(0, correction=1) if honest.shape[0] > 1 else torch.zeros_like(mu)
-    return mu - z * sigma
+    honest vectors; σ = 0 when there is a single honest vector.
+
+    Convention: every Byzantine sends this same vector; z defaults to :func:`alie_z`.
+    Reference: Baruch, Baruch, Goldberg, "A little is enough", NeurIPS 2019.
+    """
+    return honest.mean(0) - z * coordinate_std(honest)
 
 
 def _build(ctx: AttackContext, *, z: float | None) -> Tensor:

@@ -63,6 +63,10 @@ class AttackContext:
         Byzantines' own honest messages when no honest message reached the server."""
         return self.honest if self.honest.shape[0] > 0 else self.own
 
+    def honest_mean(self) -> Tensor:
+        """μ, the mean of :meth:`reference` (the point an attack tries to move the aggregate from)."""
+        return self.reference().mean(0)
+
     def generator(self, client: int) -> torch.Generator:
         """The (seed, round, "attack", client) stream, on the messages' device."""
         return rng.torch_generator(self.seed, self.round, "attack", client, device=self.own.device)
@@ -118,6 +122,8 @@ class Attack:
     local: Callable[..., Tensor] | None = None  # local: local(ctx: LocalContext, **params) -> (b, L)
     needs_coalition: bool = False  # ``local`` reads ctx.coalition
     flips_labels: bool = False  # honest protocol on flipped labels, computed by the client
+    needs_defender: bool = False  # ``build`` calls ctx.defender (scale searches)
+    needs_trajectory: bool = False  # ``build`` reads ctx.model, ctx.x0, ctx.lr (Method.trajectory)
 
 
 ATTACKS: dict[str, Attack] = {}
