@@ -1,0 +1,93 @@
+"""Uniform random K-subsets of {0, …, d−1}, derived from a counter-based stream.
+
+A rand-k mask is a subset S ⊂ [d] with |S| = K drawn uniformly among the C(d, K) subsets, as a
+sorted int64 array (sorted, so that the decode scatter walks memory forwards). The draw is a pure
+function of the generator, and only its raw 64-bit output (``bit_generator.random_raw``) is used:
+Philox's raw stream is covered by numpy's stream-compatibility policy (NEP 19) whereas
+``Generator.choice`` / ``permutation`` are not, so a mask is the same on every rank, device and
+numpy version. Two exact constructions, chosen by (d, K) only:
+
+* **sequential draws** (K ≤ d/16): u_1, u_2, … iid uniform on [d] (b = ⌈log₂ d⌉ raw bits per draw,
+  values ≥ d rejected); S = the first K distinct values. Cost O(K log K), independent of d.
+* **random keys** (K > d/16): one 64-bit key per coordinate; S = the K coordinates with the
+  smallest keys (the top end is found as the complement when K > d/2). Only keys below a threshold
+  t with E[#{keys < t}] = K + 6√K + 16 are partitioned, so the cost is O(d) for the key draw and
+  comparison plus O(K) for the selection. Ties (probability < d²/2⁶⁵) are broken by lower index.
+
+Measured (numpy 2, one core, d = 10⁶, K = 10⁵, see tests/compressors/bench_masks.py): about 7 ms,
+against 13 ms for ``Generator.choice`` + sort and 28 ms for ``torch.randperm(d)[:K]`` + sort.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: K ≤ d / SEQUENTIAL_BELOW uses sequential draws, larger K random keys
+SEQUENTIAL_BELOW = 16
+
+
+def random_subset(gen: np.random.Generator, d: int, k: int) -> np.ndarray:
+    """Sorted int64 array of k distinct indices drawn uniformly from [0, d) using ``gen``."""
+    if not 0 <= k <= d:
+        raise ValueError(f"need 0 <= k <= d, got k={k}, d={d}")
+    if k == d:
+        return np.arange(d, dtype=np.int64)
+    if k == 0:
+        return np.empty(0, dtype=np.int64)
+    if k * SEQUENTIAL_BELOW <= d:
+        return _first_distinct_draws(gen, d, k)
+    keys = gen.bit_generator.random_raw(d)
+    if 2 * k <= d:
+        return _smallest_keys(keys, k)
+    # keep = complement of the d − k largest keys; ~key reverses the order of uint64 keys
+    drop = _smallest_keys(~keys, d - k)
+    keep = np.ones(d, dtype=bool)
+    keep[drop] = False
+    return np.flatnonzero(keep)
+
+
+def _smallest_keys(keys: np.ndarray, k: int) -> np.ndarray:
+    """Sorted positions of the k smallest uint64 keys (ties: lower position first)."""
+    d = keys.shape[0]
+    p = (k + 6.0 * math.sqrt(k) + 16.0) / d
+    if p < 1.0:
+        cand = np.flatnonzero(keys < np.uint64(int(p * 2.0**64)))
+        if cand.shape[0] < k:  # probability < 1e-9; still deterministic
+            cand = np.arange(d, dtype=np.int64)
+    else:
+        cand = np.arange(d, dtype=np.int64)
+    if cand.shape[0] == k:
+        return cand.astype(np.int64, copy=False)
+    ck = keys[cand]
+    kth = np.partition(ck, k - 1)[k - 1]
+    sel = ck < kth
+    need = k - int(np.count_nonzero(sel))
+    sel[np.flatnonzero(ck == kth)[:need]] = True
+    return cand[sel].astype(np.int64, copy=False)
+
+
+def _first_distinct_draws(gen: np.random.Generator, d: int, k: int) -> np.ndarray:
+    """Sorted set of the first k distinct values of an iid uniform sequence on [0, d)."""
+    bits = max(1, (d - 1).bit_length())
+    per_raw = 64 // bits
+    shifts = np.arange(per_raw, dtype=np.uint64) * np.uint64(bits)
+    low = np.uint64((1 << bits) - 1)
+    accept = d / float(1 << bits)
+    # expected draws for k distinct values: d·ln(d / (d − k)) ≈ k + k²/2d; ask for a margin
+    want = d * math.log(d / (d - k)) / accept
+    seq = np.empty(0, dtype=np.int64)
+    while True:
+        n_raw = int((want + 6.0 * math.sqrt(want) + 16.0) / per_raw) + 1
+        raw = gen.bit_generator.random_raw(n_raw)
+        vals = ((raw[:, None] >> shifts) & low).reshape(-1)
+        seq = np.concatenate([seq, vals[vals < np.uint64(d)].astype(np.int64)])
+        uniq, first = np.unique(seq, return_index=True)
+        if uniq.shape[0] >= k:
+            break
+        want = k - uniq.shape[0] + 16.0  # rare: draw more from the same stream
+    if uniq.shape[0] == k:
+        return uniq
+    cutoff = np.partition(first, k - 1)[k - 1]
+    return uniq[first <= cutoff]
