@@ -415,3 +415,12 @@ def test_plugin_with_syntax_error_is_a_config_error(tmp_path):
     write(tmp_path, "def broken(:\n", "syntax.py")
     path = write(tmp_path, BASE.format(trace=tmp_path / "t.h5"))
     assert error_of(path, ['run.plugins=["syntax.py"]']).field == "run.plugins"
+
+
+def test_catalogue_attacks_without_local_form_refuse_the_local_threat_model(base):
+    omniscient_only = sorted(n for n, a in ATTACKS.items() if a.local is None and not n.startswith("nolocal_"))
+    if not omniscient_only:
+        pytest.skip("every catalogue attack has a local implementation")
+    for name in omniscient_only:
+        err = error_of(base, [f"attack.name={name}", "attack.threat_model=local"])
+        assert err.field == "attack.threat_model" and repr(name) in str(err), name
