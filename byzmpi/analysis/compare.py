@@ -1,0 +1,337 @@
+"""``byzmpi compare TRACES... --out DIR``: a sweep's heatmaps (defence × attack, one panel per
+combination of the other swept fields), worst case over attacks per defence, a ranking of the
+settings by worst-case result, and overlaid curves of chosen runs.
+
+Writes ``compare.md`` linking the PNGs, ``runs.csv`` (one row per trace), ``cells.csv`` and
+``ranking.csv``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.colors import LogNorm, Normalize
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from . import metrics as M
+from . import sweep as S
+from .figures import save
+from .load import TraceData, load_runs, read_traces
+from .markdown import fmt, table
+
+MAX_FACETS = 12
+MAX_CURVES = 16
+
+
+@dataclass
+class Comparison:
+    sweep: S.Sweep
+    metrics: list[str]
+    cells: dict[str, pd.DataFrame] = field(default_factory=dict)
+    worst: dict[str, pd.DataFrame] = field(default_factory=dict)
+    ranking: pd.DataFrame = field(default_factory=pd.DataFrame)
+    curves: list[str] = field(default_factory=list)
+    figures: dict[str, tuple[Path, Figure]] = field(default_factory=dict)
+    markdown: str = ""
+
+
+def default_metrics(runs: pd.DataFrame) -> list[str]:
+    """Gap first when the traces know f*, then accuracy."""
+    has_gap = "final_gap" in runs and bool(np.isfinite(runs["final_gap"].to_numpy(dtype=float)).any())
+    return ["gap", "accuracy"] if has_gap else ["accuracy", "loss"]
+
+
+# -- figures -------------------------------------------------------------------------------------
+def _norm(values: np.ndarray, metric: str) -> Normalize:
+    v = values[np.isfinite(values)]
+    if not len(v):
+        return Normalize(0, 1)
+    lo, hi = float(v.min()), float(v.max())
+    if metric != "accuracy" and lo > 0 and hi / lo > 20:
+        return LogNorm(lo, hi)
+    if lo == hi:
+        lo, hi = lo - 0.5 * abs(lo or 1), hi + 0.5 * abs(hi or 1)
+    return Normalize(lo, hi)
+
+
+def _text_color(rgba: tuple[float, ...]) -> str:
+    r, g, b = rgba[:3]
+    return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+
+
+def heatmaps(sweep: S.Sweep, cell_table: pd.DataFrame, metric: str) -> Figure:
+    """Final ``metric`` over defence × attack, one panel per facet, colours shared across panels
+    (green = good); black cells diverged, a frame marks each row's worst attack."""
+    facets = sweep.facets()[:MAX_FACETS]
+    mats = [S.pivot(cell_table, sweep, f) for f in facets]
+    n_att = max(m.shape[1] for m in mats)
+    n_def = max(m.shape[0] for m in mats)
+    ncols = min(len(facets), 3 if n_att <= 5 else 2)
+    nrows = math.ceil(len(facets) / ncols)
+    fig = Figure(figsize=(ncols * (1.25 * n_att + 3.0) + 1.2, nrows * (0.55 * n_def + 1.9)), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[len(facets):]:
+        fig.delaxes(ax)
+    allv = np.concatenate([m.to_numpy(dtype=float).ravel() for m in mats])
+    norm = _norm(allv, metric)
+    cmap = matplotlib_cmap("RdYlGn" if M.HIGHER_IS_BETTER[metric] else "RdYlGn_r")
+    im = None
+    for ax, facet, mat in zip(axes, facets, mats):
+        v = mat.to_numpy(dtype=float)
+        shown = np.ma.masked_invalid(v)
+        im = ax.imshow(shown, cmap=cmap, norm=norm, aspect="auto")
+        bad = S.badness(v.ravel(), metric).reshape(v.shape)
+        for i in range(v.shape[0]):
+            for j in range(v.shape[1]):
+                x = v[i, j]
+                if np.isnan(x):
+                    ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, color="0.85"))
+                    ax.text(j, i, "not run", ha="center", va="center", fontsize=8, color="0.3")
+                elif np.isinf(x):
+                    ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, color="black"))
+                    ax.text(j, i, "diverged", ha="center", va="center", fontsize=8, color="white")
+                else:
+                    ax.text(j, i, fmt(x, 3), ha="center", va="center", fontsize=9,
+                            color=_text_color(cmap(norm(x))))
+            row = np.where(np.isnan(v[i]), -np.inf, bad[i])
+            if np.isfinite(row).any() or np.isinf(row).any():
+                j = int(np.argmax(row))
+                ax.add_patch(Rectangle((j - 0.47, i - 0.47), 0.94, 0.94, fill=False, lw=2.0, ec="black"))
+        ax.set_xticks(range(v.shape[1]), list(mat.columns), rotation=30, ha="right")
+        ax.set_yticks(range(v.shape[0]), list(mat.index))
+        ax.set_xlabel("attack")
+        ax.set_ylabel("defence (aggregator)")
+        ax.set_title(facet_title_short(facet), fontsize=10)
+    if im is not None:
+        fig.colorbar(im, ax=list(axes[: len(facets)]), label=f"final {M.METRIC_LABELS[metric]}", shrink=0.9)
+    fig.suptitle(f"Final {M.METRIC_LABELS[metric]} ({'higher' if M.HIGHER_IS_BETTER[metric] else 'lower'} is "
+                 "better; framed: worst attack per defence)")
+    return fig
+
+
+def matplotlib_cmap(name: str):
+    import matplotlib
+
+    return matplotlib.colormaps[name]
+
+
+def facet_title_short(facet: tuple) -> str:
+    return S.facet_title(facet)
+
+
+def worst_bars(sweep: S.Sweep, wc: pd.DataFrame, metric: str) -> Figure:
+    """Per defence: its worst case over attacks (red, the attack named above the bar) next to
+    its result without attack (grey), one panel per facet."""
+    facets = sweep.facets()[:MAX_FACETS]
+    ncols = min(len(facets), 3)
+    nrows = math.ceil(len(facets) / ncols)
+    n_def = len(sweep.defences)
+    fig = Figure(figsize=(ncols * max(4.5, 1.1 * n_def + 1.5), nrows * 4.2), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[len(facets):]:
+        fig.delaxes(ax)
+    finite = wc[["worst", "no_attack"]].to_numpy(dtype=float)
+    finite = finite[np.isfinite(finite)]
+    log = metric != "accuracy" and len(finite) and finite.min() > 0 and finite.max() / finite.min() > 20
+    top = float(finite.max()) if len(finite) else 1.0
+    for ax, facet in zip(axes, facets):
+        part = wc
+        for f, v in facet:
+            part = part[part[f] == v]
+        part = part.set_index("defence").reindex([d for d in sweep.defences if d in set(part["defence"])])
+        x = np.arange(len(part))
+        worst = part["worst"].to_numpy(dtype=float)
+        shown = np.where(np.isfinite(worst), worst, top)
+        bars = ax.bar(x - 0.2, shown, 0.4, color=["tab:red" if np.isfinite(w) else "black" for w in worst],
+                      label="worst over attacks")
+        ax.bar(x + 0.2, part["no_attack"].to_numpy(dtype=float), 0.4, color="0.6", label="no attack")
+        for b, w, att in zip(bars, worst, part["worst_attack"]):
+            ax.annotate(att if np.isfinite(w) else f"{att}: diverged", (b.get_x() + b.get_width() / 2, b.get_height()),
+                        ha="center", va="bottom", fontsize=7, rotation=90 if n_def > 4 else 0,
+                        xytext=(0, 2), textcoords="offset points")
+        ax.set_xticks(x, list(part.index), rotation=30, ha="right")
+        ax.set_ylabel(f"final {M.METRIC_LABELS[metric]}")
+        if log:
+            ax.set_yscale("log")
+            ax.set_ylim(float(finite.min()) / 2, top * 4)
+        elif metric == "accuracy":
+            ax.set_ylim(0, 1.1)
+        else:
+            ax.set_ylim(0, top * 1.25)
+        ax.set_title(facet_title_short(facet), fontsize=10)
+        ax.grid(alpha=0.3, axis="y")
+    handles = [Rectangle((0, 0), 1, 1, color="tab:red"), Rectangle((0, 0), 1, 1, color="0.6")]
+    fig.legend(handles, ["worst over attacks (attack named on the bar)", "no attack"], loc="outside lower center",
+               ncols=2, fontsize=9)
+    fig.suptitle(f"Worst case over attacks per defence: final {M.METRIC_LABELS[metric]}")
+    return fig
+
+
+def curves(traces: dict[str, TraceData], names: Sequence[str], labels: dict[str, str] | None = None) -> Figure:
+    """Loss, convergence measure and accuracy against rounds for the chosen runs, overlaid."""
+    chosen = [traces[n] for n in names if n in traces][:MAX_CURVES]
+    prog = "gap" if any(M.has_metric(t.evals, "gap") for t in chosen) else "grad_norm_sq"
+    fig = Figure(figsize=(15, 4.8), layout="constrained")
+    axes = fig.subplots(1, 3)
+    for t in chosen:
+        label = (labels or {}).get(t.label, t.label)
+        for ax, metric in zip(axes, ("loss", prog, "accuracy")):
+            ax.plot(t.evals["round"], t.evals[metric], marker="o", markersize=2.5, lw=1.2, label=label)
+    for ax, metric in zip(axes, ("loss", prog, "accuracy")):
+        ax.set_xlabel("round")
+        ax.set_ylabel(M.METRIC_LABELS[metric])
+        ax.set_title(f"{M.METRIC_LABELS[metric]} vs rounds")
+        if metric in ("gap", "grad_norm_sq", "loss"):
+            vals = np.concatenate([t.evals[metric].to_numpy(dtype=float) for t in chosen]) if chosen else np.zeros(0)
+            vals = vals[np.isfinite(vals)]
+            if len(vals) and vals.min() > 0 and vals.max() / vals.min() > 20:
+                ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[2].legend(fontsize=7, loc="lower right")
+    return fig
+
+
+# -- the comparison ----------------------------------------------------------------------------
+def build(specs: Any, out: str | Path | None = None, *, metrics: Sequence[str] | None = None,
+          select: Sequence[str] = ()) -> Comparison:
+    """Load the traces ``specs`` names and compare them; with ``out``, write the folder."""
+    traces = read_traces(specs, messages=False)
+    runs = load_runs(traces)
+    sweep = S.analyse(runs)
+    metrics = list(metrics or default_metrics(runs))
+    for m in metrics:
+        if m not in M.METRICS:
+            from ..errors import SetupError
+
+            raise SetupError(f"--metric {m}: one of {', '.join(M.METRICS)}")
+    comp = Comparison(sweep, metrics)
+    for m in metrics:
+        comp.cells[m] = S.cells(sweep, m)
+        comp.worst[m] = S.worst_case(sweep, m)
+    comp.ranking = ranking(comp)
+    if select:
+        comp.curves = list(S.select(sweep.runs, select)["run"])
+    else:  # the worst-case run of every defence in the first facet
+        wc = comp.worst[metrics[0]]
+        for f, v in sweep.facets()[0]:
+            wc = wc[wc[f] == v]
+        comp.curves = list(wc.sort_values("rank")["worst_run"])
+    by_label = {t.label: t for t in traces}
+    labels = {r["run"]: f"{r['defence']} vs {r['attack']}" + (f" ({r['run']})" if sweep.other_fields or sweep.replicates
+                                                            else "") for _, r in sweep.runs.iterrows()}
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        figs: dict[str, Figure] = {}
+        for m in metrics:
+            figs[f"heatmap_{m}"] = heatmaps(sweep, comp.cells[m], m)
+            figs[f"worst_{m}"] = worst_bars(sweep, comp.worst[m], m)
+        if comp.curves:
+            figs["curves"] = curves(by_label, comp.curves, labels)
+        for name, fig in figs.items():
+            comp.figures[name] = (save(fig, out / f"{name}.png"), fig)
+        sweep.runs.drop(columns=["path"]).to_csv(out / "runs.csv", index=False)
+        pd.concat([c.assign(metric=m) for m, c in comp.cells.items()]).to_csv(out / "cells.csv", index=False)
+        comp.ranking.to_csv(out / "ranking.csv", index=False)
+        comp.markdown = markdown(comp, specs)
+        (out / "compare.md").write_text(comp.markdown)
+    else:
+        comp.markdown = markdown(comp, specs)
+    return comp
+
+
+def ranking(comp: Comparison) -> pd.DataFrame:
+    """The primary metric's worst-case table, with the other metrics' worst cases added."""
+    primary = comp.metrics[0]
+    out = comp.worst[primary].rename(columns={"worst": f"worst_{primary}", "no_attack": f"no_attack_{primary}",
+                                              "mean_over_attacks": f"mean_{primary}"})
+    for m in comp.metrics[1:]:
+        w = comp.worst[m][["setting", "worst", "worst_attack"]].rename(
+            columns={"worst": f"worst_{m}", "worst_attack": f"worst_attack_{m}"})
+        out = out.merge(w, on="setting", how="left")
+    return out
+
+
+def _values(runs: pd.DataFrame, f: str) -> str:
+    vals = list(dict.fromkeys(S._key(v) for v in runs[f]))
+    return ", ".join(fmt(v) for v in vals)
+
+
+def markdown(comp: Comparison, specs: Any) -> str:
+    sw, runs = comp.sweep, comp.sweep.runs
+    primary = comp.metrics[0]
+    status = runs["status"].value_counts()
+    lines = ["# Sweep comparison", "",
+             f"{len(runs)} traces ({', '.join(f'{n} {s}' for s, n in status.items())}) from "
+             f"`{' '.join(map(str, specs)) if isinstance(specs, (list, tuple)) else specs}`.", ""]
+    unfinished = runs[runs["status"] != "finished"]
+    if len(unfinished):
+        lines += [f"**{len(unfinished)} runs are not finished** ({', '.join(unfinished['run'])}): their last "
+                  "evaluation is used.", ""]
+    lines += ["Swept fields (what differs between runs):", ""]
+    lines += [f"* `{f}`: {_values(runs, f)}" for f in sw.swept] or ["* none"]
+    if sw.replicates:
+        lines += [f"* replicates, averaged in every cell: " +
+                  ", ".join(f"`{f}` ({_values(runs, f)})" for f in sw.replicates)]
+    lines += ["", "A *defence* is the aggregation rule with its swept parameters; a *setting* is a defence with "
+              "the other swept fields. Cells average the replicates; a diverged run (non-finite result) makes its "
+              "cell the worst value.", ""]
+    facets = sw.facets()
+    if len(facets) > MAX_FACETS:
+        lines += [f"The figures show the first {MAX_FACETS} of {len(facets)} combinations of "
+                  f"{', '.join(sw.other_fields)}; the tables have all of them.", ""]
+    for m in comp.metrics:
+        lines += [f"## Final {M.METRIC_LABELS[m]}", "", f"![heatmap of final {m}](heatmap_{m}.png)", ""]
+        for facet in facets:
+            piv = S.pivot(comp.cells[m], sw, facet)
+            if len(sw.other_fields):
+                lines += [f"### {S.facet_title(facet)} ({m})", ""]
+            lines += [table(piv.reset_index(), headers=["defence \\ attack", *piv.columns]), ""]
+    for m in comp.metrics:
+        w = comp.worst[m]
+        lines += [f"## Worst case over attacks: {m}", "", f"![worst case of {m}](worst_{m}.png)", "",
+                  table(w, columns=["rank", "setting", "worst", "worst_attack", "no_attack", "mean_over_attacks",
+                                    "worst_run"],
+                        headers=["rank", "setting", f"worst {m}", "worst attack", "no attack", "mean over attacks",
+                                 "worst run"]), ""]
+    cols = ["rank", "setting", f"worst_{primary}", "worst_attack", f"no_attack_{primary}", f"mean_{primary}"]
+    heads = ["rank", "setting", f"worst {primary}", "worst attack", f"{primary} without attack",
+             f"mean {primary} over attacks"]
+    for m in comp.metrics[1:]:
+        cols += [f"worst_{m}", f"worst_attack_{m}"]
+        heads += [f"worst {m}", f"worst attack ({m})"]
+    lines += [f"## Ranking by worst-case {primary}", "",
+              f"Settings ranked by their worst final {primary} over attacks (ties: mean over attacks).", "",
+              table(comp.ranking, columns=cols, headers=heads), ""]
+    if comp.curves:
+        lines += ["## Curves", "", "Runs overlaid: " + ", ".join(f"`{c}`" for c in comp.curves[:MAX_CURVES]) +
+                  (f" (first {MAX_CURVES} of {len(comp.curves)})" if len(comp.curves) > MAX_CURVES else ""), "",
+                  "![curves](curves.png)", ""]
+    lines += ["## Runs", "", "One row per trace (all columns in `runs.csv`).", "",
+              table(runs, columns=["run", "status", "defence", "attack", *sw.other_fields, *sw.replicates,
+                                   *[f"final_{m}" for m in comp.metrics], "rounds", "wall_seconds"]), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def format_text(comp: Comparison) -> str:
+    """What ``byzmpi compare`` prints without ``--out``: swept fields and the ranking."""
+    sw = comp.sweep
+    primary = comp.metrics[0]
+    lines = [f"{len(sw.runs)} runs; swept: {', '.join(sw.swept) or 'nothing'}"
+             + (f"; replicates: {', '.join(sw.replicates)}" if sw.replicates else "")]
+    for m in comp.metrics:
+        for facet in sw.facets():
+            piv = S.pivot(comp.cells[m], sw, facet)
+            lines += ["", f"final {m}" + (f" [{S.facet_title(facet)}]" if facet else "") + ":",
+                      piv.map(lambda x: fmt(x, 4)).to_string()]
+    r = comp.ranking
+    cols = ["rank", "setting", f"worst_{primary}", "worst_attack", f"no_attack_{primary}"]
+    lines += ["", f"ranking by worst-case {primary}:", r[cols].to_string(index=False, formatters={
+        c: (lambda x: fmt(x, 4)) for c in cols if r[c].dtype.kind == "f"})]
+    return "\n".join(lines)
