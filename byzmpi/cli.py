@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-n", "--np", type=int, default=None,
                      help="start the job with this many ranks through the venv's mpiexec")
     run.add_argument("--json", action="store_true", help="print each run's summary as one JSON line")
+    resume = run.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true", help="continue from the checkpoint (fail without one)")
+    resume.add_argument("--fresh", action="store_true", help="ignore any checkpoint and start from round 0")
 
     val = sub.add_parser("validate", help="check a config without running it")
     val.add_argument("config", type=Path)
@@ -118,9 +121,17 @@ def _launch(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .signals import STOP
+
+    STOP.install()  # first: a SIGTERM/SIGUSR1 during start-up must not kill the rank
+    if args.resume:
+        args.overrides.append("checkpoint.resume=require")
+    elif args.fresh:
+        args.overrides.append("checkpoint.resume=never")
     if args.np is not None and not under_mpi_launcher():
         return _launch(args)
 
+    from .checkpoint import REQUEUE_EXIT
     from .comm import World
     from .config import load_config
     from .runner import run_rounds, setup
@@ -139,9 +150,13 @@ def _run(args: argparse.Namespace) -> int:
             if world.rank == failing:
                 print(error.line(), file=sys.stderr, flush=True)
             world.exit(error.exit_code if error is not None else 2)
-        summary = run_rounds(prepared, world)
+        status, summary = run_rounds(prepared, world)
         if summary is not None:
             _print_summary(summary, as_json=args.json)
+        if status == "preempted":
+            if world.is_server:
+                print(f"[byzmpi] exiting with status {REQUEUE_EXIT}: requeue the job to resume", flush=True)
+            world.exit(REQUEUE_EXIT)
     world.barrier()
     return 0
 
@@ -149,6 +164,10 @@ def _run(args: argparse.Namespace) -> int:
 def _print_summary(summary, *, as_json: bool) -> None:
     if as_json:
         print(json.dumps(summary.__dict__, default=float), flush=True)
+        return
+    if summary.extra.get("status") != "finished":
+        print(f"[byzmpi] {summary.extra.get('status')}: {summary.rounds} rounds in {summary.wall_seconds:.2f} s "
+              f"-> {summary.trace}", flush=True)
         return
     f = summary.final
     t = summary.time_split

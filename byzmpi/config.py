@@ -48,6 +48,8 @@ RUN = {
               choices=("float32", "float64")),
         Param("plugins", list, [], "modules (dotted names or .py paths) imported before validation, "
               "to register your own rules, attacks or methods", item=str),
+        Param("sync_every", int, 1, "rounds between the all-rank check for a stop request (SIGTERM/SIGUSR1)",
+              minimum=1),
     ]
 }
 
@@ -86,6 +88,17 @@ TASK = {
         Param("test_fraction", float, None, "held-out share (default 0.2; libsvm 0)", minimum=0.0,
               maximum=0.9, nullable=True),
         Param("seed", int, None, "data seed (default: run.seed)", minimum=0, nullable=True),
+    ]
+}
+
+CHECKPOINT = {
+    p.name: p
+    for p in [
+        Param("every", int, 0, "write a checkpoint every k rounds (0: only on SIGTERM/SIGUSR1 and at the end)",
+              minimum=0),
+        Param("path", str, "runs/{name}.ckpt.h5", "checkpoint file; {name} and {seed} are substituted"),
+        Param("resume", str, "auto", "auto: resume when an unfinished checkpoint of this config exists; "
+              "require: fail without one; never: start fresh", choices=("auto", "require", "never")),
     ]
 }
 
@@ -152,12 +165,13 @@ class Config:
     aggregator: Component
     attack: Component
     debug: Section
+    checkpoint: Section
 
     def to_dict(self) -> dict:
         return {
             "run": dict(self.run), "clients": dict(self.clients), "task": dict(self.task),
             "method": self.method.to_dict(), "aggregator": self.aggregator.to_dict(),
-            "attack": self.attack.to_dict(), "debug": dict(self.debug),
+            "attack": self.attack.to_dict(), "checkpoint": dict(self.checkpoint), "debug": dict(self.debug),
         }
 
     def to_json(self) -> str:
@@ -167,9 +181,10 @@ class Config:
         """Hash of everything that determines the trajectory (not where or how it is logged)."""
         d = self.to_dict()
         for key in ("name", "trace", "trace_messages", "flush_every", "flush_seconds", "progress", "log_every",
-                    "eval_every", "rounds"):
+                    "eval_every", "rounds", "sync_every", "plugins"):
             d["run"].pop(key, None)
         d.pop("debug")
+        d.pop("checkpoint")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:32]
 
     @property
@@ -179,6 +194,10 @@ class Config:
     @property
     def trace_path(self) -> Path:
         return Path(self.run.trace.format(name=self.run.name, seed=self.run.seed))
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return Path(self.checkpoint.path.format(name=self.run.name, seed=self.run.seed))
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,7 +302,7 @@ def load_plugins(modules: Iterable[str], base: Path | None = None) -> None:
 
 
 def parse_config(raw: Mapping, base: Path | None = None) -> Config:
-    known = {"run", "clients", "task", "method", "aggregator", "attack", "debug"}
+    known = {"run", "clients", "task", "method", "aggregator", "attack", "checkpoint", "debug"}
     for key in raw:
         if key not in known:
             raise ConfigError(key, f"unknown section; allowed: {', '.join(sorted(known))}")
@@ -292,6 +311,7 @@ def parse_config(raw: Mapping, base: Path | None = None) -> Config:
     clients = resolve_params(CLIENTS, _table(raw, "clients"), "clients", "clients")
     task = resolve_params(TASK, _table(raw, "task"), "task", "task")
     debug = resolve_params(DEBUG, _table(raw, "debug"), "debug", "debug")
+    checkpoint = resolve_params(CHECKPOINT, _table(raw, "checkpoint"), "checkpoint", "checkpoint")
     method = _component(raw, "method", METHODS, "sgd", {})
     aggregator = _component(raw, "aggregator", RULES, "mean", {
         "f": Param("f", int, None, "Byzantine inputs to tolerate (default clients.byzantine)", minimum=0, nullable=True),
@@ -307,7 +327,8 @@ def parse_config(raw: Mapping, base: Path | None = None) -> Config:
                           f"local attacks: {', '.join(local)}")
     _resolve_clients(clients, run["seed"])
     _resolve_task(task, run["seed"])
-    cfg = Config(Section(run), Section(clients), Section(task), method, aggregator, attack, Section(debug))
+    cfg = Config(Section(run), Section(clients), Section(task), method, aggregator, attack, Section(debug),
+                 Section(checkpoint))
     cfg = _resolve_aggregator(cfg)
     check_aggregator_validity(cfg)
     return cfg
@@ -363,7 +384,7 @@ def _resolve_aggregator(cfg: Config) -> Config:
     extra = Section({**cfg.aggregator.extra, "f": cfg.clients.byzantine})
     return Config(cfg.run, cfg.clients, cfg.task, cfg.method,
                   Component(cfg.aggregator.name, cfg.aggregator.params, extra, cfg.aggregator.pre), cfg.attack,
-                  cfg.debug)
+                  cfg.debug, cfg.checkpoint)
 
 
 def sampler_coin(cfg: Config) -> tuple[float, bool]:

@@ -27,12 +27,15 @@ import torch
 from . import __version__
 from .aggregators import Aggregate
 from .attacks import ATTACKS, AttackContext, CoalitionStats, LocalContext
+from .checkpoint import Header, load_clients, load_server, read_header, write_checkpoint
 from .config import Config, build_pipeline, sampler_coin
 from .errors import SetupError
 from .layout import Layout
 from .methods import METHODS, Method, RoundInfo
 from .plan import RoundPlan, Sampler
 from .progress import Progress
+from .signals import STOP
+from .statefile import pack, packed_size, unpack_into
 from .roundstats import distance, distances_to, honest_mean, row_norms
 from .tasks import Task, build_task
 from .tasks.optimum import optimum
@@ -63,11 +66,43 @@ class Setup:
     method: Method
     f: int
     x0: torch.Tensor
+    resume: Header | None = None  # the checkpoint this run continues from
+
+    @property
+    def start_round(self) -> int:
+        return self.resume.rounds_done if self.resume is not None else 0
+
+
+def find_resume(cfg: Config) -> Header | None:
+    """The checkpoint to continue from, per ``checkpoint.resume``; refuses another config's."""
+    mode = cfg.checkpoint.resume
+    if mode == "never":
+        return None
+    header = read_header(cfg.checkpoint_path)
+    if header is None:
+        if mode == "require":
+            raise SetupError(f"checkpoint.resume: no checkpoint at {cfg.checkpoint_path} to resume from")
+        return None
+    if header.fingerprint != cfg.fingerprint():
+        raise SetupError(
+            f"checkpoint {cfg.checkpoint_path} was written by a different config (fingerprint {header.fingerprint} "
+            f"vs {cfg.fingerprint()}): refusing to resume; delete it, change checkpoint.path, or run with --fresh"
+        )
+    if mode == "auto" and header.rounds_done >= cfg.run.rounds:
+        return None  # a finished run: start again from scratch
+    if header.rounds_done > cfg.run.rounds:
+        raise SetupError(f"checkpoint {cfg.checkpoint_path} is at round {header.rounds_done}, beyond run.rounds = "
+                         f"{cfg.run.rounds}")
+    if not cfg.trace_path.exists():
+        raise SetupError(f"checkpoint {cfg.checkpoint_path} exists but its trace {cfg.trace_path} is missing; "
+                         "run with --fresh to start again")
+    return header
 
 
 def setup(cfg: Config, world_size: int, rank: int) -> Setup:
     """Build the task, method and sampler (may raise ByzmpiError; no collective here)."""
     check_world(cfg, world_size)
+    resume = find_resume(cfg)
     layout = Layout(cfg.clients.n, world_size)
     p, first_full = sampler_coin(cfg)
     c = cfg.clients
@@ -78,7 +113,7 @@ def setup(cfg: Config, world_size: int, rank: int) -> Setup:
         task.f_star = optimum(task)
     dtype = torch.float64 if cfg.run.server_dtype == "float64" else torch.float32
     method = METHODS[cfg.method.name].build(task, seed=cfg.run.seed, dtype=dtype, **cfg.method.params)
-    return Setup(cfg, layout, sampler, task, method, cfg.aggregator.extra["f"], task.init_params())
+    return Setup(cfg, layout, sampler, task, method, cfg.aggregator.extra["f"], task.init_params(), resume)
 
 
 def _versions(world: Any) -> dict[str, str]:
@@ -117,10 +152,12 @@ class Server:
         self.s, self.world = s, world
         cfg, method = s.cfg, s.method
         self.state = method.init_server(s.x0)
+        self.pipeline = build_pipeline(cfg)
+        if s.resume is not None:
+            self.state, self.pipeline.state = load_server(s.resume.path, self.state)
         self.down = torch.zeros(method.downlink_len, dtype=torch.float32)
         self.recv = torch.zeros(max(cfg.clients.per_round, cfg.clients.full_round), method.message_len,
                                 dtype=torch.float32)
-        self.pipeline = build_pipeline(cfg)
         self.attack = ATTACKS[cfg.attack.name]
         self.attack_params = dict(cfg.attack.params)
         self.simulated = (cfg.attack.name != "none" and cfg.clients.byzantine > 0
@@ -135,7 +172,9 @@ class Server:
         }
         self.trace = TraceWriter(cfg.trace_path, attrs, s.task.dim, flush_rows=cfg.run.flush_every,
                                  flush_seconds=cfg.run.flush_seconds, messages=cfg.run.trace_messages,
-                                 params_dtype="f8" if cfg.run.server_dtype == "float64" else "f4")
+                                 params_dtype="f8" if cfg.run.server_dtype == "float64" else "f4",
+                                 resume_rows=None if s.resume is None else s.resume.trace_rows)
+        self.client_sizes = [packed_size(method.init_client(c)) for c in range(cfg.clients.n)]
         self.totals = {"t_compute": 0.0, "t_comm": 0.0, "t_aggregate": 0.0, "t_io": 0.0, "t_eval": 0.0}
         self.bytes_up = self.bytes_down = self.rejected = 0
         self.last_eval: dict[str, float] = {}
@@ -170,7 +209,7 @@ class Server:
                             model=model, x0=x0, lr=lr)
         msgs[byz] = self.attack.build(ctx, **self.attack_params).to(msgs.dtype)
 
-    def round(self, k: int, progress: Progress) -> None:
+    def round(self, k: int) -> None:
         s, cfg = self.s, self.s.cfg
         t_start = time.perf_counter()
         plan = s.sampler.plan(k)
@@ -211,7 +250,7 @@ class Server:
 
         t_eval = self.evaluate(k + 1) if (k + 1) % cfg.run.eval_every == 0 or k + 1 == cfg.run.rounds else 0.0
         if t_eval:
-            progress.update(k + 1, self._status())
+            self.progress.update(k + 1, self._status())
 
         t2 = time.perf_counter()
         bytes_up = plan.m * s.method.message_len * BYTES_PER_FLOAT
@@ -235,7 +274,7 @@ class Server:
         self.bytes_down += bytes_down
         self.rejected += n_rejected
         if not t_eval:
-            progress.update(k + 1)
+            self.progress.update(k + 1)
 
     def _trace_messages(self, k: int, plan: RoundPlan, msgs: torch.Tensor, codes: torch.Tensor,
                         accepted: torch.Tensor, record: dict, info: RoundInfo) -> None:
@@ -272,24 +311,44 @@ class Server:
             bits.append(f"gap={e['gap']:.3g}")
         return " ".join(bits)
 
-    def run(self) -> RunSummary:
+    def start(self) -> None:
         cfg = self.s.cfg
-        progress = Progress(cfg.run.rounds, mode=cfg.run.progress, every=cfg.run.log_every, name=cfg.run.name)
-        t0 = time.perf_counter()
-        status = "failed"
-        try:
+        self.progress = Progress(cfg.run.rounds, mode=cfg.run.progress, every=cfg.run.log_every, name=cfg.run.name,
+                                 start=self.s.start_round)
+        self.t0 = time.perf_counter()
+        if self.s.resume is None:
             self.totals["t_eval"] += self.evaluate(0)
-            for k in range(cfg.run.rounds):
-                inject_failure(cfg, self.world.rank, k)
-                self.round(k, progress)
-            status = "finished"
-        finally:
-            progress.close()
-            wall = time.perf_counter() - t0
-            self.trace.close(status, self.s.method.model(self.state).numpy(), cfg.run.rounds if status == "finished"
-                             else -1, {"wall_seconds": wall, "final_eval": self.last_eval})
-        return RunSummary(cfg.run.rounds, wall, str(cfg.trace_path), dict(self.last_eval), dict(self.totals),
-                          self.bytes_up, self.bytes_down, self.rejected)
+        else:
+            print(f"[byzmpi] {cfg.run.name}: resuming at round {self.s.start_round} from {self.s.resume.path}",
+                  flush=True)
+
+    def checkpoint(self, done: int, complete: bool) -> None:
+        """Flush the trace, gather every client's state, write the checkpoint atomically."""
+        s, cfg = self.s, self.s.cfg
+        t0 = time.perf_counter()
+        self.trace.flush()
+        counts = [sum(self.client_sizes[c] for c in s.layout.clients_of(r)) for r in range(self.world.size)]
+        raw = self.world.gather_bytes(np.empty(0, dtype=np.uint8), counts)
+        clients, offset = {}, 0
+        for c in range(cfg.clients.n):
+            state = s.method.init_client(c)
+            unpack_into(state, raw[offset : offset + self.client_sizes[c]])
+            offset += self.client_sizes[c]
+            clients[c] = state
+        write_checkpoint(cfg.checkpoint_path, config_json=cfg.to_json(), fingerprint=cfg.fingerprint(),
+                         rounds_done=done, trace_rows=self.trace.rows(), complete=complete, server=self.state,
+                         aggregator=self.pipeline.state, clients=clients)
+        self.checkpoint_seconds = getattr(self, "checkpoint_seconds", 0.0) + time.perf_counter() - t0
+
+    def finish(self, status: str, done: int) -> RunSummary:
+        cfg = self.s.cfg
+        self.progress.close()
+        wall = time.perf_counter() - self.t0
+        self.trace.close(status, self.s.method.model(self.state).numpy() if status == "finished" else None, done,
+                         {"wall_seconds": wall, "final_eval": self.last_eval,
+                          "checkpoint_seconds": getattr(self, "checkpoint_seconds", 0.0)})
+        return RunSummary(done - self.s.start_round, wall, str(cfg.trace_path), dict(self.last_eval),
+                          dict(self.totals), self.bytes_up, self.bytes_down, self.rejected, {"status": status})
 
 
 class Host:
@@ -301,6 +360,8 @@ class Host:
         cfg = s.cfg
         self.clients = s.layout.clients_of(world.rank)
         self.states = {int(c): s.method.init_client(int(c)) for c in self.clients}
+        if s.resume is not None:
+            self.states = load_clients(s.resume.path, self.states)
         self.down = torch.zeros(s.method.downlink_len, dtype=torch.float32)
         self.send = torch.zeros(max(len(self.clients), 1), s.method.message_len, dtype=torch.float32)
         self.attack = ATTACKS[cfg.attack.name]
@@ -342,15 +403,50 @@ class Host:
             rc.gather_rows(self.send[: mine.size], None, s.layout.rows_per_member(plan.sampled))
             rc.gather_float64(elapsed)
 
-    def run(self) -> None:
-        for k in range(self.s.cfg.run.rounds):
-            inject_failure(self.s.cfg, self.world.rank, k)
-            self.round(k)
+    def start(self) -> None:
+        pass
+
+    def checkpoint(self, done: int, complete: bool) -> None:
+        """Send this host's client states to rank 0 (client-id order)."""
+        parts = [pack(self.states[int(c)]) for c in self.clients]
+        self.world.gather_bytes(np.concatenate(parts) if parts else np.empty(0, dtype=np.uint8), None)
+
+    def finish(self, status: str, done: int) -> None:
+        return None
 
 
-def run_rounds(s: Setup, world: Any) -> RunSummary | None:
-    """Run every round of a prepared setup; the server returns the summary, hosts return None."""
-    if world.is_server:
-        return Server(s, world).run()
-    Host(s, world).run()
-    return None
+def run_rounds(s: Setup, world: Any) -> tuple[str, RunSummary | None]:
+    """Run the rounds of a prepared setup on this rank.
+
+    Returns the status (``finished`` or ``preempted``: a SIGTERM/SIGUSR1 arrived, every rank
+    stopped at the same round boundary after a checkpoint) and, on the server, the summary.
+    """
+    cfg = s.cfg
+    role: Server | Host = Server(s, world) if world.is_server else Host(s, world)
+    rounds, every, sync = cfg.run.rounds, cfg.checkpoint.every, cfg.run.sync_every
+    keep_checkpoint = every > 0 or s.resume is not None
+    status, done = "failed", s.start_round
+    stop = STOP.install()
+    role.start()
+    try:
+        for k in range(s.start_round, rounds):
+            inject_failure(cfg, world.rank, k)
+            role.round(k)
+            done = k + 1
+            requested = world.any(stop.requested is not None) if done % sync == 0 or done == rounds else False
+            if requested or (every and done % every == 0 and done < rounds):
+                role.checkpoint(done, complete=False)
+                keep_checkpoint = True
+            if requested:
+                status = "preempted"
+                if world.is_server:
+                    print(f"[byzmpi] {cfg.run.name}: stop requested, checkpoint at round {done} written to "
+                          f"{cfg.checkpoint_path}", flush=True)
+                break
+        else:
+            if keep_checkpoint:
+                role.checkpoint(done, complete=True)
+            status = "finished"
+    finally:
+        summary = role.finish(status, done)
+    return status, summary

@@ -20,6 +20,7 @@ and written in blocks (one row per resize costs ~233 µs; blocks ~2 µs per row)
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,10 @@ class TraceWriter:
     """Buffered, SWMR-readable appends to a run's trace (rank 0 only)."""
 
     def __init__(self, path: str | Path, attrs: dict[str, Any], n_params: int, *, flush_rows: int = 256,
-                 flush_seconds: float = 2.0, messages: bool = True, params_dtype: str = "f4") -> None:
+                 flush_seconds: float = 2.0, messages: bool = True, params_dtype: str = "f4",
+                 resume_rows: dict[str, int] | None = None) -> None:
+        """Create the trace, or with ``resume_rows`` reopen an existing one and truncate each table
+        to the given length (the rows a checkpoint covers) before appending again."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.flush_rows, self.flush_seconds, self.with_messages = flush_rows, flush_seconds, messages
@@ -73,16 +77,26 @@ class TraceWriter:
         self._pending = 0
         self._last_flush = time.monotonic()
         self.io_seconds = 0.0
-        f = h5py.File(self.path, "w", libver="latest")
-        for key, value in {**attrs, "schema_version": SCHEMA_VERSION, "status": "running", "rounds_done": 0,
-                           "oracle_fields": ORACLE_FIELDS, "reject_reasons": REJECT_REASONS}.items():
-            f.attrs[key] = _attr(value)
-        for name, dtype in TABLES.items():
-            f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1024,))
-        f.create_dataset("final_params", shape=(n_params,), dtype=params_dtype, fillvalue=np.nan)
+        if resume_rows is None:
+            f = h5py.File(self.path, "w", libver="latest")
+            for key, value in {**attrs, "schema_version": SCHEMA_VERSION, "status": "running", "rounds_done": 0,
+                               "oracle_fields": ORACLE_FIELDS, "reject_reasons": REJECT_REASONS}.items():
+                f.attrs[key] = _attr(value)
+            for name, dtype in TABLES.items():
+                f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1024,))
+            f.create_dataset("final_params", shape=(n_params,), dtype=params_dtype, fillvalue=np.nan)
+        else:
+            truncated_copy(self.path, resume_rows, {"world_size": attrs.get("world_size"),
+                                                    "resumed_at": json.dumps(resume_rows)})
+            f = h5py.File(self.path, "r+", libver="latest")
         f.swmr_mode = True
         self._file = f
         self._datasets = {name: f[name] for name in TABLES}
+
+    def rows(self) -> dict[str, int]:
+        """Rows in each table, on disk after :meth:`flush`."""
+        return {name: int(ds.shape[0]) + sum(len(c) for c in self._buffers[name])
+                for name, ds in self._datasets.items()}
 
     def append(self, table: str, rows: np.ndarray) -> None:
         """Queue structured rows for ``table``; written when enough are buffered or time has passed."""
@@ -123,6 +137,29 @@ class TraceWriter:
             f.attrs["rounds_done"] = rounds_done
             for key, value in (extra or {}).items():
                 f.attrs[key] = _attr(value)
+
+
+def truncated_copy(path: Path, rows: dict[str, int], attrs: dict[str, Any]) -> None:
+    """Replace the trace at ``path`` by a copy holding the first ``rows[name]`` rows of each table
+    (the rows a checkpoint covers), status ``running``. Works on a trace whose writer was killed
+    (read through SWMR), and the copy starts with clean file-consistency flags."""
+    tmp = path.with_name(f".{path.name}.resume.tmp")
+    with open_trace(path) as old, h5py.File(tmp, "w", libver="latest") as new:
+        for key, value in old.attrs.items():
+            new.attrs[key] = value
+        for name, dtype in TABLES.items():
+            have = old[name].shape[0]
+            if have < rows.get(name, 0):
+                raise ValueError(f"trace {path} holds {have} rows of {name}, the checkpoint expects {rows[name]}")
+            data = old[name][: rows.get(name, 0)]
+            new.create_dataset(name, data=data, maxshape=(None,), dtype=dtype, chunks=(1024,))
+        new.create_dataset("final_params", shape=old["final_params"].shape, dtype=old["final_params"].dtype,
+                           fillvalue=np.nan)
+        new.attrs["status"] = "running"
+        for key, value in attrs.items():
+            if value is not None:
+                new.attrs[key] = value
+    os.replace(tmp, path)
 
 
 def open_trace(path: str | Path) -> h5py.File:

@@ -119,6 +119,21 @@ class World:
         self.comm.Allreduce(np.array([int(flag)], dtype=np.int32), out, op=MPI.MAX)
         return bool(out[0])
 
+    def gather_bytes(self, send: np.ndarray, counts: list[int] | None) -> np.ndarray | None:
+        """Collective over all ranks: concatenate every rank's uint8 buffer on rank 0, which passes
+        the byte count of each rank (known to it in advance, e.g. from state templates)."""
+        send = np.ascontiguousarray(send, dtype=np.uint8)
+        if self.rank != 0:
+            self.comm.Gatherv([send, MPI.BYTE], None, root=0)
+            return None
+        c = np.asarray(counts, dtype=np.int64)
+        if c[0] != send.size:
+            raise ValueError("rank 0's count must equal its own buffer size")
+        out = np.empty(int(c.sum()), dtype=np.uint8)
+        displs = np.concatenate([[0], np.cumsum(c[:-1])])
+        self.comm.Gatherv([send, MPI.BYTE], [out, c, displs, MPI.BYTE], root=0)
+        return out
+
     def barrier(self) -> None:
         self.comm.Barrier()
 
