@@ -1,0 +1,386 @@
+"""How much does a byzmpi round cost on top of the bare MPI it is made of?
+
+Three ways of running the same sampled round, per world size P and message size d (float32):
+
+(a) raw     bare mpi4py: ``Create_group`` over the round's members, ``Bcast`` of d floats from rank 0,
+            ``Gather`` of d floats from each sampled host into rank 0 (``IN_PLACE`` at the root), ``Free``.
+(b) comm    the same through ``byzmpi.comm``: ``World.round_comm`` + ``bcast`` + ``gather_rows`` (Gatherv)
+            + ``gather_float64`` (the one-float compute-time gather the runner also does).
+(c) full    a whole ``byzmpi run`` round with the benchmark-only method ``bench_echo`` (plugin
+            ``benchmarks/round_overhead_plugin.py``, loaded through ``run.plugins``): the client's message
+            is the downlink, aggregator mean, no attack, trace (with the per-message table) to a temp dir,
+            evaluation only at round 0 and after the last round. A tiny synthetic task is still built.
+
+Setup: n = P - 1 clients, one per host rank; C = P - 2 clients sampled per round (every round one
+host sits out, so the round communicator really changes from round to round), the same seeded
+round plans (``byzmpi.plan.Sampler``) for (a), (b) and (c). (a) and (b) run in the same job and
+alternate round by round (even rounds a-then-b, odd rounds b-then-a) with the same plan and buffers,
+so machine noise hits both alike; (c) is a separate ``byzmpi run`` job (several configs, one job).
+
+Timing, all on rank 0: (a)/(b) from just before ``Create_group`` to just after ``Free``; (c) the
+round-to-round period (time between consecutive downlinks, recorded by the plugin), which covers
+everything the runner does per round, and the trace's own ``t_round`` and time split. Medians
+over the rounds after a warm-up. Bytes per round: C·d·4 up and C·d·4 down.
+
+Run:  .venv/bin/python benchmarks/round_overhead.py          (about 2-4 minutes on 2 cores)
+      .venv/bin/python benchmarks/round_overhead.py --quick  (a smoke run, results not saved)
+Writes benchmarks/results/round_overhead.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PLUGIN = HERE / "round_overhead_plugin.py"
+RESULTS = HERE / "results" / "round_overhead.json"
+
+RANKS = (4, 9)
+SIZES = (1_000, 100_000, 1_000_000)
+#: (rounds, warm-up rounds) per d
+ROUNDS = {1_000: (400, 50), 100_000: (200, 20), 1_000_000: (60, 10)}
+QUICK = {1_000: (40, 5), 100_000: (20, 5), 1_000_000: (8, 2)}
+SEED = 5
+TAG_RAW = 16384  # (a) uses Create_group tags in [16384, 32768); byzmpi's round tags are below
+
+MPI_ENV = {
+    "OMPI_ALLOW_RUN_AS_ROOT": "1",
+    "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+    "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe",
+    "OMPI_MCA_btl": "^ofi",
+    "OMP_NUM_THREADS": "1",
+}
+
+
+def sampled_per_round(ranks: int) -> int:
+    return ranks - 2
+
+
+# ---------------------------------------------------------------------------------------------
+# (a) + (b): the MPI worker, run as `mpiexec -n P python -m mpi4py round_overhead.py worker ...`
+def worker(args: argparse.Namespace) -> None:
+    import numpy as np
+    from mpi4py import MPI
+
+    from byzmpi.comm import World
+    from byzmpi.layout import Layout
+    from byzmpi.plan import Sampler
+
+    comm = MPI.COMM_WORLD
+    world = World(comm)
+    rank, size = comm.Get_rank(), comm.Get_size()
+    n, c = size - 1, sampled_per_round(size)
+    layout = Layout(n, size)
+    sampler = Sampler(seed=SEED, n=n, per_round=c, full_round=c, p=0.0, byzantine_ids=np.zeros(0, np.int64))
+    world_group = comm.Get_group()
+    schedule = json.loads(args.schedule)
+    out = {"mpi_library": MPI.Get_library_version().strip("\x00").strip().splitlines()[0], "sizes": {}}
+
+    for d_text, (rounds, warmup) in schedule.items():
+        d = int(d_text)
+        plans = [sampler.plan(k) for k in range(rounds)]
+        members = [layout.members(p.sampled) for p in plans]
+        rows = [layout.rows_per_member(p.sampled) for p in plans]
+        down = np.zeros(d, np.float32)
+        send = np.full((1, d), rank, np.float32)  # one client per host: one row
+        recv_raw = np.zeros((size, d), np.float32) if rank == 0 else None
+        recv_rows = np.zeros((c, d), np.float32) if rank == 0 else None
+        times = {"raw": [], "comm": []}
+
+        def raw(k: int) -> float:
+            t0 = time.perf_counter()
+            group = world_group.Incl(members[k])
+            sub = comm.Create_group(group, TAG_RAW + k % TAG_RAW)
+            group.Free()
+            sub.Bcast(down, root=0)
+            if rank == 0:
+                sub.Gather(MPI.IN_PLACE, recv_raw[: len(members[k])], root=0)
+            else:
+                sub.Gather(send[0], None, root=0)
+            sub.Free()
+            return time.perf_counter() - t0
+
+        def via_comm(k: int) -> float:
+            t0 = time.perf_counter()
+            with world.round_comm(members[k], k) as rc:
+                rc.bcast(down)
+                rc.gather_rows(None if rank == 0 else send, recv_rows if rank == 0 else None, rows[k])
+                rc.gather_float64(0.0)
+            return time.perf_counter() - t0
+
+        comm.Barrier()
+        for k in range(rounds):
+            if rank not in members[k]:
+                continue
+            if rank == 0:
+                down[0] = k
+            order = (("raw", raw), ("comm", via_comm)) if k % 2 == 0 else (("comm", via_comm), ("raw", raw))
+            for name, fn in order:
+                elapsed = fn(k)
+                if rank == 0:
+                    times[name].append(elapsed)
+            # correctness, outside the timed region
+            assert down[0] == k, (rank, k, down[0])
+            if rank == 0:
+                hosts = np.asarray(members[k][1:], np.float32)
+                assert np.array_equal(recv_raw[1 : len(members[k]), 0], hosts), (k, "raw")
+                assert np.array_equal(recv_rows[:, 0], hosts), (k, "comm")
+        comm.Barrier()
+        if rank == 0:
+            out["sizes"][d_text] = {name: [1e3 * t for t in ts[warmup:]] for name, ts in times.items()}
+    if rank == 0:
+        Path(args.out).write_text(json.dumps(out))
+
+
+# ---------------------------------------------------------------------------------------------
+# the driver
+def run_mpi(n: int, argv: list[str], *, timeout: float, cwd: Path, env: dict[str, str]) -> tuple[int | None, str, str]:
+    """``mpiexec -n N python -m mpi4py ARGV`` with the venv's launcher; the whole process group is
+    killed at the timeout (Open MPI leaves ranks alive when only mpiexec is killed)."""
+    mpiexec = str(Path(sys.executable).parent / "mpiexec")
+    cmd = [mpiexec, "-n", str(n), sys.executable, "-m", "mpi4py", *argv]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        return proc.returncode, out, err
+    except subprocess.TimeoutExpired:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=3)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+        out, err = proc.communicate()
+        return None, out, err
+
+
+def summarise(values: list[float]) -> dict[str, float]:
+    s = sorted(values)
+    q = lambda p: s[min(len(s) - 1, int(p * len(s)))]  # noqa: E731
+    return {"median": statistics.median(s), "mean": statistics.fmean(s), "p10": q(0.1), "p90": q(0.9),
+            "min": s[0], "n": len(s)}
+
+
+CONFIG = """
+[run]
+name = "{name}"
+seed = {seed}
+rounds = {rounds}
+eval_every = {eval_every}
+trace = "{trace}"
+progress = "none"
+plugins = ["{plugin}"]
+
+[clients]
+n = {n}
+byzantine = 0
+per_round = {c}
+
+[task]
+name = "synthetic"
+features = 2
+samples = {samples}
+batch_size = 0
+
+[method]
+name = "bench_echo"
+dim = {d}
+
+[aggregator]
+name = "mean"
+
+[attack]
+name = "none"
+"""
+
+SPLIT = ("t_compute", "t_comm", "t_aggregate", "t_io", "t_eval", "t_round")
+
+
+def full_runs(ranks: int, schedule: dict[int, tuple[int, int]], tmp: Path, env: dict[str, str],
+              timeout: float) -> dict:
+    import h5py
+    import numpy as np
+
+    n, c = ranks - 1, sampled_per_round(ranks)
+    configs = []
+    for d, (rounds, _) in schedule.items():
+        path = tmp / f"full_P{ranks}_d{d}.toml"
+        path.write_text(textwrap.dedent(CONFIG.format(
+            name=f"full_P{ranks}_d{d}", seed=SEED, rounds=rounds, eval_every=10 * rounds,
+            trace=tmp / f"full_P{ranks}_d{d}.h5", plugin=PLUGIN, n=n, c=c, samples=20 * n, d=d)))
+        configs.append(str(path))
+    stamps_path = tmp / f"stamps_P{ranks}.json"
+    run_env = {**env, "BYZMPI_BENCH_STAMPS": str(stamps_path), "BYZMPI_CACHE": str(tmp / "cache")}
+    t0 = time.monotonic()
+    rc, out, err = run_mpi(ranks, ["-m", "byzmpi", "run", *configs, "--json"], timeout=timeout, cwd=tmp, env=run_env)
+    launch = time.monotonic() - t0
+    if rc != 0:
+        raise RuntimeError(f"byzmpi run on {ranks} ranks failed (rc={rc}):\n{err[-3000:]}")
+    stamps = json.loads(stamps_path.read_text())
+    summaries = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    result = {"launch_seconds": launch, "sizes": {}}
+    for (d, (rounds, warmup)), summary in zip(schedule.items(), summaries):
+        with h5py.File(tmp / f"full_P{ranks}_d{d}.h5", "r") as f:
+            rows = f["rounds"][warmup:]
+            versions = json.loads(f.attrs["versions"])
+            status = f.attrs["status"]
+            assert len(f["rounds"]) == rounds and status == "finished", (d, len(f["rounds"]), status)
+            assert np.all(f["rounds"]["sampled"] == c)
+        period = np.diff(np.asarray(stamps[str(d)]))[warmup:]  # downlink k -> downlink k+1
+        result["sizes"][str(d)] = {
+            "period_ms": summarise((1e3 * period).tolist()),
+            "trace_t_round_ms": summarise((1e3 * rows["t_round"].astype(float)).tolist()),
+            "trace_split_ms_mean": {k: 1e3 * float(rows[k].astype(float).mean()) for k in SPLIT},
+            "trace_split_ms_median": {k: 1e3 * float(np.median(rows[k].astype(float))) for k in SPLIT},
+            "bytes_up_per_round": int(rows["bytes_up"][0]), "bytes_down_per_round": int(rows["bytes_down"][0]),
+            "run_wall_seconds": summary["wall_seconds"], "rounds": rounds, "warmup": warmup,
+        }
+    result["versions"] = versions
+    return result
+
+
+def machine_info() -> dict:
+    info = {"hostname": platform.node(), "platform": platform.platform(), "python": platform.python_version(),
+            "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+        mem = Path("/proc/meminfo").read_text().splitlines()[0].split()
+        info["memory_gib"] = round(int(mem[1]) / 2**20, 1)
+    except OSError:
+        pass
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "byzmpi"], cwd=ROOT, capture_output=True,
+                               text=True, timeout=10)
+        info["git_commit"] = head.stdout.strip()
+        info["byzmpi_tree_dirty"] = bool(dirty.stdout.strip())
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return info
+
+
+def driver(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    import mpi4py
+
+    table = QUICK if args.quick else ROUNDS
+    sizes = [int(float(s)) for s in args.sizes] if args.sizes else list(SIZES)
+    schedule = {d: table.get(d, (100, 10)) for d in sizes}
+    env = dict(os.environ)
+    for key, value in MPI_ENV.items():
+        env.setdefault(key, value)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    t_start = time.monotonic()
+    report = {
+        "benchmark": "round_overhead",
+        "description": "per-round ms on rank 0: (a) bare mpi4py Create_group+Bcast+Gather+Free, (b) the same "
+                       "through byzmpi.comm, (c) a full byzmpi round (bench_echo plugin method, mean, trace on)",
+        "setup": {"clients": "n = P - 1, one per host rank", "sampled_per_round": "C = P - 2",
+                  "dtype": "float32", "seed": SEED, "rounds_and_warmup": {str(d): list(schedule[d]) for d in sizes},
+                  "statistic": "median over the rounds after warm-up (mean, p10, p90 also given)",
+                  "full_round_time": "period between consecutive downlinks on rank 0 (plugin timestamps)"},
+        "machine": machine_info(),
+        "versions": {"numpy": np.__version__, "torch": torch.__version__, "mpi4py": mpi4py.__version__},
+        "started": started,
+        "results": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="byzmpi-bench-") as tmp_text:
+        tmp = Path(tmp_text)
+        for ranks in args.ranks:
+            c = sampled_per_round(ranks)
+            print(f"[bench] P = {ranks} ranks, n = {ranks - 1} clients, C = {c} sampled per round", flush=True)
+            raw_out = tmp / f"raw_P{ranks}.json"
+            t0 = time.monotonic()
+            rc, _, err = run_mpi(ranks, [str(Path(__file__).resolve()), "worker", "--out", str(raw_out),
+                                         "--schedule", json.dumps({str(d): schedule[d] for d in sizes})],
+                                 timeout=args.timeout, cwd=tmp, env=env)
+            if rc != 0:
+                print(f"[bench] raw/comm worker failed (rc={rc}):\n{err[-3000:]}", file=sys.stderr)
+                return 1
+            comm_launch = time.monotonic() - t0
+            raw = json.loads(raw_out.read_text())
+            report.setdefault("mpi_library", raw["mpi_library"])
+            full = full_runs(ranks, schedule, tmp, env, args.timeout)
+            report["versions"].update(full.pop("versions"))
+            for d in sizes:
+                a = summarise(raw["sizes"][str(d)]["raw"])
+                b = summarise(raw["sizes"][str(d)]["comm"])
+                f = full["sizes"][str(d)]
+                row = {
+                    "ranks": ranks, "clients": ranks - 1, "sampled": c, "d": d,
+                    "bytes_per_round": {"down": c * d * 4, "up": c * d * 4},
+                    "raw_ms": a, "comm_ms": b, "full_ms": f["period_ms"],
+                    "ratio_comm_over_raw": b["median"] / a["median"],
+                    "ratio_full_over_raw": f["period_ms"]["median"] / a["median"],
+                    "full_trace_t_round_ms": f["trace_t_round_ms"],
+                    # what the runner does per round outside the trace's t_round (between-round
+                    # collectives, progress, plan of the next round), median period - median t_round
+                    "full_outside_t_round_ms": f["period_ms"]["median"] - f["trace_t_round_ms"]["median"],
+                    "full_trace_split_ms_mean": f["trace_split_ms_mean"],
+                    "full_trace_split_ms_median": f["trace_split_ms_median"],
+                    "full_run_wall_seconds": f["run_wall_seconds"],
+                }
+                report["results"].append(row)
+                split = f["trace_split_ms_mean"]
+                print(f"[bench] P={ranks} d={d:>8}: raw {a['median']:8.3f} ms  comm {b['median']:8.3f} ms "
+                      f"({row['ratio_comm_over_raw']:.2f}x)  full {f['period_ms']['median']:8.3f} ms "
+                      f"({row['ratio_full_over_raw']:.2f}x)  | trace t_round {f['trace_t_round_ms']['median']:.3f}: "
+                      + ", ".join(f"{k[2:]} {v:.3f}" for k, v in split.items() if k != "t_round"), flush=True)
+            report.setdefault("launch_seconds", {})[str(ranks)] = {"raw_and_comm": comm_launch,
+                                                                   "full": full["launch_seconds"]}
+    report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    report["machine"]["load_average_at_end"] = os.getloadavg()
+    report["total_seconds"] = time.monotonic() - t_start
+    if args.quick and args.out is None:
+        print(json.dumps(report, indent=1)[:2000])
+        return 0
+    out = Path(args.out) if args.out else RESULTS
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"[bench] wrote {out} in {report['total_seconds']:.0f} s", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="mode")
+    w = sub.add_parser("worker", help="(internal) the MPI side of (a) and (b)")
+    w.add_argument("--out", required=True)
+    w.add_argument("--schedule", required=True, help="JSON {d: [rounds, warmup]}")
+    p.add_argument("--ranks", type=int, nargs="+", default=list(RANKS))
+    p.add_argument("--sizes", nargs="+", default=None, help="floats per message (default 1e3 1e5 1e6)")
+    p.add_argument("--quick", action="store_true", help="few rounds; print instead of saving unless --out")
+    p.add_argument("--out", default=None, help=f"result JSON (default {RESULTS.relative_to(ROOT)})")
+    p.add_argument("--timeout", type=float, default=240.0, help="seconds per mpiexec launch")
+    args = p.parse_args(argv)
+    if args.mode == "worker":
+        worker(args)
+        return 0
+    return driver(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
