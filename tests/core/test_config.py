@@ -424,3 +424,11 @@ def test_catalogue_attacks_without_local_form_refuse_the_local_threat_model(base
     for name in omniscient_only:
         err = error_of(base, [f"attack.name={name}", "attack.threat_model=local"])
         assert err.field == "attack.threat_model" and repr(name) in str(err), name
+
+
+@pytest.mark.xfail(strict=True, reason="config.py validates run.trace only as a str: an unknown {placeholder} or a "
+                   "stray brace passes `byzmpi validate` and fails later in Config.trace_path with KeyError/ValueError")
+@pytest.mark.parametrize("trace", ["runs/{date}.h5", "runs/{name.h5"])
+def test_bad_trace_placeholder_is_a_config_error(base, trace):
+    err = error_of(base, [f"run.trace={trace}"])
+    assert err.field == "run.trace"
