@@ -33,9 +33,11 @@ class Identity(Compressor):
         return out.copy_(x)
 
     def decode_rows(self, wire_rows: Tensor, clients: np.ndarray, round: int, *,
-                    dtype: torch.dtype = torch.float32) -> Tensor:
+                    dtype: torch.dtype = torch.float32, out: Tensor | None = None) -> Tensor:
         self._check_rows(wire_rows, clients)
-        return wire_rows.to(dtype=dtype, copy=True)
+        if out is None:
+            return wire_rows.to(dtype=dtype, copy=True)
+        return self._output(wire_rows, dtype, out).copy_(wire_rows)
 
 
 register_compressor(CompressorSpec("identity", lambda d, seed: Identity(d, seed),

@@ -1,21 +1,25 @@
 """Uniform random K-subsets of {0, …, d−1}, derived from a counter-based stream.
 
-A rand-k mask is a subset S ⊂ [d] with |S| = K drawn uniformly among the C(d, K) subsets, as a
-sorted int64 array (sorted, so that the decode scatter walks memory forwards). The draw is a pure
-function of the generator, and only its raw 64-bit output (``bit_generator.random_raw``) is used:
-Philox's raw stream is covered by numpy's stream-compatibility policy (NEP 19) whereas
-``Generator.choice`` / ``permutation`` are not, so a mask is the same on every rank, device and
-numpy version. Two exact constructions, chosen by (d, K) only:
+A rand-k mask is a subset S ⊂ [d] with |S| = K drawn uniformly among the C(d, K) subsets, returned
+as a sorted int64 array (sorted, so that the decode scatter walks memory forwards). The draw is a
+pure function of the generator and uses only its raw 64-bit output (``bit_generator.random_raw``):
+Philox's raw stream is covered by numpy's stream-compatibility policy (NEP 19), whereas
+``Generator.choice`` / ``permutation`` are not, so a mask is the same on every rank, device, numpy
+version and byte order. Two exact constructions, chosen by (d, K) only:
 
-* **sequential draws** (K ≤ d/16): u_1, u_2, … iid uniform on [d] (b = ⌈log₂ d⌉ raw bits per draw,
-  values ≥ d rejected); S = the first K distinct values. Cost O(K log K), independent of d.
-* **random keys** (K > d/16): one 64-bit key per coordinate; S = the K coordinates with the
-  smallest keys (the top end is found as the complement when K > d/2). Only keys below a threshold
-  t with E[#{keys < t}] = K + 6√K + 16 are partitioned, so the cost is O(d) for the key draw and
-  comparison plus O(K) for the selection. Ties (probability < d²/2⁶⁵) are broken by lower index.
+* **sequential draws** (K·16 ≤ d): u_1, u_2, … iid uniform on [d] (b = ⌈log₂ d⌉ raw bits per draw,
+  ⌊64/b⌋ draws per raw word, values ≥ d rejected); S = the first K distinct values.
+  Cost O(K log K), independent of d.
+* **random keys** (K·16 > d): one uniform 32-bit key per coordinate (two per raw word); S = the K
+  coordinates with the smallest keys. Ties at the K-th key are broken by a uniform subset of the
+  tied coordinates drawn from the same stream, so S is exactly uniform (the keys plus the
+  tie-break are an exchangeable random order). Only keys below a threshold t with
+  E[#{keys < t}] = K + 6√K + 16 are partitioned; when K > d/2 the d − K largest keys are dropped
+  instead. Cost: d/2 raw draws and one comparison pass, O(d), plus O(K) for the selection.
 
-Measured (numpy 2, one core, d = 10⁶, K = 10⁵, see tests/compressors/bench_masks.py): about 7 ms,
-against 13 ms for ``Generator.choice`` + sort and 28 ms for ``torch.randperm(d)[:K]`` + sort.
+Measured (one core, numpy 2.x, see ``tests/compressors/bench_compressors.py``; the table in the
+package docs has the numbers): at d = 10⁶, K = 10⁵ this is several times cheaper than
+``Generator.choice(d, K, replace=False)`` + sort or ``torch.randperm(d)[:K]`` + sort.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import math
 
 import numpy as np
 
-#: K ≤ d / SEQUENTIAL_BELOW uses sequential draws, larger K random keys
+#: K·SEQUENTIAL_BELOW ≤ d uses sequential draws, larger K random keys
 SEQUENTIAL_BELOW = 16
 
 
@@ -38,25 +42,32 @@ def random_subset(gen: np.random.Generator, d: int, k: int) -> np.ndarray:
         return np.empty(0, dtype=np.int64)
     if k * SEQUENTIAL_BELOW <= d:
         return _first_distinct_draws(gen, d, k)
-    keys = gen.bit_generator.random_raw(d)
+    keys = _uniform_keys32(gen, d)
     if 2 * k <= d:
-        return _smallest_keys(keys, k)
-    # keep = complement of the d − k largest keys; ~key reverses the order of uint64 keys
-    drop = _smallest_keys(~keys, d - k)
+        return _smallest_keys(gen, keys, k)
+    # keep the complement of the d − k largest keys; ~key reverses the order of uint32 keys
+    drop = _smallest_keys(gen, ~keys, d - k)
     keep = np.ones(d, dtype=bool)
     keep[drop] = False
     return np.flatnonzero(keep)
 
 
-def _smallest_keys(keys: np.ndarray, k: int) -> np.ndarray:
-    """Sorted positions of the k smallest uint64 keys (ties: lower position first)."""
+def _uniform_keys32(gen: np.random.Generator, d: int) -> np.ndarray:
+    """d iid uniform uint32 keys: the low then the high half of each raw 64-bit word (any byte order)."""
+    raw = gen.bit_generator.random_raw((d + 1) // 2)
+    return raw.astype("<u8", copy=False).view("<u4")[:d]
+
+
+def _smallest_keys(gen: np.random.Generator, keys: np.ndarray, k: int) -> np.ndarray:
+    """Sorted positions of the k smallest keys; ties at the k-th key broken uniformly with ``gen``."""
     d = keys.shape[0]
     p = (k + 6.0 * math.sqrt(k) + 16.0) / d
+    cand = None
     if p < 1.0:
-        cand = np.flatnonzero(keys < np.uint64(int(p * 2.0**64)))
+        cand = np.flatnonzero(keys < np.uint32(int(p * 2.0**32)))
         if cand.shape[0] < k:  # probability < 1e-9; still deterministic
-            cand = np.arange(d, dtype=np.int64)
-    else:
+            cand = None
+    if cand is None:
         cand = np.arange(d, dtype=np.int64)
     if cand.shape[0] == k:
         return cand.astype(np.int64, copy=False)
@@ -64,7 +75,10 @@ def _smallest_keys(keys: np.ndarray, k: int) -> np.ndarray:
     kth = np.partition(ck, k - 1)[k - 1]
     sel = ck < kth
     need = k - int(np.count_nonzero(sel))
-    sel[np.flatnonzero(ck == kth)[:need]] = True
+    tied = np.flatnonzero(ck == kth)
+    if tied.shape[0] > need:
+        tied = tied[random_subset(gen, tied.shape[0], need)]
+    sel[tied] = True
     return cand[sel].astype(np.int64, copy=False)
 
 

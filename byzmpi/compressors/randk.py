@@ -72,13 +72,14 @@ class RandK(Compressor):
         return out.copy_(x.index_select(0, idx))
 
     def decode_rows(self, wire_rows: Tensor, clients: np.ndarray, round: int, *,
-                    dtype: torch.dtype = torch.float32) -> Tensor:
+                    dtype: torch.dtype = torch.float32, out: Tensor | None = None) -> Tensor:
         """Row i → (d/K)·Σ_{j∈S_i} v_ij e_j in ``dtype`` (values and d/K both in dtype, one rounding)."""
         self._check_rows(wire_rows, clients)
         dev = wire_rows.device
         m = wire_rows.shape[0]
+        out = self._output(wire_rows, dtype, out)
+        dtype = out.dtype
         vals = wire_rows.to(dtype) * torch.tensor(self.scale, dtype=dtype, device=dev)
-        out = torch.zeros(m, self.d, dtype=dtype, device=dev)
         if m == 0:
             return out
         if self.shared_mask:

@@ -63,12 +63,18 @@ class Compressor(ABC):
 
     @abstractmethod
     def decode_rows(self, wire_rows: Tensor, clients: np.ndarray, round: int, *,
-                    dtype: torch.dtype = torch.float32) -> Tensor:
-        """Server side: (m, wire_len) accepted rows, row i sent by ``clients[i]`` → (m, d) Q(x_i)."""
+                    dtype: torch.dtype = torch.float32, out: Tensor | None = None) -> Tensor:
+        """Server side: (m, wire_len) accepted rows, row i sent by ``clients[i]`` → (m, d) Q(x_i).
 
-    def decode(self, wire: Tensor, *, round: int, client: int, dtype: torch.dtype = torch.float32) -> Tensor:
+        ``out``: an (m, d) tensor on the wire's device to overwrite (its dtype wins over ``dtype``);
+        reusing one saves the page faults of a fresh (m, d) allocation every round."""
+
+    def decode(self, wire: Tensor, *, round: int, client: int, dtype: torch.dtype = torch.float32,
+               out: Tensor | None = None) -> Tensor:
         """Server side: one payload → Q(x) ∈ R^d (the same numbers as the matching row of decode_rows)."""
-        return self.decode_rows(wire.reshape(1, -1), np.array([client], dtype=np.int64), round, dtype=dtype)[0]
+        rows_out = None if out is None else out.view(1, -1)
+        return self.decode_rows(wire.reshape(1, -1), np.array([client], dtype=np.int64), round, dtype=dtype,
+                                out=rows_out)[0]
 
     def reject_codes(self, wire_rows: Tensor) -> Tensor:
         """uint8 code per received row (see :mod:`byzmpi.validation`): BAD_LENGTH when the row length
@@ -116,6 +122,16 @@ class Compressor(ABC):
                              f"got {wire_rows.dtype} {tuple(wire_rows.shape)}")
         if len(clients) != wire_rows.shape[0]:
             raise ValueError(f"{self.name}: {wire_rows.shape[0]} rows but {len(clients)} client ids")
+
+    def _output(self, wire_rows: Tensor, dtype: torch.dtype, out: Tensor | None) -> Tensor:
+        """A zeroed (m, d) result: ``out`` when given (checked), else a fresh tensor on the wire's device."""
+        m = wire_rows.shape[0]
+        if out is None:
+            return torch.zeros(m, self.d, dtype=dtype, device=wire_rows.device)
+        if out.shape != (m, self.d) or out.device != wire_rows.device or not out.is_floating_point():
+            raise ValueError(f"{self.name}: out must be a float ({m}, {self.d}) tensor on {wire_rows.device}, "
+                             f"got {out.dtype} {tuple(out.shape)} on {out.device}")
+        return out.zero_()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(d={self.d}, k={self.k}, wire_len={self.wire_len})"

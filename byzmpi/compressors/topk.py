@@ -65,18 +65,17 @@ class TopK(Compressor):
         return codes.masked_fill_(bad, BAD_INDEX)
 
     def decode_rows(self, wire_rows: Tensor, clients: np.ndarray, round: int, *,
-                    dtype: torch.dtype = torch.float32) -> Tensor:
+                    dtype: torch.dtype = torch.float32, out: Tensor | None = None) -> Tensor:
         """Row i → Σ_j v_ij e_{i_ij}. Refuses (ValueError) any index outside [0, d) rather than crash;
         duplicates must have been rejected by :meth:`reject_codes` (else which value lands is unspecified)."""
         self._check_rows(wire_rows, clients)
-        m = wire_rows.shape[0]
-        out = torch.zeros(m, self.d, dtype=dtype, device=wire_rows.device)
-        if m == 0:
-            return out
         idx = self.indices(wire_rows)
         if bool(((idx < 0) | (idx >= self.d)).any()):
             raise ValueError("topk: index outside [0, d) in decode; validate rows with reject_codes first")
-        return out.scatter_(1, idx.long(), wire_rows[:, : self.k].to(dtype))
+        out = self._output(wire_rows, dtype, out)
+        if wire_rows.shape[0] == 0:
+            return out
+        return out.scatter_(1, idx.long(), wire_rows[:, : self.k].to(out.dtype))
 
 
 register_compressor(CompressorSpec(

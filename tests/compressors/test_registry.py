@@ -59,6 +59,16 @@ def test_decode_rows_equals_per_row_decode_and_honest_rows_are_accepted(name):
         for i, c in enumerate(clients):
             assert torch.equal(rows[i], comp.decode(wire[i], round=6, client=int(c), dtype=dtype))
     assert comp.decode_rows(wire[:0], clients[:0], 6).shape == (0, d)
+    # a reused output buffer (dirty from last round) gives the same numbers; its dtype wins
+    for dtype in (torch.float32, torch.float64):
+        buf = torch.full((len(clients), d), 7.0, dtype=dtype)
+        got = comp.decode_rows(wire, clients, 6, out=buf)
+        assert got is buf and torch.equal(buf, comp.decode_rows(wire, clients, 6, dtype=dtype))
+        one = torch.full((d,), -1.0, dtype=dtype)
+        comp.decode(wire[2], round=6, client=int(clients[2]), out=one)
+        assert torch.equal(one, buf[2])
+    with pytest.raises(ValueError):
+        comp.decode_rows(wire, clients, 6, out=torch.zeros(len(clients), d + 1))
 
 
 @pytest.mark.parametrize("name", list(SPARSE))
