@@ -67,3 +67,10 @@ def test_bad_index_rows():
     ], dtype=torch.int32)
     assert bad_index_rows(idx, d).tolist() == [False, False, True, True, True, True]
     assert bad_index_rows(torch.tensor([[3], [10]], dtype=torch.int32), d).tolist() == [False, True]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 12), st.lists(st.lists(st.integers(-3, 14), min_size=4, max_size=4), min_size=1, max_size=6))
+def test_bad_index_rows_matches_a_plain_definition(d, rows):
+    expect = [any(not 0 <= v < d for v in r) or len(set(r)) < len(r) for r in rows]
+    assert bad_index_rows(torch.tensor(rows, dtype=torch.int32), d).tolist() == expect
