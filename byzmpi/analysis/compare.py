@@ -292,7 +292,7 @@ def markdown(comp: Comparison, specs: Any) -> str:
             piv = S.pivot(comp.cells[m], sw, facet)
             if len(sw.other_fields):
                 lines += [f"### {S.facet_title(facet)} ({m})", ""]
-            lines += [table(piv.reset_index(), headers=["defence \\ attack", *piv.columns]), ""]
+            lines += [table(piv.reset_index(), headers=["defence / attack", *piv.columns]), ""]
     for m in comp.metrics:
         w = comp.worst[m]
         lines += [f"## Worst case over attacks: {m}", "", f"![worst case of {m}](worst_{m}.png)", "",

@@ -20,14 +20,21 @@ from . import metrics as M
 HONEST, BYZANTINE = "tab:blue", "tab:red"
 TIME_COLORS = {"compute": "tab:blue", "communication": "tab:orange", "aggregation": "tab:green", "I/O": "tab:purple",
                "eval": "tab:gray", M.OTHER_TIME: "tab:olive"}
-MIB = 1024.0 * 1024.0
 
 
 def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    fig.savefig(path, dpi=dpi)  # constrained layout already fits the labels: no second "tight" draw
     return path
+
+
+def bytes_unit(largest: float) -> tuple[float, str]:
+    """(divisor, unit) that keeps a byte axis readable."""
+    for power, unit in ((3, "GiB"), (2, "MiB"), (1, "KiB")):
+        if largest >= 2 * 1024.0 ** power:
+            return 1024.0 ** power, unit
+    return 1.0, "bytes"
 
 
 def _positive_log(ax, values: np.ndarray) -> None:
@@ -42,12 +49,13 @@ def convergence(evals: pd.DataFrame, rounds: pd.DataFrame, f_star: float = float
     ev = M.evals_with_bytes(evals, rounds)
     prog = M.progress_metric(evals)
     panels = [("loss", "loss"), (prog, M.METRIC_LABELS[prog]), ("accuracy", "accuracy")]
+    scale, unit = bytes_unit(float(np.nanmax(ev["bytes"])) if ev["bytes"].notna().any() else 0.0)
     fig = Figure(figsize=(13, 7), layout="constrained")
     axes = fig.subplots(2, 3)
     for col, (metric, label) in enumerate(panels):
         y = ev[metric].to_numpy(dtype=float)
         for row, (x, xlabel) in enumerate(((ev["round"].to_numpy(dtype=float), "round"),
-                                           (ev["bytes"].to_numpy(dtype=float) / MIB, "MiB sent (up + down)"))):
+                                           (ev["bytes"].to_numpy(dtype=float) / scale, f"{unit} sent (up + down)"))):
             ax = axes[row, col]
             ax.plot(x, y, marker="o", markersize=3, color="tab:blue")
             if metric == "loss" and np.isfinite(f_star):

@@ -98,9 +98,10 @@ def format_snapshot(s: Snapshot) -> str:
 
 
 def follow(path: str | Path, *, interval: float = 5.0, once: bool = False, timeout: float | None = None,
-           stale: float | None = None, out: TextIO = sys.stdout,
+           stale: float | None = None, out: TextIO | None = None,
            clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> int:
     """Print a line per poll until the trace's status is final; returns the exit status."""
+    out = out if out is not None else sys.stdout
     path = Path(path)
     start = clock()
     if not path.exists():
