@@ -1,14 +1,18 @@
 """Pairwise squared Euclidean distances from one centred Gram matrix.
 
-    D_ij = ‖c_i‖² + ‖c_j‖² − 2⟨c_i, c_j⟩,   c_i = x_i − x̄,
+    G = (P − 1oᵀ)(P − 1oᵀ)ᵀ,    D_ij = G_ii + G_jj − 2 G_ij = ‖p_i − p_j‖²,
 
-computed as a single GEMM ``C Cᵀ`` accumulated over column chunks (so the centred copy never
-exists in full: one pass to get x̄, one pass for the Gram). Centring makes the result accurate in
-float32 also when all vectors share a component far larger than their differences, where the
-uncentred identity ‖x_i‖² + ‖x_j‖² − 2⟨x_i, x_j⟩ cancels catastrophically.
+for the rows p_i of P and an origin o, computed as one GEMM accumulated over column chunks (the
+shifted copy never exists in full). Shifting the origin into the cloud of points keeps the result
+accurate in float32 when all vectors share a component far larger than their differences, where
+the unshifted identity ‖x_i‖² + ‖x_j‖² − 2⟨x_i, x_j⟩ cancels catastrophically.
 
+The origin matters: the rounding error of D_ij is about ε·(G_ii + G_jj), so it must lie near the
+points whose mutual distances matter (the honest cluster). :func:`accurate_gram` starts from the
+first row (no extra pass over the data, unlike the mean) and, when that origin is far from the
+tightest part of the cloud compared to the cloud's own spread (a Byzantine first row, or any
+row-0 outlier), recomputes once around the row whose median distance to the others is smallest.
 If float32 overflows (hostile finite inputs such as 1e38), the Gram is recomputed in float64.
-The diagonal is exactly 0 and every entry is ≥ 0.
 """
 
 from __future__ import annotations
@@ -16,30 +20,90 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-#: columns per chunk: keeps the centred block around 8 MB for m = 32
-CHUNK_BYTES = 8 << 20
+#: bytes of one shifted column block (m rows): small enough to stay in cache for the GEMM
+CHUNK_BYTES = 4 << 20
+#: recentre when G_kk > RECENTRE_FACTOR / ε · s  (s: the tightest row's median distance)
+RECENTRE_FACTOR = 1e-4
 
 
-def centred_gram(x: Tensor, dtype: torch.dtype | None = None) -> Tensor:
-    """``(x − x̄)(x − x̄)ᵀ`` for ``x`` of shape (m, d), accumulated over column chunks."""
+def _columns_per_chunk(rows: int, dtype: torch.dtype) -> int:
+    return max(1, CHUNK_BYTES // (max(rows, 1) * (torch.finfo(dtype).bits // 8)))
+
+
+def gram(x: Tensor, origin: Tensor, *, extra: Tensor | None = None, dtype: torch.dtype | None = None) -> Tensor:
+    """``(P − o)(P − o)ᵀ`` for the rows of P = [x; extra] (extra: optional (k, d) rows appended)
+    and the origin ``o`` (d,), accumulated over column chunks in ``dtype`` (default x's)."""
     dtype = dtype or x.dtype
     m, d = x.shape
-    mean = x.mean(0, dtype=torch.float64).to(dtype)
-    gram = torch.zeros(m, m, dtype=dtype, device=x.device)
-    step = max(1, CHUNK_BYTES // (max(m, 1) * torch.finfo(dtype).bits // 8))
+    k = 0 if extra is None else extra.shape[0]
+    out = torch.zeros(m + k, m + k, dtype=dtype, device=x.device)
+    step = _columns_per_chunk(m + k, dtype)
     for start in range(0, d, step):
-        block = x[:, start : start + step].to(dtype) - mean[start : start + step]
-        gram.addmm_(block, block.T)
-    return gram
+        end = min(start + step, d)
+        o = origin[start:end].to(dtype)
+        block = x[:, start:end].to(dtype) - o
+        if k:
+            block = torch.cat([block, extra[:, start:end].to(dtype) - o])
+        out.addmm_(block, block.T)
+    return out
+
+
+def sq_distances_from_gram(g: Tensor) -> Tensor:
+    """D_ij = G_ii + G_jj − 2G_ij, clamped at 0, exact 0 on the diagonal."""
+    sq = g.diagonal()
+    dist = (sq[:, None] + sq[None, :] - 2.0 * g).clamp_(min=0.0)
+    dist.fill_diagonal_(0.0)
+    return dist
+
+
+def _finite_gram(x: Tensor, origin: Tensor) -> Tensor:
+    g = gram(x, origin)
+    if not torch.isfinite(g).all():
+        g = gram(x, origin, dtype=torch.float64)
+    return g
+
+
+def row_medians(dist: Tensor) -> Tensor:
+    """Per row, the (lower) median of its distances to the *other* rows."""
+    m = dist.shape[0]
+    off = dist.masked_fill(torch.eye(m, dtype=torch.bool, device=dist.device), float("inf"))
+    return off.sort(dim=1).values[:, max(m - 2, 0) // 2]
+
+
+def accurate_gram(x: Tensor) -> tuple[Tensor, int]:
+    """A Gram matrix of the rows of ``x`` (m, d) shifted to a row origin chosen for accuracy,
+    and that row's index.
+
+    First around x_0; then, if the tightest row k (smallest median distance s to the others, a
+    cheap medoid that lies in the majority cluster whenever one exists) is so far from x_0 that
+    ε·G_kk > 1e-4·s, once more around x_k. Distances are then accurate to about ε·(spread of the
+    majority cluster) whenever a majority of rows form a cluster.
+    """
+    m = x.shape[0]
+    g = _finite_gram(x, x[0])
+    if m <= 2:
+        return g, 0
+    med = row_medians(sq_distances_from_gram(g))
+    k = int(torch.argmin(med))
+    eps = torch.finfo(g.dtype).eps
+    if k != 0 and float(g[k, k]) * eps > RECENTRE_FACTOR * float(med[k]):
+        return _finite_gram(x, x[k]), k
+    return g, 0
 
 
 def pairwise_sq_distances(x: Tensor) -> Tensor:
     """Matrix of squared distances ‖x_i − x_j‖² for the rows of ``x`` (m, d), in x's dtype
-    (float64 where float32 would overflow)."""
-    gram = centred_gram(x)
-    if not torch.isfinite(gram).all():
-        gram = centred_gram(x, torch.float64)
-    sq = gram.diagonal()
-    dist = (sq[:, None] + sq[None, :] - 2.0 * gram).clamp_(min=0.0)
-    dist.fill_diagonal_(0.0)
-    return dist
+    (float64 where float32 would overflow). Symmetric, ≥ 0, exactly 0 on the diagonal."""
+    g, _ = accurate_gram(x)
+    return sq_distances_from_gram(g)
+
+
+def sq_distances_to(x: Tensor, origin: Tensor) -> Tensor:
+    """‖x_i − o‖² for every row (the diagonal of ``gram(x, o)`` without the rest), float64."""
+    m, d = x.shape
+    out = torch.zeros(m, dtype=torch.float64, device=x.device)
+    step = _columns_per_chunk(m, torch.float64)
+    for start in range(0, d, step):
+        block = x[:, start : start + step].to(torch.float64) - origin[start : start + step].to(torch.float64)
+        out += (block * block).sum(1)
+    return out

@@ -6,8 +6,20 @@ import torch
 from torch import Tensor
 
 from ..params import Param
+from .combine import selection_weights, weighted_rows
 from .distances import pairwise_sq_distances
 from .registry import Aggregate, Rule, register_rule
+
+
+def krum_scores_from_distances(dist: Tensor, *, neighbours: int) -> Tensor:
+    """s(i) = sum of the ``neighbours`` smallest ‖x_i − x_j‖², j ≠ i, from a squared-distance
+    matrix (0 when ``neighbours`` is 0)."""
+    m = dist.shape[0]
+    if neighbours <= 0:
+        return torch.zeros(m, dtype=dist.dtype, device=dist.device)
+    off = dist.clone()
+    off.fill_diagonal_(float("inf"))
+    return torch.topk(off, neighbours, dim=1, largest=False).values.sum(1)
 
 
 def krum_scores(x: Tensor, *, f: int) -> Tensor:
@@ -20,14 +32,12 @@ def krum_scores(x: Tensor, *, f: int) -> Tensor:
     m = x.shape[0]
     if m <= 2 * f + 2:
         raise ValueError(f"Krum needs m > 2f + 2, got m={m}, f={f}")
-    dist = pairwise_sq_distances(x)
-    dist.fill_diagonal_(float("inf"))
-    return torch.topk(dist, m - f - 2, dim=1, largest=False).values.sum(1)
+    return krum_scores_from_distances(pairwise_sq_distances(x), neighbours=m - f - 2)
 
 
 def krum_select(x: Tensor, *, f: int, k: int = 1) -> Tensor:
     """Indices of the ``k`` rows with the lowest Krum scores, ties broken towards the lowest index."""
-    order = torch.sort(krum_scores(x, f=f), stable=True).indices
+    order = torch.sort(krum_scores(x, f=f).cpu(), stable=True).indices
     return order[:k]
 
 
@@ -38,36 +48,35 @@ def krum(x: Tensor, *, f: int) -> Tensor:
     Reference: Blanchard et al., "Machine learning with adversaries: Byzantine tolerant gradient
     descent", NIPS 2017.
     """
-    return x[krum_select(x, f=f)[0]].clone()
+    return x[int(krum_select(x, f=f)[0])].clone()
 
 
 def multi_krum(x: Tensor, *, f: int, k: int | None = None) -> Tensor:
     """Multi-Krum: the average of the ``k`` rows with the lowest Krum scores (default k = m − f).
 
     This is the "rank once" variant (scores computed once, as in most codes); k = 1 is Krum.
-    Valid when m > 2f + 2 and 1 ≤ k ≤ m. Reference: Blanchard et al. 2017, §6.
+    Ties in score go to the lowest index. Valid when m > 2f + 2 and 1 ≤ k ≤ m.
+    Reference: Blanchard et al. 2017, §6.
     """
-    k = x.shape[0] - f if k is None else k
+    m = x.shape[0]
+    k = m - f if k is None else k
+    if not 1 <= k <= m:
+        raise ValueError(f"Multi-Krum needs 1 <= k <= m, got k={k}, m={m}")
     chosen = krum_select(x, f=f, k=k)
-    return x[chosen].sum(0, dtype=torch.float64).div_(k).to(x.dtype)
-
-
-def _weights(m: int, chosen: Tensor) -> Tensor:
-    w = torch.zeros(m, dtype=torch.float64)
-    w[chosen.cpu()] = 1.0 / chosen.numel()
-    return w
+    return weighted_rows(x, selection_weights(m, chosen))
 
 
 def _apply_krum(x: Tensor, *, f: int) -> Aggregate:
     chosen = krum_select(x, f=f)
-    return Aggregate(x[chosen[0]].clone(), _weights(x.shape[0], chosen))
+    return Aggregate(x[int(chosen[0])].clone(), selection_weights(x.shape[0], chosen))
 
 
 def _apply_multi_krum(x: Tensor, *, f: int, k: int | None) -> Aggregate:
     m = x.shape[0]
     k = m - f if k is None else min(k, m)
     chosen = krum_select(x, f=f, k=k)
-    return Aggregate(x[chosen].sum(0, dtype=torch.float64).div_(k).to(x.dtype), _weights(m, chosen))
+    w = selection_weights(m, chosen)
+    return Aggregate(weighted_rows(x, w), w)
 
 
 register_rule(
@@ -83,8 +92,8 @@ register_rule(
     Rule(
         name="multi_krum",
         apply=_apply_multi_krum,
-        valid=lambda m, f, k=None: m > 2 * f + 2 and (k is None or k <= m),
-        condition="m > 2f + 2 and k <= m",
+        valid=lambda m, f, k=None: m > 2 * f + 2 and (k is None or 1 <= k <= m),
+        condition="m > 2f + 2 and 1 <= k <= m",
         doc="Multi-Krum: average of the k inputs with the lowest Krum scores (default k = m - f).",
         params={"k": Param("k", int, None, "inputs averaged (default m - f)", minimum=1, nullable=True)},
     )

@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from .registry import Aggregate, Rule, register_rule
-from .sorting import map_sorted_columns
+from .sorted_reductions import Median
+from .sorting import reduce_sorted_columns
 
 
 def coordinate_median(x: Tensor) -> Tensor:
     """Coordinate-wise median of the rows of ``x`` (m, d).
 
     out_j = median(x_1j, ..., x_mj). Convention: for even m, the midpoint of the two middle values
-    (numpy's convention, not torch's lower median), computed as a/2 + b/2 so that it cannot
-    overflow for finite inputs. Valid for any m ≥ 1; with f Byzantine inputs it stays inside the
-    range of the honest values when m > 2f.
-    Reference: Yin et al., "Byzantine-robust distributed learning", ICML 2018.
+    (numpy's convention, not torch's lower median): (a + b)/2 exactly as numpy rounds it, and
+    a/2 + b/2 where a + b would overflow, so that finite inputs give a finite median. Computed by
+    selection on dim 0 (a compiled sorting network for large d, ``torch.sort`` otherwise; see
+    :mod:`byzmpi.aggregators.sorting`). Valid for any m ≥ 1; with f Byzantine inputs it stays
+    inside the range of the honest values per coordinate when m > 2f.
+    Reference: Yin, Chen, Ramchandran, Bartlett, "Byzantine-robust distributed learning: towards
+    optimal statistical rates", ICML 2018.
     """
-    m = x.shape[0]
-    lo, hi = (m - 1) // 2, m // 2
-    if lo == hi:
-        return map_sorted_columns(x, lambda s: s[lo])
-    return map_sorted_columns(x, lambda s: s[lo] * 0.5 + s[hi] * 0.5)
+    return reduce_sorted_columns(x, Median())
 
 
 def _apply(x: Tensor, *, f: int) -> Aggregate:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from ..params import Param
 from .registry import Aggregate, Rule, register_rule
-from .sorting import map_sorted_columns
+from .sorted_reductions import TrimmedMean
+from .sorting import reduce_sorted_columns
 
 
 def trimmed_mean(x: Tensor, *, trim: int) -> Tensor:
@@ -15,16 +15,17 @@ def trimmed_mean(x: Tensor, *, trim: int) -> Tensor:
 
     For each coordinate j, drop the `trim` largest and `trim` smallest of x[:, j] and average
     the remaining m − 2·trim values:  out_j = mean(sort(x[:, j])[trim : m − trim]).
-    The sum is accumulated in float64.
+    The sum is accumulated in float64. Computed by selection on dim 0 (compiled sorting network
+    for large d, ``torch.sort`` otherwise).
 
-    Convention: `trim` is a count per side (not a fraction). Valid when m > 2·trim.
-    Reference: Yin et al., "Byzantine-robust distributed learning", ICML 2018.
+    Convention: `trim` is a count per side (not a fraction), default f. Valid when m > 2·trim.
+    Reference: Yin, Chen, Ramchandran, Bartlett, "Byzantine-robust distributed learning: towards
+    optimal statistical rates", ICML 2018.
     """
     m = x.shape[0]
     if not 0 <= 2 * trim < m:
         raise ValueError(f"trimmed_mean needs m > 2*trim, got m={m}, trim={trim}")
-    keep = m - 2 * trim
-    return map_sorted_columns(x, lambda s: s[trim : m - trim].sum(0, dtype=torch.float64).div_(keep).to(x.dtype))
+    return reduce_sorted_columns(x, TrimmedMean(trim))
 
 
 def _apply(x: Tensor, *, f: int, trim: int | None) -> Aggregate:

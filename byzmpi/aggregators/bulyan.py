@@ -1,0 +1,67 @@
+"""Bulyan (El Mhamdi, Guerraoui, Rouault, ICML 2018) over Krum."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .distances import pairwise_sq_distances
+from .krum import krum_scores_from_distances
+from .registry import Aggregate, Rule, register_rule
+from .sorted_reductions import MeanAroundMedian
+from .sorting import reduce_sorted_columns
+
+
+def bulyan_select(x: Tensor, *, f: int) -> Tensor:
+    """The θ = m − 2f rows chosen by repeated Krum, in the order chosen.
+
+    Each step applies Krum to the rows not chosen yet, R (score over the |R| − f − 2 nearest
+    others in R, or 0 when that is ≤ 0), takes the lowest score (lowest index on ties) and removes
+    it from R. All distances come from one Gram matrix computed once.
+    """
+    m = x.shape[0]
+    if m < 4 * f + 3:
+        raise ValueError(f"Bulyan needs m >= 4f + 3, got m={m}, f={f}")
+    dist = pairwise_sq_distances(x).cpu()
+    remaining = list(range(m))
+    chosen: list[int] = []
+    for _ in range(m - 2 * f):
+        idx = torch.tensor(remaining)
+        scores = krum_scores_from_distances(dist[idx][:, idx], neighbours=len(remaining) - f - 2)
+        best = int(torch.sort(scores, stable=True).indices[0])
+        chosen.append(remaining.pop(best))
+    return torch.tensor(chosen, dtype=torch.long)
+
+
+def bulyan(x: Tensor, *, f: int) -> Tensor:
+    """Bulyan over Krum.
+
+    1. Selection: θ = m − 2f inputs chosen one at a time by Krum on those not chosen yet.
+    2. Coordinate-wise: β = θ − 2f; per coordinate, the mean of the β selected values closest to
+       the median of the θ selected values (midpoint median; ties towards smaller values).
+
+    Convention: the paper's "β closest to the median" (not a trimmed mean of the θ values); the
+    inner Krum scores over |R| − f − 2 neighbours of the remaining set R. Valid when m ≥ 4f + 3.
+    Reference: El Mhamdi, Guerraoui, Rouault, "The hidden vulnerability of distributed learning
+    in Byzantium", ICML 2018.
+    """
+    m = x.shape[0]
+    chosen = bulyan_select(x, f=f).to(x.device)
+    beta = m - 4 * f
+    return reduce_sorted_columns(x.index_select(0, chosen), MeanAroundMedian(beta))
+
+
+def _apply(x: Tensor, *, f: int) -> Aggregate:
+    return Aggregate(bulyan(x, f=f))
+
+
+register_rule(
+    Rule(
+        name="bulyan",
+        apply=_apply,
+        valid=lambda m, f, **_: m >= 4 * f + 3,
+        condition="m >= 4f + 3",
+        doc="Bulyan: m-2f inputs chosen by repeated Krum, then per coordinate the mean of the m-4f values "
+            "closest to their median.",
+    )
+)

@@ -1,0 +1,58 @@
+"""Static norm clipping of every input, a pre-aggregator: clip_τ(x) = min(1, τ/‖x‖)·x."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..params import Param
+from .registry import PreAggregated, PreAggregator, register_pre_aggregator
+
+
+def row_norms(x: Tensor) -> Tensor:
+    """‖x_i‖₂ per row, computed in float64 (no overflow for finite float32 inputs)."""
+    return torch.linalg.vector_norm(x, dim=1, dtype=torch.float64)
+
+
+def clip_scales(norms: Tensor, radius: float | Tensor) -> Tensor:
+    """min(1, τ/‖x_i‖) per row (float64), with 1 for a zero row (clip_τ(0) = 0)."""
+    radius = torch.as_tensor(radius, dtype=torch.float64, device=norms.device)
+    return torch.where(norms > radius, radius / torch.where(norms > 0, norms, 1.0), torch.ones_like(norms))
+
+
+def scale_rows(x: Tensor, scales: Tensor) -> Tensor:
+    """x_i · s_i in x's dtype."""
+    return x * scales.to(device=x.device, dtype=x.dtype)[:, None]
+
+
+def clip_to_radius(x: Tensor, radius: float) -> tuple[Tensor, Tensor]:
+    """Each row clipped to norm ≤ τ: clip_τ(x_i) = min(1, τ/‖x_i‖)·x_i, clip_τ(0) = 0.
+    Returns (clipped rows, scales) with scales float64 (m,)."""
+    scales = clip_scales(row_norms(x), radius)
+    return scale_rows(x, scales), scales
+
+
+def static_clipping(x: Tensor, *, tau: float) -> Tensor:
+    """Static clipping: y_i = min(1, τ/‖x_i‖₂)·x_i (CONVENTIONS.md: clip_τ(0) = 0), norms in float64.
+
+    Linear per input: mix = diag(min(1, τ/‖x_i‖)); the rule sees the same (m, f).
+    Reference: e.g. Allouah et al., "The vital role of gradient clipping in Byzantine-resilient
+    distributed learning", arXiv:2405.14432, 2024 (static clipping as the baseline of ARC).
+    """
+    return clip_to_radius(x, tau)[0]
+
+
+def _apply(x: Tensor, *, f: int, generator: torch.Generator | None, tau: float) -> PreAggregated:
+    y, scales = clip_to_radius(x, tau)
+    return PreAggregated(y, f, torch.diag(scales.cpu()))
+
+
+register_pre_aggregator(
+    PreAggregator(
+        name="clipping",
+        apply=_apply,
+        shape=lambda m, f, **_: (m, f),
+        doc="Static clipping: every input scaled to norm <= tau.",
+        params={"tau": Param("tau", float, 2.0, "clipping radius τ", minimum=0.0)},
+    )
+)

@@ -1,0 +1,52 @@
+"""Mean around the median (Meamed), coordinate-wise."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from .registry import Aggregate, Rule, register_rule
+from .sorted_reductions import MeanAroundMedian
+from .sorting import reduce_sorted_columns
+
+
+def mean_around_median(x: Tensor, *, keep: int) -> Tensor:
+    """Per coordinate, the mean of the ``keep`` values closest to the coordinate's median.
+
+    out_j = (1/k) Σ_{i ∈ N_j} x_ij, N_j the k = ``keep`` indices with the smallest |x_ij − med_j|,
+    med_j the midpoint median of column j. Convention: ties in distance are broken towards the
+    smaller values (the k closest values form a window of the sorted column; the lowest window
+    among equally good ones is taken). Sums in float64. Valid for 1 ≤ keep ≤ m.
+    """
+    m = x.shape[0]
+    if not 1 <= keep <= m:
+        raise ValueError(f"mean_around_median needs 1 <= keep <= m, got keep={keep}, m={m}")
+    return reduce_sorted_columns(x, MeanAroundMedian(keep))
+
+
+def meamed(x: Tensor, *, f: int) -> Tensor:
+    """Meamed: per coordinate, the mean of the m − f values closest to the median.
+
+    out_j = (1/(m−f)) Σ_{i ∈ N_j} x_ij with N_j the m − f indices closest to med_j (midpoint
+    median); ties towards the smaller values. Valid when m > 2f.
+    Reference: Xie, Koyejo, Gupta, "Generalized Byzantine-tolerant SGD", arXiv:1802.10116, 2018
+    (the "mean around median" rule).
+    """
+    m = x.shape[0]
+    if m <= 2 * f:
+        raise ValueError(f"Meamed needs m > 2f, got m={m}, f={f}")
+    return mean_around_median(x, keep=m - f)
+
+
+def _apply(x: Tensor, *, f: int) -> Aggregate:
+    return Aggregate(meamed(x, f=f))
+
+
+register_rule(
+    Rule(
+        name="meamed",
+        apply=_apply,
+        valid=lambda m, f, **_: m > 2 * f,
+        condition="m > 2f",
+        doc="Mean around median: per coordinate, the mean of the m-f values closest to the median.",
+    )
+)

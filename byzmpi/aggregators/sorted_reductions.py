@@ -1,0 +1,83 @@
+"""Reductions of sorted columns: the coordinate-wise statistics built on order statistics.
+
+Each reduction receives ``rows``, the m rows of a column block sorted ascending in every column
+(r_0 ≤ r_1 ≤ … ≤ r_{m−1} elementwise), and returns one value per column. They are frozen
+dataclasses (hashable: a compiled kernel is cached per reduction and m) written with elementwise
+tensor operations only, so the same code runs after ``torch.sort`` and inside a compiled sorting
+network. None overflows for finite inputs: midpoints are a/2 + b/2 when a + b overflows and sums
+are accumulated in float64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+
+def midpoint(a: Tensor, b: Tensor) -> Tensor:
+    """(a + b)/2 as numpy computes it (rounded sum, halved); a/2 + b/2 where a + b overflows."""
+    s = a + b
+    return torch.where(torch.isfinite(s), s * 0.5, a * 0.5 + b * 0.5)
+
+
+def sum_rows(rows: Sequence[Tensor]) -> Tensor:
+    """Σ rows, accumulated in float64."""
+    acc = rows[0].to(torch.float64)
+    for r in rows[1:]:
+        acc = acc + r.to(torch.float64)
+    return acc
+
+
+@dataclass(frozen=True)
+class Median:
+    """Midpoint median: r_{(m−1)/2} for odd m, midpoint(r_{m/2−1}, r_{m/2}) for even m."""
+
+    def __call__(self, rows: Sequence[Tensor]) -> Tensor:
+        m = len(rows)
+        lo, hi = (m - 1) // 2, m // 2
+        return rows[lo].clone() if lo == hi else midpoint(rows[lo], rows[hi])
+
+
+@dataclass(frozen=True)
+class TrimmedMean:
+    """mean(r_b, …, r_{m−1−b}): the m − 2b middle values, summed in float64."""
+
+    trim: int
+
+    def __call__(self, rows: Sequence[Tensor]) -> Tensor:
+        m = len(rows)
+        keep = m - 2 * self.trim
+        return (sum_rows(rows[self.trim : m - self.trim]) / keep).to(rows[0].dtype)
+
+
+@dataclass(frozen=True)
+class MeanAroundMedian:
+    """Mean of the ``keep`` values closest to the (midpoint) median of the column.
+
+    The k values closest to the median form a window r_a, …, r_{a+k−1} of the sorted column; the
+    window minimising max(med − r_a, r_{a+k−1} − med) is chosen, the lowest a on ties (so among
+    equally distant values the smaller ones are kept). Distances are compared halved (med/2 − r_a/2)
+    so that they cannot overflow.
+    """
+
+    keep: int
+
+    def __call__(self, rows: Sequence[Tensor]) -> Tensor:
+        m, k = len(rows), self.keep
+        med = Median()(rows)
+        half_med = med * 0.5
+        best_cost = torch.maximum(half_med - rows[0] * 0.5, rows[k - 1] * 0.5 - half_med)
+        best = torch.zeros_like(med, dtype=torch.int32)
+        for a in range(1, m - k + 1):
+            cost = torch.maximum(half_med - rows[a] * 0.5, rows[a + k - 1] * 0.5 - half_med)
+            better = cost < best_cost
+            best_cost = torch.where(better, cost, best_cost)
+            best = torch.where(better, torch.full_like(best, a), best)
+        acc = torch.zeros_like(med, dtype=torch.float64)
+        for i, r in enumerate(rows):
+            inside = (best <= i) & (best > i - k)
+            acc = acc + torch.where(inside, r.to(torch.float64), torch.zeros_like(acc))
+        return (acc / k).to(rows[0].dtype)
