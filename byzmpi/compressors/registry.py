@@ -80,9 +80,11 @@ class Compressor(ABC):
         """uint8 code per received row (see :mod:`byzmpi.validation`): BAD_LENGTH when the row length
         is not wire_len, else NON_FINITE when a value slot is NaN/±Inf, else compressor-specific
         checks (top-k: BAD_INDEX), else ACCEPTED."""
-        m = wire_rows.shape[0]
-        if wire_rows.dim() != 2 or wire_rows.shape[1] != self.wire_len:
-            return torch.full((m,), BAD_LENGTH, dtype=torch.uint8, device=wire_rows.device)
+        if wire_rows.dim() != 2 or wire_rows.dtype != WIRE_DTYPE:
+            raise ValueError(f"{self.name}: reject_codes takes float32 (m, L) rows as received, "
+                             f"got {wire_rows.dtype} {tuple(wire_rows.shape)}")
+        if wire_rows.shape[1] != self.wire_len:
+            return torch.full((wire_rows.shape[0],), BAD_LENGTH, dtype=torch.uint8, device=wire_rows.device)
         finite = torch.isfinite(wire_rows[:, : self.value_len]).all(dim=1)
         return torch.where(finite, ACCEPTED, NON_FINITE).to(torch.uint8)
 

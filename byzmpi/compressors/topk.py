@@ -59,7 +59,7 @@ class TopK(Compressor):
 
     def reject_codes(self, wire_rows: Tensor) -> Tensor:
         codes = super().reject_codes(wire_rows)
-        if wire_rows.dim() != 2 or wire_rows.shape[1] != self.wire_len or wire_rows.dtype != torch.float32:
+        if wire_rows.shape[1] != self.wire_len:
             return codes
         bad = bad_index_rows(self.indices(wire_rows), self.d) & (codes == ACCEPTED)
         return codes.masked_fill_(bad, BAD_INDEX)

@@ -85,6 +85,10 @@ def test_shape_and_dtype_misuse_is_refused(name):
         comp.decode_rows(torch.zeros(2, comp.wire_len, dtype=torch.float64), np.array([0, 1]), 0)
     with pytest.raises(ValueError):
         comp.decode_rows(torch.zeros(2, comp.wire_len), np.array([0]), 0)
+    with pytest.raises(ValueError):
+        comp.reject_codes(torch.zeros(2, comp.wire_len, dtype=torch.float64))
+    with pytest.raises(ValueError):
+        comp.reject_codes(torch.zeros(comp.wire_len))
 
 
 @pytest.mark.parametrize("name", list(SPARSE))
