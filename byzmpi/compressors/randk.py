@@ -73,7 +73,10 @@ class RandK(Compressor):
 
     def decode_rows(self, wire_rows: Tensor, clients: np.ndarray, round: int, *,
                     dtype: torch.dtype = torch.float32, out: Tensor | None = None) -> Tensor:
-        """Row i → (d/K)·Σ_{j∈S_i} v_ij e_j in ``dtype`` (values and d/K both in dtype, one rounding)."""
+        """Row i → (d/K)·Σ_{j∈S_i} v_ij e_j in ``dtype`` (values and d/K both in dtype, one rounding).
+
+        An accepted (finite) value with |v|·d/K > 3.4e38 overflows to ±Inf in float32: a server
+        decoding in float32 must re-check finiteness of the decoded rows."""
         self._check_rows(wire_rows, clients)
         dev = wire_rows.device
         m = wire_rows.shape[0]

@@ -205,3 +205,12 @@ def test_cuda_client_and_cpu_server_agree(name):
     assert torch.equal(q_gpu.cpu(), comp.decode(out_cpu, round=1, client=3))
     rows = comp.decode_rows(out_gpu.reshape(1, -1), np.array([3]), 1)
     assert rows.device.type == "cuda" and torch.equal(rows[0].cpu(), q_gpu.cpu())
+
+
+def test_a_finite_wire_value_may_overflow_when_scaled():
+    """Documented hazard: validation sees finite values; d/K scaling can overflow float32."""
+    comp = build_compressor("randk_coordinated", 100, 0, k=10)
+    rows = torch.full((1, 10), 3.0e38)
+    assert comp.reject_codes(rows).tolist() == [ACCEPTED]
+    assert torch.isinf(comp.decode_rows(rows, np.array([0]), 0)).any()
+    assert torch.isfinite(comp.decode_rows(rows, np.array([0]), 0, dtype=torch.float64)).all()
