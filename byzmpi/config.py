@@ -26,6 +26,7 @@ else:  # pragma: no cover
 
 from .aggregators import PRE_AGGREGATORS, RULES, Pipeline
 from .attacks import ATTACKS
+from .compressors import COMPRESSORS
 from .errors import ConfigError
 from .methods import METHODS
 from .params import Param, check_param, resolve_params
@@ -166,12 +167,14 @@ class Config:
     attack: Component
     debug: Section
     checkpoint: Section
+    compressor: Component
 
     def to_dict(self) -> dict:
         return {
             "run": dict(self.run), "clients": dict(self.clients), "task": dict(self.task),
             "method": self.method.to_dict(), "aggregator": self.aggregator.to_dict(),
-            "attack": self.attack.to_dict(), "checkpoint": dict(self.checkpoint), "debug": dict(self.debug),
+            "attack": self.attack.to_dict(), "compressor": self.compressor.to_dict(),
+            "checkpoint": dict(self.checkpoint), "debug": dict(self.debug),
         }
 
     def to_json(self) -> str:
@@ -302,7 +305,7 @@ def load_plugins(modules: Iterable[str], base: Path | None = None) -> None:
 
 
 def parse_config(raw: Mapping, base: Path | None = None) -> Config:
-    known = {"run", "clients", "task", "method", "aggregator", "attack", "checkpoint", "debug"}
+    known = {"run", "clients", "task", "method", "aggregator", "attack", "compressor", "checkpoint", "debug"}
     for key in raw:
         if key not in known:
             raise ConfigError(key, f"unknown section; allowed: {', '.join(sorted(known))}")
@@ -321,6 +324,7 @@ def parse_config(raw: Mapping, base: Path | None = None) -> Config:
                               choices=THREAT_MODELS),
     })
 
+    compressor = _component(raw, "compressor", COMPRESSORS, "identity", {})
     if attack.extra["threat_model"] == "local" and ATTACKS[attack.name].local is None:
         local = sorted(n for n, a in ATTACKS.items() if a.local is not None)
         raise ConfigError("attack.threat_model", f"attack {attack.name!r} has no local implementation; "
@@ -328,7 +332,8 @@ def parse_config(raw: Mapping, base: Path | None = None) -> Config:
     _resolve_clients(clients, run["seed"])
     _resolve_task(task, run["seed"])
     cfg = Config(Section(run), Section(clients), Section(task), method, aggregator, attack, Section(debug),
-                 Section(checkpoint))
+                 Section(checkpoint), compressor)
+    _check_method(cfg)
     cfg = _resolve_aggregator(cfg)
     check_aggregator_validity(cfg)
     return cfg
@@ -378,13 +383,26 @@ def _resolve_task(task: dict, seed: int) -> None:
         raise ConfigError("task.model", "digits has 10 classes: use softmax or mlp")
 
 
+def _check_method(cfg: Config) -> None:
+    spec = METHODS[cfg.method.name]
+    c = cfg.clients
+    if spec.full_participation and (c.per_round != c.n or c.full_round != c.n):
+        raise ConfigError("clients.per_round", f"{spec.name} needs every client every round (per_round = "
+                          f"full_round = n = {c.n}; got {c.per_round} and {c.full_round})")
+    if spec.check is not None:
+        spec.check(dict(cfg.method.params), cfg)
+    problem = COMPRESSORS[cfg.compressor.name].check(dict(cfg.compressor.params))
+    if problem:
+        raise ConfigError("compressor", f"{cfg.compressor.name}: {problem}")
+
+
 def _resolve_aggregator(cfg: Config) -> Config:
     if cfg.aggregator.extra["f"] is not None:
         return cfg
     extra = Section({**cfg.aggregator.extra, "f": cfg.clients.byzantine})
     return Config(cfg.run, cfg.clients, cfg.task, cfg.method,
                   Component(cfg.aggregator.name, cfg.aggregator.params, extra, cfg.aggregator.pre), cfg.attack,
-                  cfg.debug, cfg.checkpoint)
+                  cfg.debug, cfg.checkpoint, cfg.compressor)
 
 
 def sampler_coin(cfg: Config) -> tuple[float, bool]:

@@ -29,7 +29,8 @@ from .aggregators import Aggregate
 from .attacks import ATTACKS, AttackContext, CoalitionStats, LocalContext
 from .checkpoint import Header, load_clients, load_server, read_header, write_checkpoint
 from .config import Config, build_pipeline, sampler_coin
-from .errors import SetupError
+from .compressors import COMPRESSORS, build_compressor
+from .errors import ConfigError, SetupError
 from .layout import Layout
 from .methods import METHODS, Method, RoundInfo
 from .plan import RoundPlan, Sampler
@@ -40,7 +41,7 @@ from .roundstats import distance, distances_to, honest_mean, row_norms
 from .tasks import Task, build_task
 from .tasks.optimum import optimum
 from .trace import EVAL_DTYPE, MESSAGE_DTYPE, NOT_APPLICABLE, ROUND_DTYPE, TraceWriter
-from .validation import ACCEPTED, effective_f, reject_codes
+from .validation import ACCEPTED, effective_f, finite_codes
 
 NAN = float("nan")
 BYTES_PER_FLOAT = 4
@@ -112,7 +113,12 @@ def setup(cfg: Config, world_size: int, rank: int) -> Setup:
     if rank == 0:
         task.f_star = optimum(task)
     dtype = torch.float64 if cfg.run.server_dtype == "float64" else torch.float32
-    method = METHODS[cfg.method.name].build(task, seed=cfg.run.seed, dtype=dtype, **cfg.method.params)
+    problem = COMPRESSORS[cfg.compressor.name].check(dict(cfg.compressor.params), task.dim)
+    if problem:
+        raise ConfigError("compressor", f"{cfg.compressor.name}: {problem} (the model has d = {task.dim})")
+    compressor = build_compressor(cfg.compressor.name, task.dim, cfg.run.seed, **cfg.compressor.params)
+    method = METHODS[cfg.method.name].build(task, seed=cfg.run.seed, dtype=dtype, compressor=compressor,
+                                            n_clients=cfg.clients.n, **cfg.method.params)
     return Setup(cfg, layout, sampler, task, method, cfg.aggregator.extra["f"], task.init_params(), resume)
 
 
@@ -156,8 +162,11 @@ class Server:
         if s.resume is not None:
             self.state, self.pipeline.state = load_server(s.resume.path, self.state)
         self.down = torch.zeros(method.downlink_len, dtype=torch.float32)
-        self.recv = torch.zeros(max(cfg.clients.per_round, cfg.clients.full_round), method.message_len,
+        self.dtype = torch.float64 if cfg.run.server_dtype == "float64" else torch.float32
+        self.recv = torch.zeros(max(cfg.clients.per_round, cfg.clients.full_round) * method.max_wire_len,
                                 dtype=torch.float32)
+        self.honest_clients = torch.ones(cfg.clients.n, dtype=torch.bool)
+        self.honest_clients[list(cfg.byzantine_ids)] = False
         self.attack = ATTACKS[cfg.attack.name]
         self.attack_params = dict(cfg.attack.params)
         self.simulated = (cfg.attack.name != "none" and cfg.clients.byzantine > 0
@@ -166,7 +175,7 @@ class Server:
             "config": cfg.to_dict(), "config_fingerprint": cfg.fingerprint(), "versions": _versions(world),
             "world_size": world.size, "n_clients": cfg.clients.n, "byzantine_ids": list(cfg.byzantine_ids),
             "method": cfg.method.name, "aggregator": cfg.aggregator.name, "attack": cfg.attack.name,
-            "threat_model": cfg.attack.extra["threat_model"], "compressor": "identity", "seed": cfg.run.seed,
+            "threat_model": cfg.attack.extra["threat_model"], "compressor": cfg.compressor.name, "seed": cfg.run.seed,
             "simulation": self.simulated, "f_star": NAN if s.task.f_star is None else s.task.f_star,
             "dim": s.task.dim, "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -189,25 +198,44 @@ class Server:
         return time.perf_counter() - t0
 
     # -- one round ----------------------------------------------------------------------------
-    def _attack(self, msgs: torch.Tensor, plan: RoundPlan) -> None:
-        """Omniscient model: overwrite the Byzantine rows with the attack built from the honest rows."""
+    def _attack(self, rows: torch.Tensor, codes: torch.Tensor, plan: RoundPlan) -> None:
+        """Omniscient model: replace the Byzantine rows (decoded, dense) by the attack built from the
+        honest rows, restricted to what each Byzantine's payload can carry this round."""
         byz = torch.from_numpy(plan.byzantine)
-        honest_ok = ~byz & torch.isfinite(msgs).all(1)
-        dtype = torch.float64 if self.s.cfg.run.server_dtype == "float64" else torch.float32
+        honest_ok = ~byz & (codes == ACCEPTED)
+        method, byz_clients = self.s.method, plan.sampled[plan.byzantine]
+
+        def restrict(block: torch.Tensor) -> torch.Tensor:
+            return torch.stack([method.writable(v, plan, int(c)) for v, c in zip(block.to(rows.dtype), byz_clients)])
 
         def defender(byz_rows: torch.Tensor) -> torch.Tensor:
-            trial = msgs.clone()
-            trial[byz] = byz_rows.to(trial.dtype)
-            ok = reject_codes(trial) == ACCEPTED
+            trial = rows.clone()
+            trial[byz] = restrict(byz_rows)
+            trial_codes = codes.clone()
+            trial_codes[byz] = ACCEPTED
+            ok = finite_codes(trial, trial_codes) == ACCEPTED
             f_eff = effective_f(self.s.f, int((~ok).sum()))
-            return self.pipeline.peek(trial[ok].to(dtype), f=f_eff, round_=plan.round).value
+            return self.pipeline.peek(trial[ok], f=f_eff, round_=plan.round).value
 
-        view = getattr(self.s.method, "trajectory", None)
-        model, x0, lr = view(self.state) if view is not None else (None, None, None)
-        ctx = AttackContext(honest=msgs[honest_ok], own=msgs[byz], clients=plan.sampled[plan.byzantine],
-                            m=plan.m, seed=self.s.cfg.run.seed, round=plan.round, defender=defender,
-                            model=model, x0=x0, lr=lr)
-        msgs[byz] = self.attack.build(ctx, **self.attack_params).to(msgs.dtype)
+        view = getattr(method, "trajectory", None)
+        model, x0, lr = view(self.state, plan) if view is not None else (None, None, None)
+        ctx = AttackContext(honest=rows[honest_ok], own=rows[byz], clients=byz_clients, m=plan.m,
+                            seed=self.s.cfg.run.seed, round=plan.round, defender=defender, model=model, x0=x0, lr=lr)
+        rows[byz] = restrict(self.attack.build(ctx, **self.attack_params))
+        codes[byz] = ACCEPTED
+
+    def _receive(self, plan: RoundPlan, wire: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Validate the payloads, decode the accepted ones (rejected rows stay NaN), run the
+        omniscient attack, and validate the decoded rows: (dense rows (m, d), reject code per row)."""
+        method = self.s.method
+        codes = method.reject_codes(wire, plan).clone()
+        rows = torch.full((plan.m, self.s.task.dim), NAN, dtype=self.dtype)
+        ok = codes == ACCEPTED
+        if bool(ok.any()):
+            rows[ok] = method.decode(wire[ok], plan.sampled[ok.numpy()], plan, self.dtype)
+        if self.simulated and plan.n_byzantine:
+            self._attack(rows, codes, plan)
+        return rows, finite_codes(rows, codes)
 
     def round(self, k: int) -> None:
         s, cfg = self.s, self.s.cfg
@@ -215,31 +243,32 @@ class Server:
         plan = s.sampler.plan(k)
         members = s.layout.members(plan.sampled)
         s.method.downlink(self.state, plan, self.down)
-        msgs = self.recv[: plan.m]
+        width = s.method.wire_len(plan)
+        wire = self.recv[: plan.m * width].view(plan.m, width)
         with self.world.round_comm(members, k) as rc:
             t0 = time.perf_counter()
             rc.bcast(self.down)
-            rc.gather_rows(None, msgs, s.layout.rows_per_member(plan.sampled))
+            rc.gather_rows(None, wire, s.layout.rows_per_member(plan.sampled))
             compute = rc.gather_float64(0.0)
             t_wait = time.perf_counter() - t0
         t_compute = float(compute[1:].max()) if compute is not None and len(compute) > 1 else 0.0
 
         t1 = time.perf_counter()
-        if self.simulated and plan.n_byzantine:
-            self._attack(msgs, plan)
-        codes = reject_codes(msgs)
+        msgs, codes = self._receive(plan, wire)
         accepted = codes == ACCEPTED
         n_rejected = int((~accepted).sum())
         rows = msgs[accepted]
-        honest = torch.from_numpy(~plan.byzantine)[accepted]
+        honest_rows = torch.from_numpy(~plan.byzantine)[accepted]
         f_eff = effective_f(s.f, n_rejected)
         record: dict[str, Any] = {}
 
         def aggregate(x: torch.Tensor) -> Aggregate:
             out = self.pipeline(x, f=f_eff, round_=k)
             if "value" not in record:
-                record.update(value=out.value, weights=out.weights, centre=honest_mean(x, honest),
-                              inputs=x)
+                honest = honest_rows if x.shape[0] == honest_rows.numel() else (
+                    self.honest_clients if x.shape[0] == self.honest_clients.numel() else None)
+                record.update(value=out.value, weights=out.weights, inputs=x, per_message=honest is honest_rows,
+                              centre=None if honest is None else honest_mean(x, honest))
             return out
 
         if rows.shape[0] == 0:
@@ -253,10 +282,10 @@ class Server:
             self.progress.update(k + 1, self._status())
 
         t2 = time.perf_counter()
-        bytes_up = plan.m * s.method.message_len * BYTES_PER_FLOAT
+        bytes_up = plan.m * width * BYTES_PER_FLOAT
         bytes_down = (len(members) - 1) * s.method.downlink_len * BYTES_PER_FLOAT
         centre = record.get("centre")
-        self._trace_messages(k, plan, msgs, codes, accepted, record, info)
+        self._trace_messages(k, plan, msgs, codes, accepted, record, info, width)
         self.trace.maybe_flush()
         t_io = time.perf_counter() - t2
         t_round = time.perf_counter() - t_start
@@ -277,7 +306,7 @@ class Server:
             self.progress.update(k + 1)
 
     def _trace_messages(self, k: int, plan: RoundPlan, msgs: torch.Tensor, codes: torch.Tensor,
-                        accepted: torch.Tensor, record: dict, info: RoundInfo) -> None:
+                        accepted: torch.Tensor, record: dict, info: RoundInfo, width: int) -> None:
         if not self.trace.with_messages:
             return
         m = plan.m
@@ -287,12 +316,12 @@ class Server:
         out["byzantine"] = plan.byzantine
         out["rejected"] = codes.numpy()
         out["norm"] = row_norms(msgs).numpy()
-        out["bytes"] = self.s.method.message_len * BYTES_PER_FLOAT
+        out["bytes"] = width * BYTES_PER_FLOAT
         acc = accepted.numpy()
         dist = np.full(m, np.nan)
         weight = np.full(m, np.nan)
         clipped = np.full(m, NOT_APPLICABLE, dtype=np.uint8)
-        if "inputs" in record:
+        if record.get("per_message"):
             dist[acc] = distances_to(record["inputs"], record["centre"]).numpy()
             if record["weights"] is not None and len(record["weights"]) == int(acc.sum()):
                 weight[acc] = record["weights"].numpy()
@@ -363,27 +392,31 @@ class Host:
         if s.resume is not None:
             self.states = load_clients(s.resume.path, self.states)
         self.down = torch.zeros(s.method.downlink_len, dtype=torch.float32)
-        self.send = torch.zeros(max(len(self.clients), 1), s.method.message_len, dtype=torch.float32)
+        self.send = torch.zeros(max(len(self.clients), 1) * s.method.max_wire_len, dtype=torch.float32)
         self.attack = ATTACKS[cfg.attack.name]
         self.attack_params = dict(cfg.attack.params)
         self.local = cfg.attack.extra["threat_model"] == "local" and cfg.attack.name != "none"
         self.is_byz = np.zeros(cfg.clients.n, dtype=bool)
         self.is_byz[np.asarray(cfg.byzantine_ids, dtype=np.int64)] = True
 
-    def _local_attack(self, plan: RoundPlan, mine: np.ndarray) -> None:
-        """Local threat model: overwrite this host's Byzantine rows with the attack it computes."""
+    def _local_attack(self, plan: RoundPlan, mine: np.ndarray, wire: torch.Tensor) -> None:
+        """Local threat model: this host decodes its Byzantine clients' honest payloads, computes
+        the attack (with the coalition's statistics when the attack needs them), and re-encodes it."""
+        method = self.s.method
         rows = np.flatnonzero(self.is_byz[mine])
-        own = self.send[torch.from_numpy(rows)]
+        clients = mine[rows]
+        own = method.decode(wire[torch.from_numpy(rows)], clients, plan, torch.float32)
         coalition = None
         if self.attack.needs_coalition:
-            layout = self.s.layout
-            byz_hosts = np.unique(layout.host[plan.sampled[plan.byzantine]]).tolist()
+            byz_hosts = np.unique(self.s.layout.host[plan.sampled[plan.byzantine]]).tolist()
             sums = torch.stack([own.double().sum(0), own.double().square().sum(0)])
             self.world.coalition_sum(byz_hosts, sums, plan.round)
             coalition = CoalitionStats.from_sums(plan.n_byzantine, sums[0], sums[1])
-        ctx = LocalContext(own=own, clients=mine[rows], coalition=coalition, m=plan.m,
+        ctx = LocalContext(own=own, clients=clients, coalition=coalition, m=plan.m,
                            n_byzantine=plan.n_byzantine, seed=self.s.cfg.run.seed, round=plan.round)
-        self.send[torch.from_numpy(rows)] = self.attack.local(ctx, **self.attack_params).to(torch.float32)
+        attack = self.attack.local(ctx, **self.attack_params)
+        for row, client, v in zip(rows.tolist(), clients.tolist(), attack):
+            method.encode_writable(v, plan, client, wire[row])
 
     def round(self, k: int) -> None:
         s = self.s
@@ -391,16 +424,18 @@ class Host:
         mine = plan.sampled[s.layout.host[plan.sampled] == self.world.rank]
         if mine.size == 0:
             return
+        width = s.method.wire_len(plan)
+        wire = self.send[: mine.size * width].view(mine.size, width)
         with self.world.round_comm(s.layout.members(plan.sampled), k) as rc:
             rc.bcast(self.down)
             t0 = time.perf_counter()
             for j, client in enumerate(mine.tolist()):
                 flip = self.attack.flips_labels and bool(self.is_byz[client])
-                s.method.client_message(self.states[client], self.down, plan, client, self.send[j], flip=flip)
+                s.method.client_message(self.states[client], self.down, plan, client, wire[j], flip=flip)
             if self.local and self.is_byz[mine].any():
-                self._local_attack(plan, mine)
+                self._local_attack(plan, mine, wire)
             elapsed = time.perf_counter() - t0
-            rc.gather_rows(self.send[: mine.size], None, s.layout.rows_per_member(plan.sampled))
+            rc.gather_rows(wire, None, s.layout.rows_per_member(plan.sampled))
             rc.gather_float64(elapsed)
 
     def start(self) -> None:

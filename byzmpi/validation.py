@@ -25,6 +25,12 @@ def reject_codes(msgs: Tensor) -> Tensor:
     return torch.where(finite_rows(msgs), ACCEPTED, NON_FINITE).to(torch.uint8)
 
 
+def finite_codes(rows: Tensor, codes: Tensor) -> Tensor:
+    """``codes`` with NON_FINITE added for accepted rows that hold a NaN or ±Inf (decoded rows,
+    or rows an attack produced)."""
+    return torch.where((codes == ACCEPTED) & ~finite_rows(rows), NON_FINITE, codes).to(torch.uint8)
+
+
 def effective_f(f: int, n_rejected: int) -> int:
     """Byzantine inputs still to tolerate after rejections.
 

@@ -1,10 +1,14 @@
-"""Robust (momentum) SGD: the Krum paper's setting, with Karimireddy et al.'s client momentum.
+"""Robust (momentum) SGD: the Krum paper's setting, with Karimireddy et al.'s client momentum, and
+the clipping recipe of Malinovsky et al. (eq. 10) as an option.
 
 Round k: the server broadcasts x^k; each sampled client i computes a minibatch gradient g_i at x^k
-and sends its momentum
+and sends (through the compressor) its momentum
     m_i ← β m_i + (1 − β) g_i     (``momentum_form = "ema"``, Karimireddy, He, Jaggi, ICML 2021)
     m_i ← β m_i + g_i             (``"heavy_ball"``, as in the Byz-VR-MARINA-PP code)
-(β = 0 sends g_i); the server steps x^{k+1} = x^k − γ·Agg(m_{i∈S_k}).
+(β = 0 sends g_i). The server steps x^{k+1} = x^k − γ·g^k with
+    g^k = Agg(m_{i∈S_k})                                        (plain)
+    g^k = g^{k−1} + Agg({clip_λ(m_i − g^{k−1})}_{i∈S_k})         (``clip = true``, eq. 10; the first
+                                                                 round is not clipped)
 A client's momentum only advances in rounds where it is sampled.
 """
 
@@ -16,16 +20,22 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..compressors import Compressor, Identity
 from ..params import Param
 from ..plan import RoundPlan
 from ..tasks import Task
-from .base import Aggregator, MethodSpec, RoundInfo, register_method
+from .base import Aggregator, MethodSpec, RoundInfo, finite_norm, register_method
+from .clipping import CLIP_PARAMS, clip_radius, clipped_difference_aggregate
+from .wire import WireMixin
 
 
 @dataclass
 class SGDServer:
     x: Tensor
     x0: Tensor
+    g: Tensor  # the previous aggregate g^{k-1} (the clipping reference)
+    step_norm: float = 0.0  # ‖x^k − x^{k−1}‖
+    started: bool = False
 
 
 @dataclass
@@ -33,16 +43,20 @@ class SGDClient:
     momentum: Tensor | None
 
 
-class RobustSGD:
+class RobustSGD(WireMixin):
     name = "sgd"
 
-    def __init__(self, task: Task, *, lr: float, momentum: float, momentum_form: str, seed: int,
+    def __init__(self, task: Task, *, compressor: Compressor, lr: float, momentum: float, momentum_form: str,
+                 clip: bool, clip_alpha: float, clip_mult: float | None, seed: int,
                  dtype: torch.dtype = torch.float32) -> None:
         self.task, self.lr, self.beta, self.form, self.dtype = task, lr, momentum, momentum_form, dtype
-        self.downlink_len = self.message_len = task.dim
+        self.clip, self.clip_alpha, self.clip_mult = clip, clip_alpha, clip_mult
+        self.compressor, self.dense = compressor, Identity(task.dim)
+        self.downlink_len = task.dim
 
     def init_server(self, x0: Tensor) -> SGDServer:
-        return SGDServer(x=x0.to(self.dtype).clone(), x0=x0.to(self.dtype).clone())
+        x = x0.to(self.dtype).clone()
+        return SGDServer(x=x, x0=x.clone(), g=torch.zeros_like(x))
 
     def init_client(self, client: int) -> SGDClient:
         return SGDClient(momentum=torch.zeros(self.task.dim) if self.beta > 0 else None)
@@ -50,8 +64,7 @@ class RobustSGD:
     def model(self, server: SGDServer) -> Tensor:
         return server.x
 
-    def trajectory(self, server: SGDServer) -> tuple[Tensor, Tensor, float]:
-        """(x^k, x^0, γ) for attacks that steer the model; a message v moves x by −γ·v."""
+    def trajectory(self, server: SGDServer, plan: RoundPlan) -> tuple[Tensor, Tensor, float]:
         return server.x, server.x0, self.lr
 
     def downlink(self, server: SGDServer, plan: RoundPlan, out: Tensor) -> None:
@@ -60,33 +73,45 @@ class RobustSGD:
     def client_message(self, state: SGDClient, down: Tensor, plan: RoundPlan, client: int, out: Tensor,
                        *, flip: bool = False) -> None:
         grad = self.task.gradient(down, self.task.batch(client, plan.round), flip=flip)
-        if state.momentum is None:
-            out.copy_(grad)
-            return
-        state.momentum.mul_(self.beta).add_(grad, alpha=1.0 - self.beta if self.form == "ema" else 1.0)
-        out.copy_(state.momentum)
+        if state.momentum is not None:
+            state.momentum.mul_(self.beta).add_(grad, alpha=1.0 - self.beta if self.form == "ema" else 1.0)
+            grad = state.momentum
+        self.compressor.encode(grad, round=plan.round, client=client, out=out)
 
-    def server_update(self, server: SGDServer, msgs: Tensor, clients: np.ndarray, plan: RoundPlan,
+    def server_update(self, server: SGDServer, rows: Tensor, clients: np.ndarray, plan: RoundPlan,
                       aggregate: Aggregator) -> RoundInfo:
-        agg = aggregate(msgs.to(self.dtype)).value
-        norm = float(agg.norm())
+        radius, clipped = float("nan"), None
+        if self.clip and server.started:
+            radius = clip_radius(alpha=self.clip_alpha, clip_mult=self.clip_mult, step_norm=server.step_norm,
+                                 g_norm=finite_norm(server.g))
+            g, mask = clipped_difference_aggregate(aggregate, rows, server.g, radius)
+            clipped = mask.numpy()
+        else:
+            g = aggregate(rows).value
+        norm = finite_norm(g)
         if not np.isfinite(norm):
-            return RoundInfo(aggregate_norm=norm, update_norm=0.0, skipped=True)
-        server.x.sub_(agg, alpha=self.lr)
-        return RoundInfo(aggregate_norm=norm, update_norm=self.lr * norm)
+            return RoundInfo(aggregate_norm=norm, update_norm=0.0, clip_radius=radius, clipped=clipped, skipped=True)
+        server.x.sub_(g, alpha=self.lr)
+        server.g = g.to(self.dtype)
+        server.step_norm = self.lr * norm
+        server.started = True
+        return RoundInfo(aggregate_norm=norm, update_norm=self.lr * norm, clip_radius=radius, clipped=clipped)
 
 
 register_method(
     MethodSpec(
         name="sgd",
-        build=lambda task, *, seed, dtype, lr, momentum, momentum_form: RobustSGD(
-            task, lr=lr, momentum=momentum, momentum_form=momentum_form, seed=seed, dtype=dtype),
-        doc="Robust SGD with optional client momentum (Karimireddy et al. 2021); the Krum paper's setting.",
+        build=lambda task, *, seed, dtype, compressor, n_clients, lr, momentum, momentum_form, clip, clip_alpha, clip_mult:
+            RobustSGD(task, compressor=compressor, lr=lr, momentum=momentum, momentum_form=momentum_form,
+                      clip=clip, clip_alpha=clip_alpha, clip_mult=clip_mult, seed=seed, dtype=dtype),
+        doc="Robust SGD with optional client momentum (Karimireddy et al. 2021) and optional clipping of "
+            "differences (eq. 10 of Malinovsky et al. 2024); the Krum paper's setting.",
         params={
             "lr": Param("lr", float, 0.1, "step size gamma", minimum=0.0),
             "momentum": Param("momentum", float, 0.0, "client momentum beta", minimum=0.0, maximum=0.999999),
             "momentum_form": Param("momentum_form", str, "ema", "ema: b*m + (1-b)*g; heavy_ball: b*m + g",
                                    choices=("ema", "heavy_ball")),
+            **CLIP_PARAMS,
         },
     )
 )
