@@ -54,7 +54,7 @@ def _local(ctx: LocalContext, *, z: float | None) -> Tensor:
     if z is None:
         z = alie_z(ctx.m, ctx.n_byzantine)
     stats = ctx.coalition
-    return (stats.mean - z * stats.std).to(ctx.own.dtype).expand(ctx.own.shape[0], -1).clone()
+    return (stats.mean - z * stats.std).to(ctx.own).expand(ctx.own.shape[0], -1).clone()
 
 
 register_attack(

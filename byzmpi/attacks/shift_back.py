@@ -46,7 +46,7 @@ def shift_back(ctx: AttackContext, *, mult: float = 1.0) -> Tensor:
     if vec.shape[-1] != ctx.own.shape[-1]:
         raise ConfigError("attack.name", f"'shift_back' sends a model-sized vector ({vec.shape[-1]}), but this "
                           f"method's messages have length {ctx.own.shape[-1]}")
-    return vec.to(ctx.own.dtype).expand(ctx.n_byzantine, -1).clone()
+    return vec.to(ctx.own).expand(ctx.n_byzantine, -1).clone()
 
 
 register_attack(
