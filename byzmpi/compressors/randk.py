@@ -51,7 +51,12 @@ class RandK(Compressor):
         self._cache_size = cache_size
 
     def mask(self, round: int, client: int) -> Tensor:
-        """Sorted int64 CPU tensor S (|S| = K) of round ``round`` for ``client`` (ignored when coordinated)."""
+        """Sorted int64 CPU tensor S (|S| = K) of round ``round`` for ``client`` (ignored when
+        coordinated); a copy, so the caller may modify it."""
+        return self._mask(round, client).clone()
+
+    def _mask(self, round: int, client: int) -> Tensor:
+        """The cached mask itself (never modified in place)."""
         key = (int(round), rng.NO_CLIENT if self.shared_mask else int(client))
         hit = self._cache.get(key)
         if hit is not None:
@@ -68,7 +73,7 @@ class RandK(Compressor):
         """out = x_S (float32), S = mask(round, client)."""
         self._check_x(x)
         self._check_out(out)
-        idx = self.mask(round, client).to(x.device, non_blocking=True)
+        idx = self._mask(round, client).to(x.device, non_blocking=True)
         return out.copy_(x.index_select(0, idx))
 
     def decode_rows(self, wire_rows: Tensor, clients: np.ndarray, round: int, *,
@@ -86,9 +91,9 @@ class RandK(Compressor):
         if m == 0:
             return out
         if self.shared_mask:
-            out.index_copy_(1, self.mask(round, rng.NO_CLIENT).to(dev), vals)
+            out.index_copy_(1, self._mask(round, rng.NO_CLIENT).to(dev), vals)
         else:
-            idx = torch.stack([self.mask(round, int(c)) for c in clients]).to(dev)
+            idx = torch.stack([self._mask(round, int(c)) for c in clients]).to(dev)
             out.scatter_(1, idx, vals)
         return out
 

@@ -105,6 +105,9 @@ def test_masks_are_deterministic_across_instances_and_cache_evictions(coordinate
     again = [a.mask(r, c) for r in range(3) for c in range(3)]  # re-derived after eviction
     fresh = [b.mask(r, c) for r in range(3) for c in range(3)]
     assert all(torch.equal(u, v) and torch.equal(u, w) for u, v, w in zip(first, again, fresh))
+    handed_out = b.mask(0, 0)
+    handed_out.zero_()  # a caller scribbling on its copy does not touch the cache
+    assert torch.equal(b.mask(0, 0), first[0])
     other_seed = RandK(5000, 43, ratio=0.2, coordinated=coordinated)
     assert not torch.equal(first[0], other_seed.mask(0, 0))
 
