@@ -9,6 +9,7 @@ Writes ``compare.md`` linking the PNGs, ``runs.csv`` (one row per trace), ``cell
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -263,13 +264,24 @@ def _values(runs: pd.DataFrame, f: str) -> str:
     return ", ".join(fmt(v) for v in vals)
 
 
+def describe(specs: Any) -> str:
+    """The traces a comparison was given, briefly: a few specs verbatim, many as their folder."""
+    items = [str(s) for s in specs] if isinstance(specs, (list, tuple)) else [str(specs)]
+    if len(items) <= 3:
+        return ", ".join(f"`{s}`" for s in items)
+    try:
+        common = os.path.commonpath([os.path.dirname(s) or "." for s in items])
+    except ValueError:
+        common = ""
+    return f"{len(items)} paths" + (f" under `{common}`" if common else "")
+
+
 def markdown(comp: Comparison, specs: Any) -> str:
     sw, runs = comp.sweep, comp.sweep.runs
     primary = comp.metrics[0]
     status = runs["status"].value_counts()
     lines = ["# Sweep comparison", "",
-             f"{len(runs)} traces ({', '.join(f'{n} {s}' for s, n in status.items())}) from "
-             f"`{' '.join(map(str, specs)) if isinstance(specs, (list, tuple)) else specs}`.", ""]
+             f"{len(runs)} traces ({', '.join(f'{n} {s}' for s, n in status.items())}) from {describe(specs)}.", ""]
     unfinished = runs[runs["status"] != "finished"]
     if len(unfinished):
         lines += [f"**{len(unfinished)} runs are not finished** ({', '.join(unfinished['run'])}): their last "

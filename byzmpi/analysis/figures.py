@@ -184,6 +184,8 @@ def time_split(rounds: pd.DataFrame, max_bins: int = 60) -> Figure:
         ax1.bar(starts, binned[name].to_numpy(), width=widths * 0.9, bottom=bottom, align="edge",
                 color=TIME_COLORS.get(name), label=name)
         bottom += binned[name].to_numpy()
+    if len(bottom) and np.isfinite(bottom).any() and bottom.max() > 0:
+        ax1.set_ylim(0, 1.3 * float(np.nanmax(bottom)))  # room for the legend above the bars
     ax1.set_xlabel("round")
     ax1.set_ylabel("ms per round")
     ax1.set_title(f"Time per round (mean over bins of {max(1, n // bins)} rounds)")

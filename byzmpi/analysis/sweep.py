@@ -24,13 +24,13 @@ import pandas as pd
 from .markdown import fmt
 from .metrics import HIGHER_IS_BETTER
 
-BOOKKEEPING_PREFIXES = ("debug.",)
+BOOKKEEPING_PREFIXES = ("debug.", "checkpoint.")
 BOOKKEEPING = {"run.name", "run.trace", "run.trace_messages", "run.flush_every", "run.flush_seconds", "run.progress",
                "run.log_every", "run.plugins", "clients.byzantine_ids"}
 REPLICATES = ("run.seed", "task.seed")
 #: sections in the order their fields are kept when two fields mirror each other
-SECTION_PRIORITY = ("attack", "clients", "task", "method", "run", "aggregator")
-NAMED_SECTIONS = ("attack", "aggregator", "method")
+SECTION_PRIORITY = ("attack", "clients", "task", "method", "compressor", "run", "aggregator")
+NAMED_SECTIONS = ("attack", "aggregator", "method", "compressor")
 MISSING = "-"
 
 
@@ -44,9 +44,9 @@ def _key(v: Any) -> Any:
 
 
 def config_columns(runs: pd.DataFrame) -> list[str]:
-    """Columns of a runs DataFrame that are resolved-config fields (``section.key``)."""
-    return [c for c in runs.columns if "." in c and c.split(".", 1)[0] in
-            ("run", "clients", "task", "method", "aggregator", "attack", "debug")]
+    """Columns of a runs DataFrame that are resolved-config fields: ``section.key`` (the summary
+    columns of :func:`~byzmpi.analysis.metrics.run_row` have no dot)."""
+    return [c for c in runs.columns if "." in c]
 
 
 def _n_values(col: pd.Series) -> int:
