@@ -9,7 +9,10 @@ Three ways of running the same sampled round, per world size P and message size 
 (c) full    a whole ``byzmpi run`` round with the benchmark-only method ``bench_echo`` (plugin
             ``benchmarks/round_overhead_plugin.py``, loaded through ``run.plugins``): the client's message
             is the downlink, aggregator mean, no attack, trace (with the per-message table) to a temp dir,
-            evaluation only at round 0 and after the last round. A tiny synthetic task is still built.
+            evaluation only at round 0 and after the last round. The runner decodes messages into rows
+            of the task's dimension, so the task is a synthetic one of dimension d (d - 1 features plus
+            the bias) with one sample per client, no regulariser (no f* to solve); it is never used for
+            gradients.
 
 Setup: n = P - 1 clients, one per host rank; C = P - 2 clients sampled per round (every round one
 host sits out, so the round communicator really changes from round to round), the same seeded
@@ -195,13 +198,14 @@ per_round = {c}
 
 [task]
 name = "synthetic"
-features = 2
-samples = {samples}
+features = {features}
+samples = {n}
+test_fraction = 0.0
+regularizer = "none"
 batch_size = 0
 
 [method]
 name = "bench_echo"
-dim = {d}
 
 [aggregator]
 name = "mean"
@@ -224,7 +228,7 @@ def full_runs(ranks: int, schedule: dict[int, tuple[int, int]], tmp: Path, env: 
         path = tmp / f"full_P{ranks}_d{d}.toml"
         path.write_text(textwrap.dedent(CONFIG.format(
             name=f"full_P{ranks}_d{d}", seed=SEED, rounds=rounds, eval_every=10 * rounds,
-            trace=tmp / f"full_P{ranks}_d{d}.h5", plugin=PLUGIN, n=n, c=c, samples=20 * n, d=d)))
+            trace=tmp / f"full_P{ranks}_d{d}.h5", plugin=PLUGIN, n=n, c=c, features=d - 1)))
         configs.append(str(path))
     stamps_path = tmp / f"stamps_P{ranks}.json"
     run_env = {**env, "BYZMPI_BENCH_STAMPS": str(stamps_path), "BYZMPI_CACHE": str(tmp / "cache")}

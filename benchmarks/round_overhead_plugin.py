@@ -1,15 +1,25 @@
 """Benchmark-only plugin for ``benchmarks/round_overhead.py``: the method ``bench_echo``.
 
 Loaded through a config's ``run.plugins = ["/path/to/round_overhead_plugin.py"]`` (which also
-exercises byzmpi's plugin mechanism). The method ignores the task: the server broadcasts a
-buffer of ``dim`` floats, every sampled client sends the downlink back unchanged as its message,
-and the server aggregates the messages (the configured rule, e.g. mean) into the buffer. So one
-round moves exactly the bytes of a bare ``Bcast`` + ``Gather`` of ``dim`` floats, and everything
-else in the round is byzmpi's own work (plan, validation, aggregation, trace).
+exercises byzmpi's plugin mechanism). The method does no learning: the server broadcasts a
+buffer of d floats, every sampled client sends the downlink back unchanged as its message, and
+the server aggregates the messages (the configured rule, e.g. mean) into the buffer, which is
+also "the model". So one round moves exactly the bytes of a bare ``Bcast`` + ``Gather`` of d
+floats, and everything else in the round is byzmpi's own work (plan, validation, aggregation,
+statistics, trace).
+
+d is the task's dimension (the benchmark builds a synthetic task with d − 1 features and one
+sample per client): the runner decodes messages into rows of the task's dimension, so a method's
+messages cannot have another length. The task is never used for gradients.
+
+The method implements both the plain interface (``message_len``) and the wire interface
+(``max_wire_len``, ``wire_len``, ``reject_codes``, ``decode``, ``writable``, ``encode_writable``)
+with an uncompressed float32 payload, and ``build`` ignores the extra context the runner passes
+(compressor, client count, ...).
 
 When ``BYZMPI_BENCH_STAMPS`` is set, the server records ``time.perf_counter()`` at each downlink
-(the start of its round) and writes them as JSON ``{dim: [t0, t1, ...]}`` to that path at exit,
-so the benchmark can measure the full round-to-round period (including anything the runner does
+(the start of its round) and writes them as JSON ``{d: [t0, t1, ...]}`` to that path at exit, so
+the benchmark can measure the full round-to-round period (including anything the runner does
 between rounds that the trace's ``t_round`` does not cover).
 """
 
@@ -26,7 +36,7 @@ import torch
 from torch import Tensor
 
 from byzmpi.methods import MethodSpec, RoundInfo, register_method
-from byzmpi.params import Param
+from byzmpi.validation import reject_codes
 
 NAME = "bench_echo"
 _STAMPS: dict[int, list[float]] = {}
@@ -34,8 +44,7 @@ _STAMPS: dict[int, list[float]] = {}
 
 @dataclass
 class EchoServer:
-    x: Tensor  # the task's model (kept at x0: evaluation and final_params need one)
-    buf: Tensor  # what is broadcast, (dim,) float32
+    buf: Tensor  # what is broadcast and what the clients echo, (d,) float32; also "the model"
 
 
 @dataclass
@@ -46,24 +55,39 @@ class EchoClient:
 class Echo:
     name = NAME
 
-    def __init__(self, task, *, dim: int, dtype: torch.dtype = torch.float32) -> None:
-        self.task, self.dtype = task, dtype
-        self.downlink_len = self.message_len = dim
-        self._stamps = _STAMPS.setdefault(dim, [])
+    def __init__(self, task) -> None:
+        d = task.dim
+        self.downlink_len = self.message_len = self.max_wire_len = d
+        self._stamps = _STAMPS.setdefault(d, [])
 
     def init_server(self, x0: Tensor) -> EchoServer:
-        buf = (torch.arange(self.downlink_len, dtype=torch.float32) % 7) - 3.0
-        return EchoServer(x=x0.clone(), buf=buf)
+        return EchoServer(buf=(torch.arange(self.downlink_len, dtype=torch.float32) % 7) - 3.0)
 
     def init_client(self, client: int) -> EchoClient:
         return EchoClient()
 
     def model(self, server: EchoServer) -> Tensor:
-        return server.x
+        return server.buf
 
     def downlink(self, server: EchoServer, plan, out: Tensor) -> None:
         self._stamps.append(time.perf_counter())
         out.copy_(server.buf)
+
+    # the wire: an uncompressed float32 payload of d values
+    def wire_len(self, plan) -> int:
+        return self.max_wire_len
+
+    def reject_codes(self, wire: Tensor, plan) -> Tensor:
+        return reject_codes(wire)
+
+    def decode(self, wire: Tensor, clients: np.ndarray, plan, dtype: torch.dtype) -> Tensor:
+        return wire.to(dtype)
+
+    def writable(self, v: Tensor, plan, client: int) -> Tensor:
+        return v
+
+    def encode_writable(self, v: Tensor, plan, client: int, out: Tensor) -> None:
+        out.copy_(v)
 
     def client_message(self, state: EchoClient, down: Tensor, plan, client: int, out: Tensor,
                        *, flip: bool = False) -> None:
@@ -88,9 +112,8 @@ atexit.register(_write_stamps)
 register_method(
     MethodSpec(
         name=NAME,
-        build=lambda task, *, seed, dtype, dim: Echo(task, dim=dim, dtype=dtype),
-        doc="Benchmark only: clients echo the downlink of `dim` floats; the server aggregates the echoes.",
-        params={"dim": Param("dim", int, 1000, "floats broadcast and sent back per client", minimum=1)},
+        build=lambda task, **context: Echo(task),
+        doc="Benchmark only: clients echo the downlink (the task's d floats); the server aggregates the echoes.",
     ),
     replace=True,
 )
