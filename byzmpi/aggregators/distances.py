@@ -49,9 +49,9 @@ def gram(x: Tensor, origin: Tensor, *, extra: Tensor | None = None, dtype: torch
 
 
 def sq_distances_from_gram(g: Tensor) -> Tensor:
-    """D_ij = G_ii + G_jj − 2G_ij, clamped at 0, exact 0 on the diagonal."""
+    """D_ij = G_ii + G_jj − 2G_ij, clamped at 0, exactly symmetric, exact 0 on the diagonal."""
     sq = g.diagonal()
-    dist = (sq[:, None] + sq[None, :] - 2.0 * g).clamp_(min=0.0)
+    dist = (sq[:, None] + sq[None, :] - (g + g.T)).clamp_(min=0.0)
     dist.fill_diagonal_(0.0)
     return dist
 

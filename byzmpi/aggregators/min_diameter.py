@@ -97,6 +97,7 @@ def min_diameter_subset(dist: np.ndarray, k: int) -> tuple[int, ...]:
         raise ValueError(f"need 1 <= k <= m, got k={k}, m={m}")
     if k == 1:
         return (0,)
+    dist = np.maximum(dist, dist.T)  # exact symmetry: the conflict graph must be undirected
     values = np.unique(dist[np.triu_indices(m, 1)])
     lo, hi = 0, len(values) - 1  # the largest value is always feasible
     while lo < hi:
@@ -114,7 +115,10 @@ def min_diameter_subset(dist: np.ndarray, k: int) -> tuple[int, ...]:
             keep |= 1 << i
         else:
             drop |= 1 << i
-    return tuple(i for i in range(m) if keep >> i & 1)
+    chosen = tuple(i for i in range(m) if keep >> i & 1)
+    if len(chosen) != k:  # pragma: no cover - the bisection guarantees a feasible subset
+        raise RuntimeError(f"minimum-diameter search found {len(chosen)} of {k} points")
+    return chosen
 
 
 def subset_diameter(dist: np.ndarray, subset: tuple[int, ...]) -> float:

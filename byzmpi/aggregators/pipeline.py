@@ -29,7 +29,13 @@ class Pipeline:
 
     @classmethod
     def build(cls, name: str, params: dict[str, Any], pre: list[tuple[str, dict[str, Any]]], seed: int) -> "Pipeline":
-        return cls(RULES[name], dict(params), [(PRE_AGGREGATORS[p], dict(pp)) for p, pp in pre], seed)
+        """From catalogue names; declared parameters not given take their declared defaults."""
+        def with_defaults(declared: dict, given: dict[str, Any]) -> dict[str, Any]:
+            return {**{k: p.default for k, p in declared.items()}, **given}
+
+        rule = RULES[name]
+        stages = [(PRE_AGGREGATORS[p], with_defaults(PRE_AGGREGATORS[p].params, dict(pp))) for p, pp in pre]
+        return cls(rule, with_defaults(rule.params, dict(params)), stages, seed)
 
     def shape(self, m: int, f: int) -> tuple[int, int]:
         """(m, f) as the rule sees them after the pre-aggregators."""
