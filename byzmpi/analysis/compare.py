@@ -38,6 +38,7 @@ class Comparison:
     worst: dict[str, pd.DataFrame] = field(default_factory=dict)
     ranking: pd.DataFrame = field(default_factory=pd.DataFrame)
     curves: list[str] = field(default_factory=list)
+    default_curves: bool = True
     figures: dict[str, tuple[Path, Figure]] = field(default_factory=dict)
     markdown: str = ""
 
@@ -49,16 +50,26 @@ def default_metrics(runs: pd.DataFrame) -> list[str]:
 
 
 # -- figures -------------------------------------------------------------------------------------
-def _norm(values: np.ndarray, metric: str) -> Normalize:
+def color_range(values: np.ndarray, metric: str, reach: float = 3.0) -> tuple[Normalize, str]:
+    """Colour scale for a heatmap: log when a loss-like metric spans decades; clipped to the
+    central values ± ``reach`` times their 10-90% spread, so one diverged cell does not flatten
+    every other colour (cells beyond saturate; the numbers are printed). Returns (norm, extend)."""
     v = values[np.isfinite(values)]
     if not len(v):
-        return Normalize(0, 1)
+        return Normalize(0, 1), "neither"
     lo, hi = float(v.min()), float(v.max())
-    if metric != "accuracy" and lo > 0 and hi / lo > 20:
-        return LogNorm(lo, hi)
-    if lo == hi:
-        lo, hi = lo - 0.5 * abs(lo or 1), hi + 0.5 * abs(hi or 1)
-    return Normalize(lo, hi)
+    log = metric != "accuracy" and lo > 0 and hi / lo > 20
+    t = np.log10(v) if log else v
+    q1, q9 = np.quantile(t, [0.1, 0.9])
+    spread = max(q9 - q1, 0.5 if log else 1e-12)
+    tlo, thi = max(float(t.min()), q1 - reach * spread), min(float(t.max()), q9 + reach * spread)
+    extend = {(False, False): "neither", (True, False): "min", (False, True): "max", (True, True): "both"}[
+        (tlo > t.min(), thi < t.max())]
+    if log:
+        return LogNorm(10 ** tlo, 10 ** thi), extend
+    if tlo == thi:
+        tlo, thi = tlo - 0.5 * abs(tlo or 1), thi + 0.5 * abs(thi or 1)
+    return Normalize(tlo, thi), extend
 
 
 def _text_color(rgba: tuple[float, ...]) -> str:
@@ -80,7 +91,7 @@ def heatmaps(sweep: S.Sweep, cell_table: pd.DataFrame, metric: str) -> Figure:
     for ax in axes[len(facets):]:
         fig.delaxes(ax)
     allv = np.concatenate([m.to_numpy(dtype=float).ravel() for m in mats])
-    norm = _norm(allv, metric)
+    norm, extend = color_range(allv, metric)
     cmap = matplotlib_cmap("RdYlGn" if M.HIGHER_IS_BETTER[metric] else "RdYlGn_r")
     im = None
     for ax, facet, mat in zip(axes, facets, mats):
@@ -110,7 +121,8 @@ def heatmaps(sweep: S.Sweep, cell_table: pd.DataFrame, metric: str) -> Figure:
         ax.set_ylabel("defence (aggregator)")
         ax.set_title(facet_title_short(facet), fontsize=10)
     if im is not None:
-        fig.colorbar(im, ax=list(axes[: len(facets)]), label=f"final {M.METRIC_LABELS[metric]}", shrink=0.9)
+        fig.colorbar(im, ax=list(axes[: len(facets)]), label=f"final {M.METRIC_LABELS[metric]}", shrink=0.9,
+                     extend=extend)
     fig.suptitle(f"Final {M.METRIC_LABELS[metric]} ({'higher' if M.HIGHER_IS_BETTER[metric] else 'lower'} is "
                  "better; framed: worst attack per defence)")
     return fig
@@ -178,7 +190,7 @@ def curves(traces: dict[str, TraceData], names: Sequence[str], labels: dict[str,
     """Loss, convergence measure and accuracy against rounds for the chosen runs, overlaid."""
     chosen = [traces[n] for n in names if n in traces][:MAX_CURVES]
     prog = "gap" if any(M.has_metric(t.evals, "gap") for t in chosen) else "grad_norm_sq"
-    fig = Figure(figsize=(15, 4.8), layout="constrained")
+    fig = Figure(figsize=(15, 5.2 + 0.2 * math.ceil(len(chosen) / 3)), layout="constrained")
     axes = fig.subplots(1, 3)
     for t in chosen:
         label = (labels or {}).get(t.label, t.label)
@@ -194,7 +206,8 @@ def curves(traces: dict[str, TraceData], names: Sequence[str], labels: dict[str,
             if len(vals) and vals.min() > 0 and vals.max() / vals.min() > 20:
                 ax.set_yscale("log")
         ax.grid(alpha=0.3)
-    axes[2].legend(fontsize=7, loc="lower right")
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=min(len(names), 3), fontsize=8)
     return fig
 
 
@@ -218,14 +231,15 @@ def build(specs: Any, out: str | Path | None = None, *, metrics: Sequence[str] |
     comp.ranking = ranking(comp)
     if select:
         comp.curves = list(S.select(sweep.runs, select)["run"])
+        comp.default_curves = False
     else:  # the worst-case run of every defence in the first facet
         wc = comp.worst[metrics[0]]
         for f, v in sweep.facets()[0]:
             wc = wc[wc[f] == v]
         comp.curves = list(wc.sort_values("rank")["worst_run"])
     by_label = {t.label: t for t in traces}
-    labels = {r["run"]: f"{r['defence']} vs {r['attack']}" + (f" ({r['run']})" if sweep.other_fields or sweep.replicates
-                                                            else "") for _, r in sweep.runs.iterrows()}
+    labels = {r["run"]: f"{r['setting']} vs {r['attack']}" + "".join(f", {f}={S.value_text(r[f])}" for f in sweep.replicates)
+              for _, r in sweep.runs.iterrows()}
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -261,7 +275,7 @@ def ranking(comp: Comparison) -> pd.DataFrame:
 
 def _values(runs: pd.DataFrame, f: str) -> str:
     vals = list(dict.fromkeys(S._key(v) for v in runs[f]))
-    return ", ".join(fmt(v) for v in vals)
+    return ", ".join(S.value_text(v) for v in vals)
 
 
 def describe(specs: Any) -> str:
@@ -319,10 +333,14 @@ def markdown(comp: Comparison, specs: Any) -> str:
         cols += [f"worst_{m}", f"worst_attack_{m}"]
         heads += [f"worst {m}", f"worst attack ({m})"]
     lines += [f"## Ranking by worst-case {primary}", "",
-              f"Settings ranked by their worst final {primary} over attacks (ties: mean over attacks).", "",
+              f"Settings ranked by their worst final {primary} over all attack columns, `none` included (a defence "
+              "can be at its worst without attack); ties broken by the mean over the same columns.", "",
               table(comp.ranking, columns=cols, headers=heads), ""]
     if comp.curves:
-        lines += ["## Curves", "", "Runs overlaid: " + ", ".join(f"`{c}`" for c in comp.curves[:MAX_CURVES]) +
+        lines += ["## Curves", "", ("The worst-case run of each defence"
+                                    + (f" ({S.facet_title(sw.facets()[0])})" if sw.other_fields else "")
+                                    + " (choose others with `--select FIELD=VALUE`). " if comp.default_curves else "")
+                  + "Runs overlaid: " + ", ".join(f"`{c}`" for c in comp.curves[:MAX_CURVES]) +
                   (f" (first {MAX_CURVES} of {len(comp.curves)})" if len(comp.curves) > MAX_CURVES else ""), "",
                   "![curves](curves.png)", ""]
     lines += ["## Runs", "", "One row per trace (all columns in `runs.csv`).", "",

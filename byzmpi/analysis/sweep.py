@@ -43,6 +43,14 @@ def _key(v: Any) -> Any:
     return v
 
 
+def value_text(v: Any) -> str:
+    """A config value as a label writes it: TOML spelling for booleans, 6 significant digits."""
+    v = _key(v)
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    return fmt(v)
+
+
 def config_columns(runs: pd.DataFrame) -> list[str]:
     """Columns of a runs DataFrame that are resolved-config fields: ``section.key`` (the summary
     columns of :func:`~byzmpi.analysis.metrics.run_row` have no dot)."""
@@ -88,7 +96,7 @@ def swept_fields(runs: pd.DataFrame) -> list[str]:
 
 def _label(row: pd.Series, name_col: str, fields: Sequence[str]) -> str:
     name = str(_key(row.get(name_col, MISSING)))
-    extra = [f"{f.split('.', 1)[1]}={fmt(_key(row[f]))}" for f in fields
+    extra = [f"{f.split('.', 1)[1]}={value_text(row[f])}" for f in fields
              if f != name_col and _key(row[f]) != MISSING]
     return f"{name}({', '.join(extra)})" if extra else name
 
@@ -136,7 +144,7 @@ def _ordered(col: pd.Series) -> list[str]:
 
 
 def facet_title(facet: tuple[tuple[str, Any], ...]) -> str:
-    return ", ".join(f"{f}={fmt(v)}" for f, v in facet) or "all runs"
+    return ", ".join(f"{f}={value_text(v)}" for f, v in facet) or "all runs"
 
 
 def analyse(runs: pd.DataFrame) -> Sweep:
@@ -149,7 +157,7 @@ def analyse(runs: pd.DataFrame) -> Sweep:
     runs["attack"] = runs.apply(lambda r: _label(r, "attack.name", attack), axis=1) if len(runs) else []
     runs["defence"] = runs.apply(lambda r: _label(r, "aggregator.name", defence), axis=1) if len(runs) else []
     runs["setting"] = runs.apply(
-        lambda r: ", ".join([r["defence"], *(f"{f}={fmt(_key(r[f]))}" for f in other)]), axis=1) if len(runs) else []
+        lambda r: ", ".join([r["defence"], *(f"{f}={value_text(r[f])}" for f in other)]), axis=1) if len(runs) else []
     if len(runs):
         rank = {c: runs[c].map(lambda v: _ORDER.get(str(v).split("(")[0], len(_ORDER))) for c in ("defence", "attack")}
         runs = runs.assign(_d=rank["defence"], _a=rank["attack"]).sort_values(
@@ -238,6 +246,6 @@ def select(runs: pd.DataFrame, filters: Sequence[str]) -> pd.DataFrame:
 
             raise SetupError(f"--select {text}: expected FIELD=VALUE with FIELD a runs column "
                              f"(e.g. attack.name=alie, aggregator.name=krum, run=NAME)")
-        col = runs[key.strip()].map(lambda v: fmt(_key(v)) if not isinstance(v, str) else v)
+        col = runs[key.strip()].map(lambda v: value_text(v) if not isinstance(v, str) else v)
         mask &= (col == value.strip()).to_numpy()
     return runs[mask]

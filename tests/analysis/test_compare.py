@@ -151,3 +151,17 @@ def test_mirrored_and_implied_fields_are_not_swept():
     sw = S.analyse(runs)
     assert "attack.std" in sw.attack_fields
     assert sorted(set(sw.runs["attack"])) == ["alie", "gaussian(std=100)", "gaussian(std=200)"]
+
+
+def test_boolean_fields_are_labelled_as_in_toml():
+    runs = pd.DataFrame({"run": list("abcd"), "aggregator.name": ["krum", "krum", "mean", "mean"],
+                         "attack.name": ["alie"] * 4, "method.clip": [False, True, False, True],
+                         "final_gap": [0.1, 0.2, 0.3, 0.4], "status": ["finished"] * 4})
+    sw = S.analyse(runs)
+    assert [S.facet_title(f) for f in sw.facets()] == ["method.clip=false", "method.clip=true"]
+    assert set(sw.runs["setting"]) == {"krum, method.clip=false", "krum, method.clip=true",
+                                       "mean, method.clip=false", "mean, method.clip=true"}
+    assert sorted(S.select(sw.runs, ["method.clip=true"])["run"]) == ["b", "d"]
+    wc = S.worst_case(sw, "gap")
+    assert list(wc["setting"]) == ["krum, method.clip=false", "krum, method.clip=true",
+                                   "mean, method.clip=false", "mean, method.clip=true"]
