@@ -1,9 +1,11 @@
-"""``byzmpi list``: every method, aggregation rule and attack, with parameters and conditions."""
+"""``byzmpi list``: every method, aggregation rule, pre-aggregator, attack and compressor, with its
+parameters, defaults and validity condition."""
 
 from __future__ import annotations
 
-from .aggregators import RULES
+from .aggregators import PRE_AGGREGATORS, RULES
 from .attacks import ATTACKS
+from .compressors import COMPRESSORS
 from .methods import METHODS
 from .params import Param
 
@@ -15,13 +17,21 @@ def _params(params: dict[str, Param], indent: str = "      ") -> list[str]:
 def format_catalogue() -> str:
     lines = ["methods ([method] name = ...):"]
     for spec in METHODS.values():
-        lines += [f"  {spec.name}: {spec.doc}", *_params(spec.params)]
-    lines.append("")
-    lines.append("aggregation rules ([aggregator] name = ..., f = Byzantine inputs tolerated, default clients.byzantine):")
+        extra = " (full participation)" if spec.full_participation else ""
+        lines += [f"  {spec.name}: {spec.doc}{extra}", *_params(spec.params)]
+    lines += ["", "aggregation rules ([aggregator] name = ..., f = Byzantine inputs tolerated, "
+              "default clients.byzantine):"]
     for rule in RULES.values():
-        lines += [f"  {rule.name}: {rule.doc}", f"      valid when {rule.condition}", *_params(rule.params)]
-    lines.append("")
-    lines.append("attacks ([attack] name = ..., threat_model = omniscient | local):")
+        state = " (stateful)" if rule.stateful else ""
+        lines += [f"  {rule.name}: {rule.doc}{state}", f"      valid when {rule.condition}", *_params(rule.params)]
+    lines += ["", "pre-aggregators ([aggregator] pre = [...], parameters in [aggregator.<name>]):"]
+    for pre in PRE_AGGREGATORS.values():
+        lines += [f"  {pre.name}: {pre.doc}", *_params(pre.params)]
+    lines += ["", "attacks ([attack] name = ..., threat_model = omniscient | local):"]
     for attack in ATTACKS.values():
-        lines += [f"  {attack.name}: {attack.doc}", *_params(attack.params)]
+        models = "omniscient, local" if attack.local is not None else "omniscient only"
+        lines += [f"  {attack.name}: {attack.doc} [{models}]", *_params(attack.params)]
+    lines += ["", "compressors ([compressor] name = ...):"]
+    for spec in COMPRESSORS.values():
+        lines += [f"  {spec.name}: {spec.doc}", *_params(spec.params)]
     return "\n".join(lines)

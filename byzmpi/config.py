@@ -211,6 +211,11 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     path = [p.strip() for p in key.split(".")]
     if not sep or len(path) < 2 or not all(path):
         raise ConfigError(text, "an override must look like section.key=value")
+    if path[-1] in ("name", "path", "trace", "threat_model"):  # names are strings, even "nan" or "inf"
+        value = raw.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        return path, value
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
@@ -391,6 +396,9 @@ def _check_method(cfg: Config) -> None:
                           f"full_round = n = {c.n}; got {c.per_round} and {c.full_round})")
     if spec.check is not None:
         spec.check(dict(cfg.method.params), cfg)
+    if getattr(ATTACKS[cfg.attack.name], "needs_trajectory", False) and not spec.trajectory:
+        raise ConfigError("attack.name", f"{cfg.attack.name!r} needs a method that exposes its trajectory "
+                          f"(x^k, x^0, step); {spec.name} does not")
     problem = COMPRESSORS[cfg.compressor.name].check(dict(cfg.compressor.params))
     if problem:
         raise ConfigError("compressor", f"{cfg.compressor.name}: {problem}")

@@ -208,11 +208,11 @@ class Server:
         def restrict(block: torch.Tensor) -> torch.Tensor:
             return torch.stack([method.writable(v, plan, int(c)) for v, c in zip(block.to(rows.dtype), byz_clients)])
 
+        trial, trial_codes = rows.clone(), codes.clone()  # reused by every call of a search
+        trial_codes[byz] = ACCEPTED
+
         def defender(byz_rows: torch.Tensor) -> torch.Tensor:
-            trial = rows.clone()
             trial[byz] = restrict(byz_rows)
-            trial_codes = codes.clone()
-            trial_codes[byz] = ACCEPTED
             ok = finite_codes(trial, trial_codes) == ACCEPTED
             f_eff = effective_f(self.s.f, int((~ok).sum()))
             return self.pipeline.peek(trial[ok], f=f_eff, round_=plan.round).value

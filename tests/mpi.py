@@ -38,17 +38,38 @@ def run_mpi(n: int, *args: str, timeout: float = 120.0, cwd: str | Path | None =
         return Result(None, out, err, time.monotonic() - t0)
 
 
-def kill_group(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    for s in (sig, signal.SIGKILL):
+def session_pids(sid: int) -> list[int]:
+    """Every process of session ``sid``: Open MPI's launcher puts each rank in its own process
+    group, but they stay in the launcher's session (the test starts it with a new session)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
         try:
-            os.killpg(proc.pid, s)
-        except ProcessLookupError:
-            return
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:  # after "pid (comm)": state, ppid, pgrp, session
+            pids.append(int(entry))
+    return pids
+
+
+def kill_group(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    """Send ``sig`` (then SIGKILL) to the launcher and every rank of its session."""
+    for s in (sig, signal.SIGKILL):
+        targets = session_pids(proc.pid) or [proc.pid]
+        for pid in targets:
+            try:
+                os.kill(pid, s)
+            except ProcessLookupError:
+                pass
         try:
             proc.wait(timeout=3)
-            return
         except subprocess.TimeoutExpired:
-            pass
+            continue
+        if s == signal.SIGKILL or not session_pids(proc.pid):
+            return
 
 
 def byzmpi(n: int, *args: str, timeout: float = 180.0, cwd: str | Path | None = None) -> Result:

@@ -80,6 +80,7 @@ class MethodSpec:
     coin: Callable[[dict], tuple[float, bool]] = lambda params: (0.0, False)
     full_participation: bool = False
     check: Callable[[dict, Any], None] | None = None
+    trajectory: bool = True  # the method exposes trajectory(server, plan) (for attacks that steer)
 
 
 METHODS: dict[str, MethodSpec] = {}

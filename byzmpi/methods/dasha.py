@@ -138,5 +138,6 @@ register_method(
         coin=lambda params: (params["p"], True),
         full_participation=True,
         check=_check,
+        trajectory=False,
     )
 )
