@@ -86,6 +86,9 @@ def test_live_trace_reads_only_new_rows_while_writer_appends(tmp_path):
         with LiveTrace(path, messages=True) as live:
             assert live.refresh() == 12 and live.status == "running"
             assert live.refresh() == 0 and live.n_rounds == 12
+            partial = read_trace(path)  # the one-shot reader also works on a trace being written
+            assert len(partial.rounds) == 12 and partial.status == "running"
+            assert load_runs(path)["rounds"].tolist() == [12]
             go.touch()
             arrivals = []
             for _ in range(600):
