@@ -176,7 +176,8 @@ def _print_summary(summary, *, as_json: bool) -> None:
         f"[byzmpi] done: {summary.rounds} rounds in {summary.wall_seconds:.2f} s -> {summary.trace}\n"
         f"[byzmpi] final loss {f.get('loss', float('nan')):.6g}, accuracy {f.get('accuracy', float('nan')):.4f}, "
         f"gap {f.get('gap', float('nan')):.4g}; rejected {summary.rejected} messages\n"
-        f"[byzmpi] per round (ms): compute {1e3 * t['t_compute'] / n:.3f}, comm {1e3 * t['t_comm'] / n:.3f}, "
+        f"[byzmpi] per round (ms): setup {1e3 * t['t_setup'] / n:.3f}, compute {1e3 * t['t_compute'] / n:.3f}, "
+        f"comm {1e3 * t['t_comm'] / n:.3f}, "
         f"aggregate {1e3 * t['t_aggregate'] / n:.3f}, io {1e3 * t['t_io'] / n:.3f}, eval {1e3 * t['t_eval'] / n:.3f}",
         flush=True,
     )

@@ -178,13 +178,15 @@ class Server:
             "threat_model": cfg.attack.extra["threat_model"], "compressor": cfg.compressor.name, "seed": cfg.run.seed,
             "simulation": self.simulated, "f_star": NAN if s.task.f_star is None else s.task.f_star,
             "dim": s.task.dim, "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "accuracy_split": "test" if s.task.dataset.X_test is not None else "honest training data",
         }
         self.trace = TraceWriter(cfg.trace_path, attrs, s.task.dim, flush_rows=cfg.run.flush_every,
                                  flush_seconds=cfg.run.flush_seconds, messages=cfg.run.trace_messages,
                                  params_dtype="f8" if cfg.run.server_dtype == "float64" else "f4",
                                  resume_rows=None if s.resume is None else s.resume.trace_rows)
         self.client_sizes = [packed_size(method.init_client(c)) for c in range(cfg.clients.n)]
-        self.totals = {"t_compute": 0.0, "t_comm": 0.0, "t_aggregate": 0.0, "t_io": 0.0, "t_eval": 0.0}
+        self.totals = {"t_setup": 0.0, "t_compute": 0.0, "t_comm": 0.0, "t_aggregate": 0.0, "t_io": 0.0,
+                       "t_eval": 0.0}
         self.bytes_up = self.bytes_down = self.rejected = 0
         self.last_eval: dict[str, float] = {}
 
@@ -247,6 +249,7 @@ class Server:
         wire = self.recv[: plan.m * width].view(plan.m, width)
         with self.world.round_comm(members, k) as rc:
             t0 = time.perf_counter()
+            t_setup = t0 - t_start
             rc.bcast(self.down)
             rc.gather_rows(None, wire, s.layout.rows_per_member(plan.sampled))
             compute = rc.gather_float64(0.0)
@@ -294,10 +297,11 @@ class Server:
                NAN if centre is None else float(centre.norm()),
                distance(record["value"], centre) if "value" in record else NAN,
                info.update_norm, info.clip_radius, 0 if info.clipped is None else int(info.clipped.sum()),
-               bytes_up, bytes_down, t_compute, t_comm, t_agg, t_io, t_eval, t_round)
+               bytes_up, bytes_down, t_setup, t_compute, t_comm, t_agg, t_io, t_eval, t_round,
+               time.perf_counter() - self.t0)
         self.trace.append("rounds", np.array([row], ROUND_DTYPE))
-        for key, value in (("t_compute", t_compute), ("t_comm", t_comm), ("t_aggregate", t_agg), ("t_io", t_io),
-                           ("t_eval", t_eval)):
+        for key, value in (("t_setup", t_setup), ("t_compute", t_compute), ("t_comm", t_comm),
+                           ("t_aggregate", t_agg), ("t_io", t_io), ("t_eval", t_eval)):
             self.totals[key] += value
         self.bytes_up += bytes_up
         self.bytes_down += bytes_down

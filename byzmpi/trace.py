@@ -1,13 +1,18 @@
 """The HDF5 trace of a run, written by rank 0 only.
 
-Layout (schema version 1):
+Layout (schema version 2; version 1 lacked rounds.t_setup and rounds.t_wall):
 
 * root attributes: ``schema_version``, ``config`` (resolved, JSON), ``versions`` (JSON),
   ``world_size``, ``n_clients``, ``byzantine_ids``, ``method``, ``aggregator``, ``attack``,
   ``threat_model``, ``seed``, ``simulation`` (omniscient Byzantine messages were built by the
   server), ``oracle_fields`` (columns that use knowledge only a simulation has), ``status``
   (``running`` → ``finished`` | ``failed``), ``rounds_done``.
-* ``rounds``: one row per round (:data:`ROUND_DTYPE`).
+* ``rounds``: one row per round (:data:`ROUND_DTYPE`). Times in seconds, measured on the server:
+  ``t_setup`` round plan, downlink and round-communicator creation; ``t_comm`` the collectives minus
+  the slowest host's compute; ``t_compute`` that slowest host's compute; ``t_aggregate``
+  validation, decoding, attack simulation and the method's update; ``t_eval`` evaluation;
+  ``t_io`` trace writes; ``t_round`` the whole round; ``t_wall`` seconds since the run (segment)
+  started, at the round's end.
 * ``messages``: one row per message received (:data:`MESSAGE_DTYPE`).
 * ``eval``: one row per evaluation (:data:`EVAL_DTYPE`); ``round`` = number of updates applied.
 * ``final_params``: the model after the last round.
@@ -28,14 +33,14 @@ from typing import Any
 import h5py
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 ROUND_DTYPE = np.dtype([
     ("round", "i8"), ("full", "u1"), ("sampled", "i4"), ("byzantine", "i4"), ("rejected", "i4"),
     ("skipped", "u1"), ("aggregate_norm", "f4"), ("honest_mean_norm", "f4"), ("dist_honest_mean", "f4"),
     ("update_norm", "f4"), ("clip_radius", "f4"), ("clipped", "i4"), ("bytes_up", "i8"), ("bytes_down", "i8"),
-    ("t_compute", "f4"), ("t_comm", "f4"), ("t_aggregate", "f4"), ("t_io", "f4"), ("t_eval", "f4"),
-    ("t_round", "f4"),
+    ("t_setup", "f4"), ("t_compute", "f4"), ("t_comm", "f4"), ("t_aggregate", "f4"), ("t_io", "f4"),
+    ("t_eval", "f4"), ("t_round", "f4"), ("t_wall", "f8"),
 ])
 MESSAGE_DTYPE = np.dtype([
     ("round", "i8"), ("client", "i4"), ("byzantine", "u1"), ("rejected", "u1"), ("norm", "f4"),
@@ -57,7 +62,9 @@ NOT_APPLICABLE = 255
 
 
 def _attr(value: Any) -> Any:
-    if isinstance(value, (dict, list, tuple)) and not (isinstance(value, list) and all(isinstance(v, int) for v in value)):
+    if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return np.asarray(value, dtype=np.int64)  # also an empty list: an int64 array, not float
+    if isinstance(value, (dict, list, tuple)):
         return json.dumps(value)
     return value
 

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from . import metrics as M
 
 HONEST, BYZANTINE = "tab:blue", "tab:red"
-TIME_COLORS = {"compute": "tab:blue", "communication": "tab:orange", "aggregation": "tab:green", "I/O": "tab:purple",
+TIME_COLORS = {M.TIME_PARTS["t_setup"]: "tab:brown", "compute": "tab:blue", "communication": "tab:orange", "aggregation": "tab:green", "I/O": "tab:purple",
                "eval": "tab:gray", M.OTHER_TIME: "tab:olive"}
 
 
@@ -167,7 +167,7 @@ def kept_rate(messages: pd.DataFrame) -> Figure:
 def time_split(rounds: pd.DataFrame, max_bins: int = 60) -> Figure:
     """Time per round split into compute, communication, aggregation, I/O, eval and other:
     stacked over rounds (means over bins of rounds) and as an average."""
-    parts = dict(M.TIME_PARTS)
+    parts = {col: name for col, name in M.TIME_PARTS.items() if col in rounds}
     n = len(rounds)
     ms = pd.DataFrame({name: 1e3 * rounds[col].astype(float).to_numpy() for col, name in parts.items()})
     ms[M.OTHER_TIME] = (1e3 * rounds["t_round"].astype(float).to_numpy() - ms.sum(axis=1)).clip(lower=0.0)

@@ -26,9 +26,9 @@ METRICS = ("loss", "accuracy", "gap", "grad_norm_sq")
 METRIC_LABELS = {"loss": "loss", "accuracy": "accuracy", "gap": "optimality gap f(x) - f*",
                  "grad_norm_sq": "|grad f(x)|^2"}
 HIGHER_IS_BETTER = {"loss": False, "accuracy": True, "gap": False, "grad_norm_sq": False}
-TIME_PARTS = {"t_compute": "compute", "t_comm": "communication", "t_aggregate": "aggregation", "t_io": "I/O",
-              "t_eval": "eval"}
-OTHER_TIME = "other (plan, round communicator)"
+TIME_PARTS = {"t_setup": "setup (plan, round communicator)", "t_compute": "compute", "t_comm": "communication",
+              "t_aggregate": "aggregation", "t_io": "I/O", "t_eval": "eval"}
+OTHER_TIME = "other"
 
 
 def _f(x: Any) -> float:
@@ -205,6 +205,8 @@ def time_table(rounds: pd.DataFrame) -> pd.DataFrame:
     rows = []
     accounted = 0.0
     for col, name in TIME_PARTS.items():
+        if col not in rounds:  # traces of schema 1 have no t_setup
+            continue
         total = float(rounds[col].astype(np.float64).sum()) if n else 0.0
         accounted += total
         rows.append({"part": name, "column": col, "total_s": total})
