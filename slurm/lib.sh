@@ -2,7 +2,8 @@
 #
 # Sourcing it installs the signal traps at once (so a signal that arrives while the job is still
 # setting up is remembered, not fatal) and defines:
-#   byzmpi_setup           cd to the submit folder, activate the venv, set the MPI environment
+#   byzmpi_setup           activate the venv, set the MPI environment (the job runs in the folder it was
+#                          submitted from, or sbatch --chdir's; relative paths in configs start there)
 #   byzmpi_launch ARGS...  start `byzmpi run ARGS...` on all tasks, forward stop signals, requeue on exit 75
 #
 # Signals, and what the batch shell does with them (bash runs a trap only between commands, so the
@@ -49,7 +50,6 @@ trap '_byz_on_signal USR1' USR1
 trap '_byz_on_signal TERM' TERM
 
 byzmpi_setup() {
-  cd "${SLURM_SUBMIT_DIR:-$PWD}" || return 2   # sbatch --chdir sets this; traces go to paths relative to it
   if [ -n "${BYZMPI_VENV:-}" ]; then
     if [ ! -f "$BYZMPI_VENV/bin/activate" ]; then _byz_log "BYZMPI_VENV=$BYZMPI_VENV has no bin/activate"; return 2; fi
     # shellcheck disable=SC1091

@@ -1,0 +1,251 @@
+"""slurm/run.sbatch and slurm/sweep.sbatch on a real single-node Slurm (see conftest.py).
+
+The interrupted runs are compared bit for bit with one uninterrupted 4-rank ``mpiexec`` run of the
+same config (started in the background as soon as a test needs it).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from byzmpi.trace import open_trace
+from tests.mpi import byzmpi
+
+from .conftest import REPO, SLURM_DIR, TERMINAL, Cluster, Job
+
+pytestmark = pytest.mark.slurm
+
+RUN = SLURM_DIR / "run.sbatch"
+SWEEP = SLURM_DIR / "sweep.sbatch"
+NTASKS = 4
+SHORT = 60           # rounds of the plain runs
+LONG = 400           # rounds of the interrupted runs: long enough to interrupt, short enough to finish soon
+LONG_SET = ("--set", f"run.rounds={LONG}", "--set", "run.flush_seconds=0.2", "--set", "run.eval_every=50")
+START_TIMEOUT = 240  # submit -> the job's first trace rows (4 ranks importing torch on a loaded 2-core box)
+JOB_TIMEOUT = 300    # submit or requeue -> final state
+
+
+@pytest.fixture(scope="module")
+def workroot(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("slurm")
+    shutil.copy(REPO / "configs" / "quickstart.toml", root / "cfg.toml")
+    return root
+
+
+def _workdir(workroot: Path, name: str) -> Path:
+    d = workroot / name
+    d.mkdir()
+    shutil.copy(workroot / "cfg.toml", d / "cfg.toml")
+    return d
+
+
+@pytest.fixture(scope="module")
+def reference(workroot) -> Future:
+    """final_params of an uninterrupted run of the LONG config, computed in the background."""
+    d = _workdir(workroot, "reference")
+
+    def run() -> np.ndarray:
+        res = byzmpi(NTASKS, "run", "cfg.toml", *LONG_SET, "--set", "run.name=ref", timeout=600, cwd=d)
+        assert res.returncode == 0, f"reference run failed: {res.stderr[-3000:]}"
+        return _trace(d / "runs" / "ref.h5")["params"]
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(run)
+    yield future
+    pool.shutdown(wait=True)
+
+
+def _trace(path: Path) -> dict:
+    with h5py.File(path, "r", locking=False) as f:
+        return {"attrs": dict(f.attrs), "params": f["final_params"][...], "rounds": f["rounds"]["round"][...]}
+
+
+def _rows(path: Path) -> int:
+    """Rows of the trace's rounds table so far (0 while it does not exist yet)."""
+    try:
+        with open_trace(path) as f:
+            return int(f["rounds"].shape[0])
+    except (OSError, KeyError):
+        return 0
+
+
+def _output(rec: dict) -> str:
+    return Path(rec["StdOut"]).read_text(errors="replace")
+
+
+def _wait_rows(slurm: Cluster, job: Job, trace: Path, rows: int, also: Path | None = None) -> int:
+    """Wait until the running job's trace holds ``rows`` rounds (and ``also`` exists); the row count."""
+    def ready(recs):
+        state = recs[0].get("JobState")
+        if state != "RUNNING":
+            assert state in ("PENDING", "CONFIGURING"), f"job {job.id} is {state} before the test could interrupt it"
+            return None
+        n = _rows(trace)
+        return n if n >= rows and (also is None or also.exists()) else None
+    return slurm.wait_for(job, ready, START_TIMEOUT, f"{rows} trace rows while RUNNING")
+
+
+def _wait_restarted(slurm: Cluster, job: Job) -> None:
+    """Wait until the job runs again after one requeue (or has already ended after it)."""
+    slurm.wait_for(job, lambda r: int(r[0].get("Restarts", 0)) >= 1 and r[0].get("JobState") in {"RUNNING", *TERMINAL},
+                   JOB_TIMEOUT, "second start (Restarts=1, RUNNING)", poll=0.2)
+
+
+def _check_finished(d: Path, name: str, rounds: int, world_size: int) -> dict:
+    t = _trace(d / "runs" / f"{name}.h5")
+    assert t["attrs"]["status"] == "finished"
+    assert int(t["attrs"]["rounds_done"]) == rounds
+    assert int(t["attrs"]["world_size"]) == world_size
+    np.testing.assert_array_equal(t["rounds"], np.arange(rounds))  # each round exactly once, also after a resume
+    return t
+
+
+def _check_resumed(d: Path, name: str, out: str, reference: Future, world_size: int = NTASKS) -> int:
+    """The run finished after exactly one resume from a round strictly inside the run, and its model
+    equals the uninterrupted run's bit for bit; returns the round it resumed at."""
+    resumed = [int(k) for k in re.findall(rf"{name}: resuming at round (\d+)", out)]
+    assert len(resumed) == 1 and 0 < resumed[0] < LONG, f"expected one resume inside the run:\n{out[-3000:]}"
+    t = _check_finished(d, name, LONG, world_size)
+    ref = reference.result(timeout=JOB_TIMEOUT)
+    assert t["params"].dtype == ref.dtype
+    assert t["params"].tobytes() == ref.tobytes(), f"max |diff| {np.max(np.abs(t['params'] - ref))}"
+    return resumed[0]
+
+
+# ---- (a) a plain run ----------------------------------------------------------------------------
+
+def test_run_sbatch_completes(slurm, workroot):
+    d = _workdir(workroot, "plain")
+    t0 = time.monotonic()
+    job = slurm.sbatch(RUN, "cfg.toml", "--set", f"run.rounds={SHORT}", "--set", "run.name=plain",
+                       opts=(f"--ntasks={NTASKS}", "--time=10"), workdir=d)
+    rec = slurm.wait_done(job, JOB_TIMEOUT)
+    out = _output(rec)
+    assert rec["JobState"] == "COMPLETED" and rec["ExitCode"] == "0:0", slurm.describe(job)
+    assert Path(rec["StdOut"]).name == f"byzmpi-{job.id}.out"  # the script's --output=%x-%j.out, in --chdir
+    assert f"restart 0, {NTASKS} tasks: mpiexec -n {NTASKS}" in out and "finished" in out
+    _check_finished(d, "plain", SHORT, NTASKS)
+    print(f"\n[slurm] (a) run.sbatch, {NTASKS} ranks, {SHORT} rounds: {time.monotonic() - t0:.1f} s submit -> COMPLETED")
+
+
+# ---- (b) USR1 -> checkpoint, exit 75, self-requeue, resume ----------------------------------------
+
+@pytest.mark.timeout(900)
+def test_usr1_checkpoints_requeues_and_resumes_bit_identically(slurm, workroot, reference):
+    d = _workdir(workroot, "usr1")
+    t0 = time.monotonic()
+    job = slurm.sbatch(RUN, "cfg.toml", *LONG_SET, "--set", "run.name=usr1",
+                       opts=(f"--ntasks={NTASKS}", "--time=10"), workdir=d)
+    rows = _wait_rows(slurm, job, d / "runs" / "usr1.h5", 20)
+    slurm.cmd("scancel", "--signal=USR1", "--batch", job.id)
+    t_sig = time.monotonic()
+    _wait_restarted(slurm, job)
+    t_back = time.monotonic()
+    rec = slurm.wait_done(job, JOB_TIMEOUT, restarts=1)
+    out = _output(rec)
+    assert rec["JobState"] == "COMPLETED" and rec["ExitCode"] == "0:0" and rec["Restarts"] == "1", slurm.describe(job)
+    assert "SIGUSR1: asking the run to checkpoint" in out
+    assert "exiting with status 75" in out and f"scontrol requeue {job.id}" in out
+    assert "restart 1, " in out
+    k = _check_resumed(d, "usr1", out, reference)
+    assert k >= rows
+    print(f"\n[slurm] (b) USR1 at trace row {rows}, resumed at round {k}; signal -> running again "
+          f"{t_back - t_sig:.1f} s; whole job {time.monotonic() - t0:.1f} s")
+
+
+# ---- (c) scontrol requeue of a running job (TERM, then KILL) -------------------------------------
+
+@pytest.mark.timeout(900)
+def test_scontrol_requeue_resumes_from_a_checkpoint(slurm, workroot, reference):
+    every = 25
+    d = _workdir(workroot, "requeue")
+    t0 = time.monotonic()
+    job = slurm.sbatch(RUN, "cfg.toml", *LONG_SET, "--set", "run.name=requeue", "--set", f"checkpoint.every={every}",
+                       opts=(f"--ntasks={NTASKS}", "--time=10"), workdir=d)
+    rows = _wait_rows(slurm, job, d / "runs" / "requeue.h5", 2 * every, also=d / "runs" / "requeue.ckpt.h5")
+    slurm.cmd("scontrol", "requeue", job.id)
+    t_req = time.monotonic()
+    _wait_restarted(slurm, job)
+    t_back = time.monotonic()
+    rec = slurm.wait_done(job, JOB_TIMEOUT, restarts=1)
+    out = _output(rec)
+    assert rec["JobState"] == "COMPLETED" and rec["ExitCode"] == "0:0" and rec["Restarts"] == "1", slurm.describe(job)
+    assert "DUE TO JOB REQUEUE" in out
+    # the batch shell never requeues after TERM itself (Slurm already does): exactly one restart
+    assert "scontrol requeue" not in out
+    k = _check_resumed(d, "requeue", out, reference)
+    # the ranks also get Slurm's TERM: they may still write a checkpoint at the next round boundary
+    # before the KILL; otherwise the last periodic one (a multiple of `every`) is used
+    kind = "periodic" if k % every == 0 else "written on SIGTERM"
+    print(f"\n[slurm] (c) scontrol requeue at trace row {rows}, resumed at round {k} ({kind} checkpoint); "
+          f"requeue -> running again {t_back - t_req:.1f} s; whole job {time.monotonic() - t0:.1f} s")
+
+
+# ---- (d) a job array sweep -------------------------------------------------------------------------
+
+@pytest.mark.timeout(600)
+def test_sweep_array_writes_one_trace_per_task(slurm, workroot):
+    d = _workdir(workroot, "sweep")
+    (d / "grid.txt").write_text(
+        "# aggregator x attack\n"
+        "cfg.toml --set aggregator.name=median\n"
+        "\n"
+        "cfg.toml --set 'aggregator.name=trimmed_mean' --set attack.name=ipm\n"
+        "   # an indented comment\n"
+        "cfg.toml --set aggregator.name=mean --set \"attack.name=none\"\n"
+    )
+    expected = [("median", "alie"), ("trimmed_mean", "ipm"), ("mean", "none")]
+    t0 = time.monotonic()
+    # 2 ranks per task: 3 tasks fit the node at once; the extra argument goes to every task
+    job = slurm.sbatch(SWEEP, "grid.txt", "--set", "run.rounds=40",
+                       opts=(f"--array=0-{len(expected) - 1}", "--ntasks=2", "--time=10"), workdir=d)
+    tasks = slurm.wait_array(job, len(expected), JOB_TIMEOUT)
+    for i, (rule, attack) in enumerate(expected):
+        rec = tasks[str(i)]
+        assert rec["JobState"] == "COMPLETED" and rec["ExitCode"] == "0:0", slurm.describe(job)
+        assert Path(rec["StdOut"]).name == f"byzmpi-sweep-{job.id}_{i}.out"
+        t = _check_finished(d, f"grid_{i}", 40, 2)
+        cfg = json.loads(t["attrs"]["config"])
+        assert (cfg["run"]["name"], cfg["aggregator"]["name"], cfg["attack"]["name"]) == (f"grid_{i}", rule, attack)
+    assert sorted(p.name for p in (d / "runs").glob("*.h5")) == [f"grid_{i}.h5" for i in range(len(expected))]
+    print(f"\n[slurm] (d) sweep of {len(expected)} array tasks x 2 ranks: {time.monotonic() - t0:.1f} s")
+
+
+def test_sweep_rejects_an_index_beyond_the_grid(slurm, workroot):
+    d = _workdir(workroot, "sweep_short")
+    (d / "grid.txt").write_text("cfg.toml --set run.rounds=5\n")
+    job = slurm.sbatch(SWEEP, "grid.txt", opts=("--array=1", "--ntasks=1", "--time=2"), workdir=d)
+    rec = slurm.wait_array(job, 1, 60)["1"]
+    assert rec["JobState"] == "FAILED" and rec["ExitCode"] == "2:0"
+    assert "task 1, but grid.txt has 1 lines" in _output(rec)
+    assert not (d / "runs").exists()
+
+
+# ---- (e) srun --mpi=pmix, config through the environment, USR1 + requeue through srun ---------------
+
+@pytest.mark.timeout(900)
+def test_srun_pmix_launch_and_requeue(slurm, workroot, reference):
+    d = _workdir(workroot, "srun")
+    t0 = time.monotonic()
+    job = slurm.sbatch(RUN, opts=(f"--ntasks={NTASKS}", "--time=10"), workdir=d,
+                       env={"BYZMPI_LAUNCHER": "srun", "BYZMPI_CONFIG": "cfg.toml",
+                            "BYZMPI_ARGS": " ".join(LONG_SET + ("--set", "run.name=srun"))})
+    rows = _wait_rows(slurm, job, d / "runs" / "srun.h5", 20)
+    slurm.cmd("scancel", "--signal=USR1", "--batch", job.id)
+    rec = slurm.wait_done(job, 2 * JOB_TIMEOUT, restarts=1)
+    out = _output(rec)
+    assert rec["JobState"] == "COMPLETED" and rec["ExitCode"] == "0:0" and rec["Restarts"] == "1", slurm.describe(job)
+    assert f"srun --mpi=pmix -n {NTASKS}" in out
+    assert "Exited with exit code 75" in out  # srun passes the ranks' status on
+    # world_size = 4: not 4 singletons of size 1 (srun --mpi=pmi2/none with Open MPI exits 0 that way)
+    k = _check_resumed(d, "srun", out, reference, world_size=NTASKS)
+    print(f"\n[slurm] (e) srun --mpi=pmix: USR1 at row {rows}, resumed at {k}; whole job {time.monotonic() - t0:.1f} s")
