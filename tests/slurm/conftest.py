@@ -174,6 +174,7 @@ def slurm():
         ok, detail = False, f"timed out after {exc.timeout} s"
     if not ok:
         _run(["bash", str(LOCAL_SCRIPT), "stop"], env, timeout=120)
+        shutil.rmtree(base, ignore_errors=True)
         pytest.fail(f"{'BYZMPI_REQUIRE_SLURM=1' if require else 'BYZMPI_SLURM_LOCAL=1'} ({why}), and the local "
                     f"cluster did not start: {LOCAL_SCRIPT} start -> {detail}", pytrace=False)
     try:
