@@ -49,7 +49,7 @@ RUN = {
               choices=("float32", "float64")),
         Param("plugins", list, [], "modules (dotted names or .py paths) imported before validation, "
               "to register your own rules, attacks or methods", item=str),
-        Param("sync_every", int, 1, "rounds between the all-rank check for a stop request (SIGTERM/SIGUSR1)",
+        Param("sync_every", int, 10, "rounds between the all-rank check for a stop request (SIGTERM/SIGUSR1)",
               minimum=1),
     ]
 }
@@ -71,8 +71,8 @@ TASK = {
     for p in [
         Param("name", str, "synthetic", "dataset", choices=("synthetic", "libsvm", "digits")),
         Param("path", str, None, "LIBSVM file (task.name = libsvm)", nullable=True),
-        Param("features", int, 20, "synthetic: feature count (a bias feature is added); libsvm: "
-              "force the feature count", minimum=1),
+        Param("features", int, None, "synthetic: feature count, default 20 (a bias feature is added); libsvm: "
+              "force the feature count (default: the largest index in the file)", minimum=1, nullable=True),
         Param("samples", int, 4000, "synthetic: number of samples (train + test)", minimum=1),
         Param("heterogeneity", float, 1.0, "synthetic: client shift h (0 = iid clients)", minimum=0.0),
         Param("label_noise", float, 0.5, "synthetic: std of the noise added to the margin", minimum=0.0),
@@ -302,18 +302,24 @@ def load_plugins(modules: Iterable[str], base: Path | None = None) -> None:
                     raise ImportError(f"cannot load {path}")
                 module = importlib.util.module_from_spec(spec)
                 sys.modules[key] = module
-                spec.loader.exec_module(module)
+                try:
+                    spec.loader.exec_module(module)
+                except BaseException:
+                    sys.modules.pop(key, None)  # a failed plugin is not "loaded"
+                    raise
             else:
                 importlib.import_module(name)
-        except (ImportError, OSError) as exc:
-            raise ConfigError("run.plugins", f"cannot import {name!r}: {exc}") from None
+        except Exception as exc:  # any failure of the user's module is reported as one line
+            detail = " ".join(str(exc).split())
+            raise ConfigError("run.plugins", f"cannot import {name!r}: {type(exc).__name__}: {detail}") from None
 
 
 def parse_config(raw: Mapping, base: Path | None = None) -> Config:
     known = {"run", "clients", "task", "method", "aggregator", "attack", "compressor", "checkpoint", "debug"}
     for key in raw:
         if key not in known:
-            raise ConfigError(key, f"unknown section; allowed: {', '.join(sorted(known))}")
+            raise ConfigError(key if key.isidentifier() else repr(key),
+                              f"unknown section; allowed: {', '.join(sorted(known))}")
     run = resolve_params(RUN, _table(raw, "run"), "run", "run")
     load_plugins(run["plugins"], base)
     clients = resolve_params(CLIENTS, _table(raw, "clients"), "clients", "clients")
@@ -334,6 +340,12 @@ def parse_config(raw: Mapping, base: Path | None = None) -> Config:
         local = sorted(n for n, a in ATTACKS.items() if a.local is not None)
         raise ConfigError("attack.threat_model", f"attack {attack.name!r} has no local implementation; "
                           f"local attacks: {', '.join(local)}")
+    for section, key, table in (("run", "trace", run), ("checkpoint", "path", checkpoint)):
+        try:
+            table[key].format(name=run["name"], seed=run["seed"])
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(f"{section}.{key}", f"only the placeholders {{name}} and {{seed}} are allowed "
+                              f"(got {table[key]!r}: {type(exc).__name__} {exc})") from None
     _resolve_clients(clients, run["seed"])
     _resolve_task(task, run["seed"])
     cfg = Config(Section(run), Section(clients), Section(task), method, aggregator, attack, Section(debug),

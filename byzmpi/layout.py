@@ -1,7 +1,7 @@
 """Which rank hosts which client.
 
 Clients are logical ids ``0..n-1``; rank 0 is the server and ranks ``1..P-1`` host clients in
-contiguous blocks (numpy ``array_split`` order): with ``H = min(P - 1, n)`` hosts, host ``h``
+contiguous blocks: with ``H = min(P - 1, n)`` hosts, host ``h``
 (rank ``h + 1``) holds clients ``[h*n//H, (h+1)*n//H)``. With one client per rank (the default
 ``P = n + 1``) client ``c`` lives on rank ``c + 1``. Ranks beyond ``n + 1`` host nothing.
 

@@ -87,7 +87,8 @@ def resolve_params(declared: Mapping[str, Param], given: Mapping[str, Any], sect
     for key, value in given.items():
         if key not in declared:
             allowed = ", ".join(declared) or "none"
-            raise ConfigError(f"{section}.{key}", f"unknown parameter of {owner!r}; allowed: {allowed}")
+            shown = key if key.isidentifier() else repr(key)  # a quoted TOML key may hold a newline
+            raise ConfigError(f"{section}.{shown}", f"unknown parameter of {owner!r}; allowed: {allowed}")
         out[key] = check_param(declared[key], value, f"{section}.{key}")
     for key, p in declared.items():
         out.setdefault(key, p.default)

@@ -22,10 +22,10 @@ __all__ = ["Dataset", "Evaluation", "Task", "build_task", "flip_labels"]
 def load_dataset(cfg: "Config") -> Dataset:
     t = cfg.task
     if t.name == "synthetic":
-        return synthetic(seed=t.seed, n_clients=cfg.clients.n, samples=t.samples, features=t.features,
+        return synthetic(seed=t.seed, n_clients=cfg.clients.n, samples=t.samples, features=t.features or 20,
                          heterogeneity=t.heterogeneity, label_noise=t.label_noise, test_fraction=t.test_fraction)
     if t.name == "libsvm":
-        return load_libsvm(t.path, None, t.test_fraction, t.seed)
+        return load_libsvm(t.path, t.features, t.test_fraction, t.seed)
     return digits(seed=t.seed, test_fraction=t.test_fraction)
 
 

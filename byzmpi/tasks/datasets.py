@@ -58,7 +58,10 @@ def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
 
 def _binary_or_classes(labels: np.ndarray) -> tuple[np.ndarray, int]:
     values = np.unique(labels)
-    if values.size <= 2:
+    if values.size == 1:
+        # one class present: keep its sign (-1 and 0 are the negative class, anything else +1)
+        return np.full(labels.shape, -1.0 if values[0] <= 0 else 1.0, dtype=np.float32), 2
+    if values.size == 2:
         # two classes: the larger value is +1 (covers {-1, 1}, {0, 1}, {1, 2})
         return np.where(labels == values.max(), 1.0, -1.0).astype(np.float32), 2
     return np.searchsorted(values, labels).astype(np.int64), int(values.size)
@@ -78,6 +81,8 @@ def parse_libsvm(path: str | Path, n_features: int | None = None) -> tuple[np.nd
                     labels.append(float(parts[0]))
                     for tok in parts[1:]:
                         idx, _, val = tok.partition(":")
+                        if int(idx) < 1:
+                            raise ValueError(f"feature index {idx} (indices must be >= 1)")
                         cols.append(int(idx) - 1)
                         vals.append(float(val))
                         rows.append(len(labels) - 1)

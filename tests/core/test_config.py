@@ -154,8 +154,6 @@ def test_unreadable_or_invalid_toml_is_one_line(tmp_path):
     assert "not valid TOML" in err.line() and "\n" not in err.line()
 
 
-@pytest.mark.xfail(strict=True, reason="config.py resolve_params/parse_config put the raw key in the field name; "
-                   "a quoted TOML key holding a newline makes the 'one-line' error two lines")
 def test_key_with_a_newline_still_gives_one_line(tmp_path):
     path = write(tmp_path, '[run]\n"bad\\nkey" = 1\n')
     assert "\n" not in error_of(path).line()
@@ -400,8 +398,6 @@ def test_missing_plugin_is_a_config_error(base):
     assert err.field == "run.plugins"
 
 
-@pytest.mark.xfail(strict=True, reason="config.load_plugins inserts sys.modules[key] before exec_module and "
-                   "never removes it on failure: a second load of a plugin that failed to import is skipped silently")
 def test_failed_plugin_is_not_remembered_as_loaded(tmp_path):
     write(tmp_path, "import no_such_dependency_xyz\n", "broken.py")
     path = write(tmp_path, BASE.format(trace=tmp_path / "t.h5"))
@@ -409,8 +405,6 @@ def test_failed_plugin_is_not_remembered_as_loaded(tmp_path):
     assert error_of(path, ['run.plugins=["broken.py"]']).field == "run.plugins"
 
 
-@pytest.mark.xfail(strict=True, reason="config.load_plugins catches only ImportError/OSError: a plugin with a "
-                   "syntax error escapes as a SyntaxError traceback instead of a one-line run.plugins error")
 def test_plugin_with_syntax_error_is_a_config_error(tmp_path):
     write(tmp_path, "def broken(:\n", "syntax.py")
     path = write(tmp_path, BASE.format(trace=tmp_path / "t.h5"))
@@ -426,8 +420,6 @@ def test_catalogue_attacks_without_local_form_refuse_the_local_threat_model(base
         assert err.field == "attack.threat_model" and repr(name) in str(err), name
 
 
-@pytest.mark.xfail(strict=True, reason="config.py validates run.trace only as a str: an unknown {placeholder} or a "
-                   "stray brace passes `byzmpi validate` and fails later in Config.trace_path with KeyError/ValueError")
 @pytest.mark.parametrize("trace", ["runs/{date}.h5", "runs/{name.h5"])
 def test_bad_trace_placeholder_is_a_config_error(base, trace):
     err = error_of(base, [f"run.trace={trace}"])

@@ -56,8 +56,6 @@ def test_binary_labels_become_plus_minus_one(tmp_path, labels, expected):
     assert ds.y.tolist() == expected
 
 
-@pytest.mark.xfail(strict=True, reason="datasets._binary_or_classes maps the larger label to +1 even when only one "
-                   "value occurs, so a file whose labels are all -1 (or all 0) silently becomes all +1")
 @pytest.mark.parametrize("label", ["-1", "0"])
 def test_single_class_file_keeps_its_sign(tmp_path, label):
     ds = load_libsvm(svm(tmp_path, f"{label} 1:1\n{label} 2:1\n"))
@@ -78,8 +76,6 @@ def test_malformed_line_names_file_and_line(tmp_path, bad):
     assert "\n" not in info.value.line()
 
 
-@pytest.mark.xfail(strict=True, reason="datasets.parse_libsvm checks indices >= 1 only after the loop, so a 0 "
-                   "(0-based) index is reported without the line number the docstring promises")
 def test_zero_index_names_the_line(tmp_path):
     path = svm(tmp_path, "1 1:1\n-1 0:2\n")
     with pytest.raises(SetupError, match=f"{path}:2"):
@@ -124,8 +120,6 @@ def test_test_split_is_disjoint_seeded_and_sized(tmp_path):
     assert not np.array_equal(ds.X_test.numpy(), other.X_test.numpy())
 
 
-@pytest.mark.xfail(strict=True, reason="tasks/__init__.py load_dataset calls load_libsvm(t.path, None, ...): "
-                   "task.features ('libsvm: force the feature count') is ignored for LIBSVM files")
 def test_task_features_forces_the_libsvm_feature_count(tmp_path):
     path = svm(tmp_path, "".join(f"{1 if i % 2 else -1} 1:{i} 3:1\n" for i in range(8)))
     cfg = parse_config({"clients": {"n": 2}, "task": {"name": "libsvm", "path": str(path), "features": 10}})
