@@ -1,0 +1,217 @@
+"""Shared plumbing of the reproduction scripts (analysis/reproduce/tX_*.py).
+
+* configs: a base TOML from configs/paper/ plus per-variant overrides (``{"method.lr": 0.1}``),
+  written out as standalone TOML files (committed next to the results, so a run can be repeated
+  with ``byzmpi run -n P FILE``);
+* one batched MPI job per sweep (``byzmpi run -n P A.toml B.toml ...``: the ranks pay the torch
+  import once), with a timeout that kills the whole process group, and a log file;
+* trace reading through ``byzmpi.analysis.read_trace`` and small plotting/table helpers.
+
+Nothing here imports mpi4py or byzmpi's runtime: the scripts only talk to the venv's ``byzmpi``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[2]
+BYZMPI = Path(sys.executable).parent / "byzmpi"
+if not BYZMPI.exists():  # running from a different interpreter: use the project's venv
+    BYZMPI = ROOT / ".venv" / "bin" / "byzmpi"
+CONFIGS = ROOT / "configs" / "paper"
+RESULTS = ROOT / "analysis" / "results"
+A9A = Path("/work/shared/data/a9a")
+
+SECTION_ORDER = ("run", "clients", "task", "method", "compressor", "aggregator", "attack", "checkpoint", "debug")
+
+
+# ---- configs ------------------------------------------------------------------------------------
+def load_toml(path: str | Path) -> dict:
+    with open(path, "rb") as fh:
+        return tomllib.load(fh)
+
+
+def with_overrides(base: Mapping, overrides: Mapping[str, Any]) -> dict:
+    """A deep copy of ``base`` with ``{"section.key": value}`` (or ``section.sub.key``) applied;
+    a value of None removes the key."""
+    cfg = copy.deepcopy(dict(base))
+    for dotted, value in overrides.items():
+        path = dotted.split(".")
+        node = cfg
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        if value is None:
+            node.pop(path[-1], None)
+        else:
+            node[path[-1]] = value
+    return cfg
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def dump_toml(cfg: Mapping, header: str = "") -> str:
+    """A config dict as TOML: one [section] per top-level table, sub-tables inline."""
+    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    order = [s for s in SECTION_ORDER if s in cfg] + [s for s in cfg if s not in SECTION_ORDER]
+    for section in order:
+        if lines:
+            lines.append("")
+        lines.append(f"[{section}]")
+        for key, value in cfg[section].items():
+            lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_variants(base: str | Path | Mapping, variants: Sequence[tuple[str, Mapping[str, Any]]],
+                   config_dir: Path, trace_dir: Path, header: str = "") -> list[Path]:
+    """One TOML per (name, overrides) in ``config_dir``; each traces to ``trace_dir/NAME.h5``."""
+    base_cfg = load_toml(base) if not isinstance(base, Mapping) else base
+    config_dir.mkdir(parents=True, exist_ok=True)
+    trace_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, overrides in variants:
+        trace = os.path.relpath(trace_dir / f"{name}.h5", ROOT) if trace_dir.is_relative_to(ROOT) \
+            else str(trace_dir / f"{name}.h5")
+        cfg = with_overrides(base_cfg, {**overrides, "run.name": name, "run.trace": trace, "run.progress": "none"})
+        path = config_dir / f"{name}.toml"
+        text = dump_toml(cfg, header + ("\n" if header else "") + f"variant {name}: "
+                         + (", ".join(f"{k}={v}" for k, v in overrides.items()) or "the base config"))
+        path.write_text(text)
+        paths.append(path)
+    return paths
+
+
+# ---- running ------------------------------------------------------------------------------------
+def mpi_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    env.setdefault("PRTE_MCA_rmaps_default_mapping_policy", ":oversubscribe")
+    env.setdefault("OMPI_MCA_btl", "^ofi")
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+def run_batch(configs: Sequence[Path], ranks: int, timeout: float, log: Path | None = None,
+              extra: Sequence[str] = ()) -> float:
+    """``byzmpi run -n RANKS CONFIGS...`` in one MPI job (cwd = repo root); kills the process
+    group at ``timeout``. Returns the wall time; raises SystemExit on failure or timeout."""
+    cmd = [str(BYZMPI), "run", "-n", str(ranks), *(os.path.relpath(p, ROOT) for p in configs), *extra]
+    print(f"[reproduce] {len(configs)} config(s) on {ranks} ranks, timeout {timeout:.0f} s"
+          + (f", log {log}" if log else ""), flush=True)
+    t0 = time.monotonic()
+    out = open(log, "w") if log else None
+    try:
+        proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, env=mpi_env(),
+                                stdout=out or None, stderr=subprocess.STDOUT if out else None)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    proc.wait(timeout=5)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            raise SystemExit(f"[reproduce] timed out after {timeout:.0f} s")
+    finally:
+        if out:
+            out.close()
+    wall = time.monotonic() - t0
+    if rc != 0:
+        raise SystemExit(f"[reproduce] byzmpi run failed with exit status {rc}" + (f" (see {log})" if log else ""))
+    print(f"[reproduce] done in {wall:.0f} s", flush=True)
+    return wall
+
+
+# ---- reading ------------------------------------------------------------------------------------
+def read(path: str | Path, messages: bool = False):
+    """A trace as ``byzmpi.analysis.TraceData`` (rounds/evals DataFrames, attrs, config)."""
+    from byzmpi.analysis import read_trace
+
+    return read_trace(path, messages=messages)
+
+
+def floats_per_client_round(rounds) -> float:
+    """Mean uplink float32 values per sampled client per round: bytes_up / sampled / 4."""
+    r = rounds[rounds["sampled"] > 0]
+    return float((r["bytes_up"] / r["sampled"] / 4.0).mean())
+
+
+def majority_rounds(rounds) -> int:
+    """Rounds where sampled Byzantines were a strict majority of the sample (oracle)."""
+    return int((2 * rounds["byzantine"] > rounds["sampled"]).sum())
+
+
+def fmt(x: float, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a" if x is None or math.isnan(x) else ("inf" if x > 0 else "-inf")
+    if x == 0:
+        return "0"
+    if abs(x) >= 1e4 or abs(x) < 1e-3:
+        return f"{x:.{digits - 1}e}"
+    return f"{x:.{digits}g}"
+
+
+def md_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    rows = list(rows)
+    out = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(str(r.get(c, "")) for c in columns) + " |")
+    return "\n".join(out)
+
+
+def new_figure(ncols: int = 1, nrows: int = 1, width: float = 6.0, height: float = 4.2):
+    """A headless matplotlib Figure with a grid of axes (no pyplot)."""
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def save_figure(fig, path: Path) -> Path:
+    from byzmpi.analysis.figures import save
+
+    return save(fig, path)
+
+
+def common_args(parser, *, ranks: int, timeout: float) -> None:
+    parser.add_argument("--ranks", type=int, default=ranks, help="MPI ranks (server + hosts)")
+    parser.add_argument("--timeout", type=float, default=timeout, help="seconds before the MPI job is killed")
+    parser.add_argument("--no-run", action="store_true", help="only re-read existing traces and redraw")
+    parser.add_argument("--rounds", type=int, default=None, help="override run.rounds for every variant")
