@@ -28,7 +28,7 @@ RUN = SLURM_DIR / "run.sbatch"
 SWEEP = SLURM_DIR / "sweep.sbatch"
 NTASKS = 4
 SHORT = 60           # rounds of the plain runs
-LONG = 400           # rounds of the interrupted runs: long enough to interrupt, short enough to finish soon
+LONG = 400           # rounds of the interrupted runs (long.toml: >= 10 ms each): >= 4 s to interrupt them in
 LONG_SET = ("--set", f"run.rounds={LONG}", "--set", "run.flush_seconds=0.2", "--set", "run.eval_every=50")
 START_TIMEOUT = 240  # submit -> the job's first trace rows (4 ranks importing torch on a loaded 2-core box)
 JOB_TIMEOUT = 300    # submit or requeue -> final state
@@ -36,15 +36,23 @@ JOB_TIMEOUT = 300    # submit or requeue -> final state
 
 @pytest.fixture(scope="module")
 def workroot(tmp_path_factory) -> Path:
+    """cfg.toml: the quickstart; long.toml: the quickstart with rounds paced to >= 10 ms (plugin)."""
     root = tmp_path_factory.mktemp("slurm")
-    shutil.copy(REPO / "configs" / "quickstart.toml", root / "cfg.toml")
+    quick = (REPO / "configs" / "quickstart.toml").read_text()
+    (root / "cfg.toml").write_text(quick)
+    long = re.sub(r'(?m)^name = "trimmed_mean"$', 'name = "paced_trimmed_mean"', quick)
+    long = long.replace("[run]\n", '[run]\nplugins = ["paced_rule.py"]\n', 1)
+    assert "paced_trimmed_mean" in long and "paced_rule.py" in long
+    (root / "long.toml").write_text(long)
+    shutil.copy(Path(__file__).with_name("paced_rule.py"), root / "paced_rule.py")
     return root
 
 
 def _workdir(workroot: Path, name: str) -> Path:
     d = workroot / name
     d.mkdir()
-    shutil.copy(workroot / "cfg.toml", d / "cfg.toml")
+    for f in ("cfg.toml", "long.toml", "paced_rule.py"):
+        shutil.copy(workroot / f, d / f)
     return d
 
 
@@ -54,7 +62,7 @@ def reference(workroot) -> Future:
     d = _workdir(workroot, "reference")
 
     def run() -> np.ndarray:
-        res = byzmpi(NTASKS, "run", "cfg.toml", *LONG_SET, "--set", "run.name=ref", timeout=600, cwd=d)
+        res = byzmpi(NTASKS, "run", "long.toml", *LONG_SET, "--set", "run.name=ref", timeout=600, cwd=d)
         assert res.returncode == 0, f"reference run failed: {res.stderr[-3000:]}"
         return _trace(d / "runs" / "ref.h5")["params"]
 
@@ -143,7 +151,7 @@ def test_run_sbatch_completes(slurm, workroot):
 def test_usr1_checkpoints_requeues_and_resumes_bit_identically(slurm, workroot, reference):
     d = _workdir(workroot, "usr1")
     t0 = time.monotonic()
-    job = slurm.sbatch(RUN, "cfg.toml", *LONG_SET, "--set", "run.name=usr1",
+    job = slurm.sbatch(RUN, "long.toml", *LONG_SET, "--set", "run.name=usr1",
                        opts=(f"--ntasks={NTASKS}", "--time=10"), workdir=d)
     rows = _wait_rows(slurm, job, d / "runs" / "usr1.h5", 20)
     slurm.cmd("scancel", "--signal=USR1", "--batch", job.id)
@@ -169,7 +177,7 @@ def test_scontrol_requeue_resumes_from_a_checkpoint(slurm, workroot, reference):
     every = 25
     d = _workdir(workroot, "requeue")
     t0 = time.monotonic()
-    job = slurm.sbatch(RUN, "cfg.toml", *LONG_SET, "--set", "run.name=requeue", "--set", f"checkpoint.every={every}",
+    job = slurm.sbatch(RUN, "long.toml", *LONG_SET, "--set", "run.name=requeue", "--set", f"checkpoint.every={every}",
                        opts=(f"--ntasks={NTASKS}", "--time=10"), workdir=d)
     rows = _wait_rows(slurm, job, d / "runs" / "requeue.h5", 2 * every, also=d / "runs" / "requeue.ckpt.h5")
     slurm.cmd("scontrol", "requeue", job.id)
@@ -237,7 +245,7 @@ def test_srun_pmix_launch_and_requeue(slurm, workroot, reference):
     d = _workdir(workroot, "srun")
     t0 = time.monotonic()
     job = slurm.sbatch(RUN, opts=(f"--ntasks={NTASKS}", "--time=10"), workdir=d,
-                       env={"BYZMPI_LAUNCHER": "srun", "BYZMPI_CONFIG": "cfg.toml",
+                       env={"BYZMPI_LAUNCHER": "srun", "BYZMPI_CONFIG": "long.toml",
                             "BYZMPI_ARGS": " ".join(LONG_SET + ("--set", "run.name=srun"))})
     rows = _wait_rows(slurm, job, d / "runs" / "srun.h5", 20)
     slurm.cmd("scancel", "--signal=USR1", "--batch", job.id)
