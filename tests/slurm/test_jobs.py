@@ -7,7 +7,9 @@ same config (started in the background as soon as a test needs it).
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import shutil
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -196,6 +198,39 @@ def test_scontrol_requeue_resumes_from_a_checkpoint(slurm, workroot, reference):
     kind = "periodic" if k % every == 0 else "written on SIGTERM"
     print(f"\n[slurm] (c) scontrol requeue at trace row {rows}, resumed at round {k} ({kind} checkpoint); "
           f"requeue -> running again {t_back - t_req:.1f} s; whole job {time.monotonic() - t0:.1f} s")
+
+
+@pytest.mark.timeout(900)
+def test_killed_job_requeued_resumes_from_the_periodic_checkpoint(slurm, workroot, reference):
+    """No process gets a chance to checkpoint (SIGKILL to the whole job, as in a node crash); then
+    `scontrol requeue` of the ended job: it resumes from the last `checkpoint.every` checkpoint, and
+    from a trace whose writer was killed."""
+    every = 25
+    d = _workdir(workroot, "killed")
+    t0 = time.monotonic()
+    job = slurm.sbatch(RUN, "long.toml", *LONG_SET, "--set", "run.name=killed", "--set", f"checkpoint.every={every}",
+                       opts=(f"--ntasks={NTASKS}", "--time=10"), workdir=d)
+    rows = _wait_rows(slurm, job, d / "runs" / "killed.h5", 2 * every + 5, also=d / "runs" / "killed.ckpt.h5")
+    # `scancel --signal=KILL` cancels the job (TERM first, then KILL): SIGKILL its processes directly
+    pids = [int(line.split()[0]) for line in slurm.cmd("scontrol", "listpids", job.id).stdout.splitlines()[1:]
+            if line.split() and line.split()[0].isdigit()]
+    assert len(pids) >= NTASKS + 2, f"scontrol listpids {job.id}: {pids}"  # batch shell, mpiexec, the ranks
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    first = slurm.wait_done(job, 120)
+    assert first["JobState"] in ("FAILED", "CANCELLED") and first["Restarts"] == "0", slurm.describe(job)
+    slurm.cmd("scontrol", "requeue", job.id)
+    rec = slurm.wait_done(job, JOB_TIMEOUT, restarts=1)
+    out = _output(rec)
+    assert rec["JobState"] == "COMPLETED" and rec["ExitCode"] == "0:0" and rec["Restarts"] == "1", slurm.describe(job)
+    assert "stop requested" not in out  # nobody checkpointed on the way down
+    k = _check_resumed(d, "killed", out, reference)
+    assert k % every == 0 and every <= k <= rows + every, f"resumed at {k}, not at a periodic checkpoint"
+    print(f"\n[slurm] (c2) SIGKILL at trace row {rows} + requeue: resumed at round {k} (periodic); "
+          f"whole job {time.monotonic() - t0:.1f} s")
 
 
 # ---- (d) a job array sweep -------------------------------------------------------------------------
