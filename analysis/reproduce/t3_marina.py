@@ -121,17 +121,19 @@ def table(rows: list[dict], meta: dict) -> str:
         "## Measured vs paper",
         "",
         f"* Byz-VR-MARINA reaches f - f* <= 1e-6: {verdict('marina', lambda r: r['gap_min'] <= 1e-6)}.",
-        f"* BR-SGD plateaus above 1e-5: {verdict('sgd', lambda r: r['gap_final'] > 1e-5)}; "
-        f"BR-SGDm: {verdict('sgdm', lambda r: r['gap_final'] > 1e-5)}.",
-        f"* Byz-VR-MARINA + RandK reaches 1e-6: {verdict('randk', lambda r: r['gap_min'] <= 1e-6)}; "
-        "slower than without compression in rounds (compare 'rounds to 1e-6').",
+        f"* BR-SGD plateaus (final gap > 1e-5, |slope| < 0.5 decade per 1000 rounds): "
+        f"{verdict('sgd', lambda r: r['gap_final'] > 1e-5 and abs(r['slope_per_1000']) < 0.5)}; "
+        f"BR-SGDm: {verdict('sgdm', lambda r: r['gap_final'] > 1e-5 and abs(r['slope_per_1000']) < 0.5)}.",
+        f"* Byz-VR-MARINA + RandK decreases linearly (log10 gap slope < -0.5 per 1000 rounds over the second half): "
+        f"{verdict('randk', lambda r: r['slope_per_1000'] < -0.5)}; it reaches 1e-6 within the run: "
+        f"{verdict('randk', lambda r: r['gap_min'] <= 1e-6)}; slower than without compression (compare the slopes).",
         "* ALIE with z from the formula is z = 0 for n = 5, B = 1 (the Byzantine sends the honest mean), so it "
         "is a weak attack here, as the spec notes.",
         "* RandK needs a smaller step and a larger p than the uncompressed method: with p = 0.01 and gamma in "
-        "{0.2, 0.5} it did not converge (gap oscillating between 1e-1 and 1e2 over 2000 rounds, an exploratory "
-        "run). The coordinate-wise median of independently sparsified vectors is strongly biased towards 0 "
-        "(a coordinate kept by one client out of a bucket pair is a minority value), so in difference rounds "
-        "g^k barely moves and the method lives off the full rounds.",
+        "{0.2, 0.5} it did not converge (gap oscillating between 1e-1 and 1e2 over 2000 rounds), and with p = 0.01, "
+        "gamma = 0.02 it was still at 3e-3 after 2000 rounds (exploratory runs, not committed). With p = 0.1 and "
+        "gamma = 0.1 it converged at the same speed with the plain mean and no attack as with CM + bucketing "
+        "under BF (exploration), so the slowdown is the compression variance (omega = d/K - 1 = 9), not the attack.",
     ]
     return "\n".join(lines) + "\n"
 
