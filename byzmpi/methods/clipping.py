@@ -10,8 +10,10 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -47,3 +49,48 @@ def clipped_difference_aggregate(aggregate: Callable[[Tensor], Aggregate], rows:
     """g = reference + Agg(clip_λ(rows − reference)) (eq. 10); returns (g, clipped-per-row)."""
     diffs, clipped = clip_rows(rows - reference, radius)
     return reference + aggregate(diffs).value.to(reference.dtype), clipped
+
+
+def _norm(t: Tensor) -> float:
+    return float(torch.linalg.vector_norm(t.double()))
+
+
+@dataclass
+class StepState:
+    """Server state shared by the methods that step x ← x − γ g with an optionally clipped g."""
+
+    x: Tensor
+    x0: Tensor
+    g: Tensor  # the previous aggregate g^{k−1}: the clipping reference
+    step_norm: float  # ‖x^k − x^{k−1}‖
+    started: bool  # a first (unclipped) step has been taken
+
+
+@dataclass(frozen=True)
+class DifferenceClipping:
+    """The recipe (eq. 10) as configured by a method's ``clip``, ``clip_alpha``, ``clip_mult``."""
+
+    enabled: bool
+    alpha: float
+    mult: float | None
+
+    def aggregate(self, aggregate: Callable[[Tensor], Aggregate], rows: Tensor,
+                  state: StepState) -> tuple[Tensor, float, np.ndarray | None]:
+        """(g, radius, clipped-per-row): eq. (10) once a step exists, else the plain aggregate."""
+        if not (self.enabled and state.started):
+            return aggregate(rows).value.to(state.x.dtype), float("nan"), None
+        radius = clip_radius(alpha=self.alpha, clip_mult=self.mult, step_norm=state.step_norm, g_norm=_norm(state.g))
+        g, clipped = clipped_difference_aggregate(aggregate, rows, state.g, radius)
+        return g.to(state.x.dtype), radius, clipped.numpy()
+
+
+def take_step(state: StepState, g: Tensor, lr: float, radius: float, clipped: np.ndarray | None):
+    """x ← x − γ g unless g is not finite (then no step); the RoundInfo of the step."""
+    from .base import RoundInfo  # base imports this module's parameters
+
+    norm = _norm(g)
+    if not math.isfinite(norm):
+        return RoundInfo(aggregate_norm=norm, update_norm=0.0, clip_radius=radius, clipped=clipped, skipped=True)
+    state.x.sub_(g, alpha=lr)
+    state.g, state.step_norm, state.started = g, lr * norm, True
+    return RoundInfo(aggregate_norm=norm, update_norm=lr * norm, clip_radius=radius, clipped=clipped)

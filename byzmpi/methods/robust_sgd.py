@@ -24,18 +24,14 @@ from ..compressors import Compressor, Identity
 from ..params import Param
 from ..plan import RoundPlan
 from ..tasks import Task
-from .base import Aggregator, MethodSpec, RoundInfo, finite_norm, register_method
-from .clipping import CLIP_PARAMS, clip_radius, clipped_difference_aggregate
+from .base import Aggregator, MethodSpec, RoundInfo, register_method
+from .clipping import CLIP_PARAMS, DifferenceClipping, StepState, take_step
 from .wire import WireMixin
 
 
 @dataclass
-class SGDServer:
-    x: Tensor
-    x0: Tensor
-    g: Tensor  # the previous aggregate g^{k-1} (the clipping reference)
-    step_norm: float = 0.0  # ‖x^k − x^{k−1}‖
-    started: bool = False
+class SGDServer(StepState):
+    """x^k, x^0 and the clipping reference (see :class:`~byzmpi.methods.clipping.StepState`)."""
 
 
 @dataclass
@@ -50,13 +46,13 @@ class RobustSGD(WireMixin):
                  clip: bool, clip_alpha: float, clip_mult: float | None, seed: int,
                  dtype: torch.dtype = torch.float32) -> None:
         self.task, self.lr, self.beta, self.form, self.dtype = task, lr, momentum, momentum_form, dtype
-        self.clip, self.clip_alpha, self.clip_mult = clip, clip_alpha, clip_mult
+        self.clipping = DifferenceClipping(clip, clip_alpha, clip_mult)
         self.compressor, self.dense = compressor, Identity(task.dim)
         self.downlink_len = task.dim
 
     def init_server(self, x0: Tensor) -> SGDServer:
         x = x0.to(self.dtype).clone()
-        return SGDServer(x=x, x0=x.clone(), g=torch.zeros_like(x))
+        return SGDServer(x=x, x0=x.clone(), g=torch.zeros_like(x), step_norm=0.0, started=False)
 
     def init_client(self, client: int) -> SGDClient:
         return SGDClient(momentum=torch.zeros(self.task.dim) if self.beta > 0 else None)
@@ -80,22 +76,8 @@ class RobustSGD(WireMixin):
 
     def server_update(self, server: SGDServer, rows: Tensor, clients: np.ndarray, plan: RoundPlan,
                       aggregate: Aggregator) -> RoundInfo:
-        radius, clipped = float("nan"), None
-        if self.clip and server.started:
-            radius = clip_radius(alpha=self.clip_alpha, clip_mult=self.clip_mult, step_norm=server.step_norm,
-                                 g_norm=finite_norm(server.g))
-            g, mask = clipped_difference_aggregate(aggregate, rows, server.g, radius)
-            clipped = mask.numpy()
-        else:
-            g = aggregate(rows).value
-        norm = finite_norm(g)
-        if not np.isfinite(norm):
-            return RoundInfo(aggregate_norm=norm, update_norm=0.0, clip_radius=radius, clipped=clipped, skipped=True)
-        server.x.sub_(g, alpha=self.lr)
-        server.g = g.to(self.dtype)
-        server.step_norm = self.lr * norm
-        server.started = True
-        return RoundInfo(aggregate_norm=norm, update_norm=self.lr * norm, clip_radius=radius, clipped=clipped)
+        g, radius, clipped = self.clipping.aggregate(aggregate, rows, server)
+        return take_step(server, g, self.lr, radius, clipped)
 
 
 register_method(

@@ -24,19 +24,14 @@ from ..compressors import Compressor, Identity
 from ..params import Param
 from ..plan import RoundPlan
 from ..tasks import Task
-from .base import Aggregator, MethodSpec, RoundInfo, finite_norm, register_method
-from .clipping import CLIP_PARAMS, clip_radius, clipped_difference_aggregate
+from .base import Aggregator, MethodSpec, RoundInfo, register_method
+from .clipping import CLIP_PARAMS, DifferenceClipping, StepState, take_step
 from .wire import WireMixin
 
 
 @dataclass
-class RosServer:
-    x: Tensor
-    x0: Tensor
+class RosServer(StepState):
     momenta: Tensor  # (n, d), one per client, Byzantine ones included
-    g: Tensor  # previous aggregate R_{t-1} (clipping reference)
-    step_norm: float = 0.0
-    started: bool = False
 
 
 @dataclass
@@ -50,14 +45,14 @@ class RoSDHB(WireMixin):
     def __init__(self, task: Task, *, compressor: Compressor, n_clients: int, lr: float, beta: float, clip: bool,
                  clip_alpha: float, clip_mult: float | None, seed: int, dtype: torch.dtype = torch.float32) -> None:
         self.task, self.lr, self.beta, self.dtype, self.n = task, lr, beta, dtype, n_clients
-        self.clip, self.clip_alpha, self.clip_mult = clip, clip_alpha, clip_mult
+        self.clipping = DifferenceClipping(clip, clip_alpha, clip_mult)
         self.compressor, self.dense = compressor, Identity(task.dim)
         self.downlink_len = task.dim
 
     def init_server(self, x0: Tensor) -> RosServer:
         x = x0.to(self.dtype).clone()
-        return RosServer(x=x, x0=x.clone(), momenta=torch.zeros(self.n, self.task.dim, dtype=self.dtype),
-                         g=torch.zeros_like(x))
+        return RosServer(x=x, x0=x.clone(), g=torch.zeros_like(x), step_norm=0.0, started=False,
+                         momenta=torch.zeros(self.n, self.task.dim, dtype=self.dtype))
 
     def init_client(self, client: int) -> RosClient:
         return RosClient()
@@ -77,21 +72,8 @@ class RoSDHB(WireMixin):
                       aggregate: Aggregator) -> RoundInfo:
         idx = torch.from_numpy(np.asarray(clients, dtype=np.int64))
         server.momenta[idx] = server.momenta[idx] * self.beta + rows.to(self.dtype) * (1.0 - self.beta)
-        momenta = server.momenta[idx]
-        radius, clipped = float("nan"), None
-        if self.clip and server.started:
-            radius = clip_radius(alpha=self.clip_alpha, clip_mult=self.clip_mult, step_norm=server.step_norm,
-                                 g_norm=finite_norm(server.g))
-            g, mask = clipped_difference_aggregate(aggregate, momenta, server.g, radius)
-            clipped = mask.numpy()
-        else:
-            g = aggregate(momenta).value.to(self.dtype)
-        norm = finite_norm(g)
-        if not np.isfinite(norm):
-            return RoundInfo(aggregate_norm=norm, update_norm=0.0, clip_radius=radius, clipped=clipped, skipped=True)
-        server.x.sub_(g, alpha=self.lr)
-        server.g, server.step_norm, server.started = g, self.lr * norm, True
-        return RoundInfo(aggregate_norm=norm, update_norm=self.lr * norm, clip_radius=radius, clipped=clipped)
+        g, radius, clipped = self.clipping.aggregate(aggregate, server.momenta[idx], server)
+        return take_step(server, g, self.lr, radius, clipped)
 
     def trajectory(self, server: RosServer, plan: RoundPlan) -> tuple[Tensor, Tensor, float]:
         return server.x, server.x0, self.lr
