@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from ..params import Param
+from .combine import mix_rows
 from .registry import PreAggregated, PreAggregator, register_pre_aggregator
 
 
@@ -39,14 +40,14 @@ def bucketing(x: Tensor, *, s: int = 2, generator: torch.Generator | None = None
     round's (seed, round, "pre-aggregate") stream, so a round is reproducible); ⌈m/s⌉ buckets,
     the last partial bucket averaged over its real size (the paper's formula divides by s); the
     rule then sees (⌈m/s⌉, min(f, ⌈m/s⌉)), see :func:`bucketing_shape`. Returns (y, mix) with
-    y = mix·x (one GEMM, a single pass over x).
+    y = mix·x (scaled row adds: one pass over x).
     Reference: Karimireddy, He, Jaggi, "Byzantine-robust learning on heterogeneous datasets via
     bucketing", ICLR 2022 (Algorithm 2).
     """
     if s < 1:
         raise ValueError(f"bucket size s must be >= 1, got {s}")
     mix = bucket_mix(x.shape[0], s, generator)
-    return mix.to(device=x.device, dtype=x.dtype) @ x, mix
+    return mix_rows(x, mix), mix
 
 
 def _apply(x: Tensor, *, f: int, generator: torch.Generator | None, s: int) -> PreAggregated:

@@ -10,8 +10,13 @@ from .registry import PreAggregated, PreAggregator, register_pre_aggregator
 
 
 def row_norms(x: Tensor) -> Tensor:
-    """‖x_i‖₂ per row, computed in float64 (no overflow for finite float32 inputs)."""
-    return torch.linalg.vector_norm(x, dim=1, dtype=torch.float64)
+    """‖x_i‖₂ per row as float64: one pass in x's dtype, rows whose norm overflows it (finite
+    inputs near float32's maximum) recomputed in float64."""
+    norms = torch.linalg.vector_norm(x, dim=1).double()
+    bad = ~torch.isfinite(norms)
+    if bool(bad.any()):
+        norms[bad] = torch.linalg.vector_norm(x[bad].double(), dim=1)
+    return norms
 
 
 def clip_scales(norms: Tensor, radius: float | Tensor) -> Tensor:

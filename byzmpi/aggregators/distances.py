@@ -20,8 +20,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-#: bytes of one shifted column block (m rows): small enough to stay in cache for the GEMM
-CHUNK_BYTES = 4 << 20
+#: bytes of the shifted column block (m rows): large blocks keep the GEMM efficient (measured:
+#: 1–4 MB blocks cost 2–3× the plain GEMM on these machines, 32–64 MB blocks about 1.1–1.3×)
+CHUNK_BYTES = 32 << 20
 #: recentre when G_kk > RECENTRE_FACTOR / ε · s  (s: the tightest row's median distance)
 RECENTRE_FACTOR = 1e-4
 
@@ -37,13 +38,15 @@ def gram(x: Tensor, origin: Tensor, *, extra: Tensor | None = None, dtype: torch
     m, d = x.shape
     k = 0 if extra is None else extra.shape[0]
     out = torch.zeros(m + k, m + k, dtype=dtype, device=x.device)
-    step = _columns_per_chunk(m + k, dtype)
+    step = min(d, _columns_per_chunk(m + k, dtype))
+    buf = torch.empty(m + k, step, dtype=dtype, device=x.device)
     for start in range(0, d, step):
         end = min(start + step, d)
+        block = buf[:, : end - start]
         o = origin[start:end].to(dtype)
-        block = x[:, start:end].to(dtype) - o
+        torch.sub(x[:, start:end].to(dtype), o, out=block[:m])
         if k:
-            block = torch.cat([block, extra[:, start:end].to(dtype) - o])
+            torch.sub(extra[:, start:end].to(dtype), o, out=block[m:])
         out.addmm_(block, block.T)
     return out
 
@@ -99,11 +102,20 @@ def pairwise_sq_distances(x: Tensor) -> Tensor:
 
 
 def sq_distances_to(x: Tensor, origin: Tensor) -> Tensor:
-    """‖x_i − o‖² for every row (the diagonal of ``gram(x, o)`` without the rest), float64."""
+    """‖x_i − o‖² for every row (the diagonal of ``gram(x, o)`` without the rest), as float64.
+
+    One pass: per column chunk, the norms of x_i − o in x's dtype (a chunk whose norms overflow
+    float32 is redone in float64), the squares summed in float64 across chunks.
+    """
     m, d = x.shape
     out = torch.zeros(m, dtype=torch.float64, device=x.device)
-    step = _columns_per_chunk(m, torch.float64)
+    step = min(d, max(1, (4 << 20) // (max(m, 1) * x.element_size())))
+    buf = torch.empty(m, step, dtype=x.dtype, device=x.device)
     for start in range(0, d, step):
-        block = x[:, start : start + step].to(torch.float64) - origin[start : start + step].to(torch.float64)
-        out += (block * block).sum(1)
+        end = min(start + step, d)
+        block = torch.sub(x[:, start:end], origin[start:end], out=buf[:, : end - start])
+        part = torch.linalg.vector_norm(block, dim=1)
+        if not bool(torch.isfinite(part).all()):
+            part = torch.linalg.vector_norm(x[:, start:end].double() - origin[start:end].double(), dim=1)
+        out += part.double().square()
     return out

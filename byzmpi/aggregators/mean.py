@@ -11,11 +11,16 @@ from .registry import Aggregate, Rule, register_rule
 def mean(x: Tensor) -> Tensor:
     """Average of the rows: out = (1/m) Σ_i x_i.
 
-    Accumulated in float64 so that m finite inputs (even near float32's maximum) give a finite
-    mean. Not robust: one input can move it anywhere (Blanchard et al. 2017, Lemma 1).
+    Summed in x's dtype (one pass); where that sum overflows (finite inputs near float32's
+    maximum), those columns are summed again in float64, so finite inputs give a finite mean.
+    Not robust: one input can move it anywhere (Blanchard et al. 2017, Lemma 1).
     Valid for any m ≥ 1.
     """
-    return x.sum(0, dtype=torch.float64).div_(x.shape[0]).to(x.dtype)
+    out = x.sum(0).div_(x.shape[0])
+    bad = ~torch.isfinite(out)
+    if bool(bad.any()):
+        out[bad] = x[:, bad].sum(0, dtype=torch.float64).div_(x.shape[0]).to(x.dtype)
+    return out
 
 
 def _apply(x: Tensor, *, f: int) -> Aggregate:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .combine import mix_rows
 from .distances import pairwise_sq_distances
 from .registry import PreAggregated, PreAggregator, register_pre_aggregator
 
@@ -38,7 +39,7 @@ def nnm(x: Tensor, *, f: int) -> tuple[Tensor, Tensor]:
     for optimal Byzantine ML under heterogeneity", AISTATS 2023.
     """
     mix = nnm_mix(x, f=f)
-    return mix.to(device=x.device, dtype=x.dtype) @ x, mix
+    return mix_rows(x, mix), mix
 
 
 def _apply(x: Tensor, *, f: int, generator: torch.Generator | None) -> PreAggregated:

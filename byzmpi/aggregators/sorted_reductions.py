@@ -3,9 +3,10 @@
 Each reduction receives ``rows``, the m rows of a column block sorted ascending in every column
 (r_0 ≤ r_1 ≤ … ≤ r_{m−1} elementwise), and returns one value per column. They are frozen
 dataclasses (hashable: a compiled kernel is cached per reduction and m) written with elementwise
-tensor operations only, so the same code runs after ``torch.sort`` and inside a compiled sorting
-network. None overflows for finite inputs: midpoints are a/2 + b/2 when a + b overflows and sums
-are accumulated in float64.
+tensor operations only, so the same code runs inside a compiled sorting network and, through
+``on_sorted`` (the stacked (m, C) block), after ``torch.sort``; both give bitwise the same values
+(same operations, same summation order). None overflows for finite inputs: midpoints are
+a/2 + b/2 when a + b overflows and sums are accumulated in float64, row after row.
 """
 
 from __future__ import annotations
@@ -31,8 +32,18 @@ def sum_rows(rows: Sequence[Tensor]) -> Tensor:
     return acc
 
 
+class SortedReduction:
+    """Base: ``__call__(rows)`` on the list of sorted rows; ``on_sorted(s)`` on their stack."""
+
+    def __call__(self, rows: Sequence[Tensor]) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def on_sorted(self, s: Tensor) -> Tensor:
+        return self(s.unbind(0))
+
+
 @dataclass(frozen=True)
-class Median:
+class Median(SortedReduction):
     """Midpoint median: r_{(m−1)/2} for odd m, midpoint(r_{m/2−1}, r_{m/2}) for even m."""
 
     def __call__(self, rows: Sequence[Tensor]) -> Tensor:
@@ -42,7 +53,7 @@ class Median:
 
 
 @dataclass(frozen=True)
-class TrimmedMean:
+class TrimmedMean(SortedReduction):
     """mean(r_b, …, r_{m−1−b}): the m − 2b middle values, summed in float64."""
 
     trim: int
@@ -54,7 +65,7 @@ class TrimmedMean:
 
 
 @dataclass(frozen=True)
-class MeanAroundMedian:
+class MeanAroundMedian(SortedReduction):
     """Mean of the ``keep`` values closest to the (midpoint) median of the column.
 
     The k values closest to the median form a window r_a, …, r_{a+k−1} of the sorted column; the
@@ -67,17 +78,41 @@ class MeanAroundMedian:
 
     def __call__(self, rows: Sequence[Tensor]) -> Tensor:
         m, k = len(rows), self.keep
-        med = Median()(rows)
-        half_med = med * 0.5
+        half_med = Median()(rows) * 0.5
+        wide = [r.to(torch.float64) for r in rows]
+
+        def window_sum(a: int) -> Tensor:  # r_a + … + r_{a+k−1}, left to right, as _window_mean sums
+            acc = wide[a]
+            for r in wide[a + 1 : a + k]:
+                acc = acc + r
+            return acc
+
         best_cost = torch.maximum(half_med - rows[0] * 0.5, rows[k - 1] * 0.5 - half_med)
-        best = torch.zeros_like(med, dtype=torch.int32)
+        best_sum = window_sum(0)
         for a in range(1, m - k + 1):
             cost = torch.maximum(half_med - rows[a] * 0.5, rows[a + k - 1] * 0.5 - half_med)
             better = cost < best_cost
             best_cost = torch.where(better, cost, best_cost)
-            best = torch.where(better, torch.full_like(best, a), best)
-        acc = torch.zeros_like(med, dtype=torch.float64)
+            best_sum = torch.where(better, window_sum(a), best_sum)
+        return (best_sum / k).to(rows[0].dtype)
+
+    def _window_mean(self, rows: Sequence[Tensor], best: Tensor) -> Tensor:
+        """Σ_i [best ≤ i < best + k]·r_i / k, summed row after row in float64 (adding exact zeros
+        outside the window, so the same value as the window's own left-to-right sum)."""
+        k = self.keep
+        acc = torch.zeros_like(rows[0], dtype=torch.float64)
         for i, r in enumerate(rows):
             inside = (best <= i) & (best > i - k)
             acc = acc + torch.where(inside, r.to(torch.float64), torch.zeros_like(acc))
         return (acc / k).to(rows[0].dtype)
+
+    def on_sorted(self, s: Tensor) -> Tensor:
+        """The same values for eager execution: the window search vectorised over the m − k + 1
+        windows (``argmin`` returns the first minimum: the lowest window on ties, as above), then
+        one masked pass over the rows (the compiled form instead sums every window and selects,
+        which vectorises better: 1.8× against 4.5× the memory floor at m = 32)."""
+        m, k = s.shape[0], self.keep
+        half_med = Median()(s.unbind(0)) * 0.5
+        cost = torch.maximum(half_med - s[: m - k + 1] * 0.5, s[k - 1 :] * 0.5 - half_med)
+        best = torch.argmin(cost, dim=0).to(torch.int32)
+        return self._window_mean(s.unbind(0), best)

@@ -130,3 +130,12 @@ def test_fallback_chunks_cover_all_columns(monkeypatch):
     x = torch.randn(4, 37, dtype=torch.float64)
     assert torch.equal(reduce_sorted_columns_fallback(x, Median()), torch.from_numpy(np.median(x.numpy(), 0)))
     assert list(itertools.chain.from_iterable(range(s, e) for s, e in sorting.column_chunks(x, 64))) == list(range(37))
+
+
+@pytest.mark.parametrize("m,keep", [(5, 3), (8, 8), (9, 1), (18, 4), (33, 20)])
+def test_vectorised_fallback_equals_the_network_form(m, keep):
+    x = torch.randn(m, 500, generator=torch.Generator().manual_seed(m), dtype=torch.float32)
+    x[:, :200] = x[:, :200].round()
+    s = torch.sort(x, dim=0).values
+    for red in (MeanAroundMedian(keep), Median(), TrimmedMean((m - 1) // 2)):
+        assert torch.equal(red.on_sorted(s), red(list(s.unbind(0))))
