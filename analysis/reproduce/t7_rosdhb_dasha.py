@@ -1,0 +1,206 @@
+"""T7 (ALGORITHMS.md §9; RoSDHB, Gupta et al. AISTATS 2026, and its code): RoSDHB vs Byz-DASHA-PAGE
+under Fall of Empires, scikit-learn digits + MLP, 10 honest + f Byzantine, trimmed mean.
+
+    .venv/bin/python analysis/reproduce/t7_rosdhb_dasha.py            # run (one MPI job) + figure + table
+    .venv/bin/python analysis/reproduce/t7_rosdhb_dasha.py --no-run   # redraw from existing traces
+
+Base config: configs/paper/t7_rosdhb_dasha.toml. Grid: f in {1, 2} Byzantine (n = 10 + f, trimmed mean
+with trim f), K/d in {0.1, 0.25}, and per method a small step-size grid (the papers tune the step;
+each method is reported at its best step, the one reaching the target accuracy first):
+* RoSDHB: global (coordinated) rand-k mask, server momentum beta = 0.9 (EMA), gamma in ROS_LRS;
+* Byz-DASHA-PAGE: independent rand-k masks, a = 1/(2d/K - 1), p = 1 (full local gradients, as the
+  RoSDHB MNIST code's DASHA baseline), gamma in DASHA_LRS.
+Outcome: rounds to TARGET test accuracy, uplink float32 values per client per round (bytes_up /
+sampled / 4) and uplink floats per client until the target. Traces: runs/paper/t7/ (not committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from analysis.reproduce import common as C  # noqa: E402
+
+OUT = C.RESULTS / "t7_rosdhb_dasha"
+TRACES = C.ROOT / "runs" / "paper" / "t7"
+BASE = C.CONFIGS / "t7_rosdhb_dasha.toml"
+FS = (1, 2)
+RATIOS = (0.1, 0.25)
+ROS_LRS = (0.5, 1.0, 2.0)
+DASHA_LRS = (0.1, 0.3, 0.6)
+TARGET = 0.90
+METHOD_LABEL = {"rosdhb": "RoSDHB (global mask)", "dasha": "Byz-DASHA-PAGE (independent masks)"}
+
+
+def method_overrides(method: str, lr: float) -> dict:
+    if method == "rosdhb":
+        return {"method.lr": lr}
+    return {"method.name": "dasha_page", "method.beta": None, "method.lr": lr, "method.p": 1.0,
+            "compressor.name": "randk"}
+
+
+def name_of(f: int, ratio: float, method: str, lr: float) -> str:
+    return f"f{f}_k{ratio:g}_{method}_lr{lr:g}"
+
+
+def variants(rounds: int | None, fs=FS, ratios=RATIOS, ros_lrs=ROS_LRS, dasha_lrs=DASHA_LRS) -> list[tuple[str, dict]]:
+    extra = {"run.rounds": rounds} if rounds else {}
+    out = []
+    for f in fs:
+        for ratio in ratios:
+            for method, lrs in (("rosdhb", ros_lrs), ("dasha", dasha_lrs)):
+                for lr in lrs:
+                    out.append((name_of(f, ratio, method, lr), {
+                        **extra, "clients.n": 10 + f, "clients.byzantine": f, "aggregator.f": f,
+                        "compressor.ratio": ratio, **method_overrides(method, lr)}))
+    return out
+
+
+def rounds_to(t, target: float) -> float:
+    ev = t.evals
+    hit = np.flatnonzero(ev["accuracy"].to_numpy(float) >= target)
+    return float(ev["round"].iloc[hit[0]]) if hit.size else float("nan")
+
+
+def uplink_floats_until(t, rnd: float) -> float:
+    """Uplink float32 values per client (averaged over the n clients) in rounds 0..rnd-1."""
+    if not np.isfinite(rnd):
+        return float("nan")
+    r = t.rounds[t.rounds["round"] < rnd]
+    return float(r["bytes_up"].sum() / 4.0 / t.config["clients"]["n"])
+
+
+def summarise(traces: dict, target: float) -> list[dict]:
+    rows = []
+    for name, t in traces.items():
+        f, k, method, lr = name.split("_")
+        rt = rounds_to(t, target)
+        acc = t.evals["accuracy"].to_numpy(float)
+        rows.append({"name": name, "f": int(f[1:]), "ratio": float(k[1:]), "method": method, "lr": float(lr[2:]),
+                     "rounds": int(len(t.rounds)), "rounds_to_target": rt,
+                     "accuracy_final": float(np.mean(acc[-3:])), "accuracy_best": float(acc.max()),
+                     "uplink_floats_per_client_round": C.floats_per_client_round(t.rounds),
+                     "uplink_floats_per_client_round_after_0": C.floats_per_client_round(t.rounds[t.rounds["round"] > 0]),
+                     "uplink_floats_to_target": uplink_floats_until(t, rt),
+                     })
+    return rows
+
+
+def best(rows: list[dict], f: int, ratio: float, method: str) -> dict:
+    cand = [r for r in rows if r["f"] == f and r["ratio"] == ratio and r["method"] == method]
+    return min(cand, key=lambda r: (r["rounds_to_target"] if np.isfinite(r["rounds_to_target"]) else 1e9,
+                                    -r["accuracy_final"]))
+
+
+def figure(traces: dict, rows: list[dict], target: float, path: Path) -> None:
+    fig, axes = C.new_figure(len(FS) * len(RATIOS), 2, width=4.2, height=3.4)
+    colors = {"rosdhb": "tab:blue", "dasha": "tab:orange"}
+    for j, (f, ratio) in enumerate((f, r) for f in FS for r in RATIOS):
+        for method in ("rosdhb", "dasha"):
+            b = best(rows, f, ratio, method)
+            t = traces[b["name"]]
+            ev = t.evals
+            lab = f"{METHOD_LABEL[method]}, gamma = {b['lr']:g}"
+            axes[0, j].plot(ev["round"], ev["accuracy"], color=colors[method], lw=1.3, label=lab)
+            cum = np.concatenate([[0.0], np.cumsum(t.rounds["bytes_up"].to_numpy(float)) / 4.0 / t.config["clients"]["n"]])
+            x = cum[np.minimum(ev["round"].to_numpy(), len(cum) - 1)]
+            axes[1, j].plot(x, ev["accuracy"], color=colors[method], lw=1.3, label=lab)
+        for i, xl in enumerate(("round", "uplink floats per client (cumulative)")):
+            ax = axes[i, j]
+            ax.axhline(target, color="k", lw=0.7, ls=":")
+            ax.set_ylim(0.5, 1.0)
+            ax.set_xlabel(xl)
+            ax.set_ylabel("test accuracy")
+            ax.set_title(f"f = {f}, K/d = {ratio:g}", fontsize=10)
+            ax.grid(alpha=0.3)
+            if i == 1:
+                ax.set_xscale("log")
+    axes[0, 0].legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"T7: RoSDHB vs Byz-DASHA-PAGE under FOE (digits MLP, 10 honest + f Byzantine, trimmed mean); "
+                 f"dotted: target {target:.0%}", fontsize=11)
+    C.save_figure(fig, path)
+
+
+def table(rows: list[dict], meta: dict, target: float) -> str:
+    cols = ["f", "K/d", "method", "best gamma", f"rounds to {target:.0%}", "final accuracy",
+            "uplink floats / client / round (all rounds)", "... (rounds >= 1)", f"uplink floats / client to {target:.0%}"]
+    body, verdict = [], []
+    for f in FS:
+        for ratio in RATIOS:
+            pair = {}
+            for method in ("rosdhb", "dasha"):
+                b = best(rows, f, ratio, method)
+                pair[method] = b
+                body.append({"f": f, "K/d": f"{ratio:g}", "method": METHOD_LABEL[method], "best gamma": f"{b['lr']:g}",
+                             f"rounds to {target:.0%}": C.fmt(b["rounds_to_target"]) if np.isfinite(b["rounds_to_target"])
+                             else f"never (> {b['rounds']})",
+                             "final accuracy": f"{b['accuracy_final']:.3f}",
+                             "uplink floats / client / round (all rounds)": C.fmt(b["uplink_floats_per_client_round"], 4),
+                             "... (rounds >= 1)": C.fmt(b["uplink_floats_per_client_round_after_0"], 4),
+                             f"uplink floats / client to {target:.0%}": C.fmt(b["uplink_floats_to_target"])})
+            r, d = pair["rosdhb"]["rounds_to_target"], pair["dasha"]["rounds_to_target"]
+            dd = d if np.isfinite(d) else float("inf")
+            verdict.append(f"* f = {f}, K/d = {ratio:g}: RoSDHB {C.fmt(r)} rounds vs DASHA "
+                           f"{C.fmt(d) if np.isfinite(d) else 'never'} rounds "
+                           f"({'RoSDHB faster, x' + C.fmt(dd / r) if np.isfinite(r) and r < dd else 'RoSDHB not faster'}).")
+    grid = [{"method": METHOD_LABEL[r["method"]], "f": r["f"], "K/d": f"{r['ratio']:g}", "gamma": f"{r['lr']:g}",
+             f"rounds to {target:.0%}": C.fmt(r["rounds_to_target"]) if np.isfinite(r["rounds_to_target"]) else "never",
+             "final accuracy": f"{r['accuracy_final']:.3f}"} for r in rows]
+    lines = [
+        "# T7: RoSDHB vs Byz-DASHA-PAGE under FOE",
+        "",
+        f"Setup: scikit-learn digits (20% held out), MLP 64-32-10 (tanh, d = 2410), n = 10 + f clients "
+        f"(f Byzantine), Dirichlet(alpha = 5) label split, full local gradients, coordinate-wise trimmed mean "
+        f"(trim f), FOE (eta on the grid 0.1..5.0, 50 values, chosen each round against the server's actual "
+        f"aggregator), {meta['rounds']} rounds, seed {meta['seed']}. RoSDHB: global rand-k mask, beta = 0.9. "
+        f"Byz-DASHA-PAGE: independent rand-k masks, a = 1/(2d/K - 1), p = 1. Each method at its best step "
+        f"from a 3-value grid (RoSDHB {list(ROS_LRS)}, DASHA {list(DASHA_LRS)}). The paper uses MNIST/CIFAR-10 "
+        f"and 95% on MNIST; digits + MLP with a {target:.0%} target is the CPU-sized stand-in.",
+        "",
+        "Paper's expected outcome: RoSDHB reaches the target in fewer rounds than Byz-DASHA-PAGE, with fewer "
+        "uplink floats per worker (K vs K + indices), and the gap widens at smaller K/d.",
+        "",
+        C.md_table(body, cols),
+        "",
+        "## Measured vs paper",
+        "",
+        *verdict,
+        "* Uplink: in byzmpi both rand-k variants send exactly K float32 values per message (the mask is a "
+        "pure function of (seed, round[, client]), so indices never travel), so RoSDHB and DASHA send the same K "
+        "floats per client per round; DASHA also sends one uncompressed d-vector per client in round 0 "
+        "(its g_i initialisation), which is why its all-round average is slightly above K. The paper's "
+        "'K vs K + indices' saving only exists when independent masks must carry their indices.",
+        "",
+        "## Every run of the step-size grid",
+        "",
+        C.md_table(grid, ["method", "f", "K/d", "gamma", f"rounds to {target:.0%}", "final accuracy"]),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    C.common_args(p, ranks=3, timeout=3000)
+    args = p.parse_args(argv)
+    vs = variants(args.rounds)
+    configs = C.write_variants(BASE, vs, OUT / "configs", TRACES, header="T7, generated by analysis/reproduce/t7_rosdhb_dasha.py")
+    if not args.no_run:
+        C.run_batch(configs, args.ranks, args.timeout, TRACES / "log.txt")
+    traces = {name: C.read(TRACES / f"{name}.h5") for name, _ in vs}
+    cfg = next(iter(traces.values())).config
+    meta = {"rounds": cfg["run"]["rounds"], "seed": cfg["run"]["seed"], "target": TARGET}
+    rows = summarise(traces, TARGET)
+    figure(traces, rows, TARGET, OUT / "t7_rosdhb_dasha.png")
+    (OUT / "table.md").write_text(table(rows, meta, TARGET))
+    (OUT / "summary.json").write_text(json.dumps({"meta": meta, "runs": rows}, indent=1))
+    print((OUT / "table.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
