@@ -26,7 +26,9 @@ def clip_scales(norms: Tensor, radius: float | Tensor) -> Tensor:
 
 
 def scale_rows(x: Tensor, scales: Tensor) -> Tensor:
-    """x_i · s_i in x's dtype."""
+    """x_i · s_i in x's dtype (x itself, not a copy, when every s_i is 1)."""
+    if bool((scales == 1).all()):
+        return x
     return x * scales.to(device=x.device, dtype=x.dtype)[:, None]
 
 

@@ -27,6 +27,18 @@ CHUNK_BYTES = 32 << 20
 RECENTRE_FACTOR = 1e-4
 
 
+_workspaces: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+
+
+def _workspace(numel: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """A scratch buffer kept between calls (at most CHUNK_BYTES per dtype and device): a fresh
+    32 MB block costs about 10% of a Gram in page faults. Never returned to a caller."""
+    buf = _workspaces.get((dtype, device))
+    if buf is None or buf.numel() < numel:
+        buf = _workspaces[(dtype, device)] = torch.empty(numel, dtype=dtype, device=device)
+    return buf[:numel]
+
+
 def _columns_per_chunk(rows: int, dtype: torch.dtype) -> int:
     return max(1, CHUNK_BYTES // (max(rows, 1) * (torch.finfo(dtype).bits // 8)))
 
@@ -39,7 +51,7 @@ def gram(x: Tensor, origin: Tensor, *, extra: Tensor | None = None, dtype: torch
     k = 0 if extra is None else extra.shape[0]
     out = torch.zeros(m + k, m + k, dtype=dtype, device=x.device)
     step = min(d, _columns_per_chunk(m + k, dtype))
-    buf = torch.empty(m + k, step, dtype=dtype, device=x.device)
+    buf = _workspace((m + k) * step, dtype, x.device).view(m + k, step)
     for start in range(0, d, step):
         end = min(start + step, d)
         block = buf[:, : end - start]
@@ -104,18 +116,13 @@ def pairwise_sq_distances(x: Tensor) -> Tensor:
 def sq_distances_to(x: Tensor, origin: Tensor) -> Tensor:
     """‖x_i − o‖² for every row (the diagonal of ``gram(x, o)`` without the rest), as float64.
 
-    One pass: per column chunk, the norms of x_i − o in x's dtype (a chunk whose norms overflow
-    float32 is redone in float64), the squares summed in float64 across chunks.
+    One pass (``torch.cdist`` without its matrix-product shortcut: differences first, so no
+    cancellation); rows whose distance overflows x's dtype are recomputed in float64.
     """
-    m, d = x.shape
-    out = torch.zeros(m, dtype=torch.float64, device=x.device)
-    step = min(d, max(1, (4 << 20) // (max(m, 1) * x.element_size())))
-    buf = torch.empty(m, step, dtype=x.dtype, device=x.device)
-    for start in range(0, d, step):
-        end = min(start + step, d)
-        block = torch.sub(x[:, start:end], origin[start:end], out=buf[:, : end - start])
-        part = torch.linalg.vector_norm(block, dim=1)
-        if not bool(torch.isfinite(part).all()):
-            part = torch.linalg.vector_norm(x[:, start:end].double() - origin[start:end].double(), dim=1)
-        out += part.double().square()
-    return out
+    dist = torch.cdist(x, origin[None, :].to(x.dtype), compute_mode="donot_use_mm_for_euclid_dist")[:, 0]
+    dist = dist.double()
+    bad = ~torch.isfinite(dist)
+    if bool(bad.any()):
+        dist[bad] = torch.cdist(x[bad].double(), origin[None, :].double(),
+                                compute_mode="donot_use_mm_for_euclid_dist")[:, 0]
+    return dist.square()
