@@ -24,6 +24,7 @@
 #   BYZMPI_SRUN_ARGS       extra srun arguments (word-split)
 #   BYZMPI_OMPI_DEFAULTS   1 (default): set the Open MPI wheel's settings below when unset; 0: set nothing
 #   BYZMPI_MAX_REQUEUES    stop requeueing once SLURM_RESTART_COUNT reaches this (default 20)
+#   BYZMPI_SIGNAL_GRACE    seconds after the launch before a stop request is passed on (default 5)
 #   BYZMPI_PYTHON          the Python that runs byzmpi (default: python on PATH after activation)
 
 BYZMPI_REQUEUE_EXIT=75
@@ -31,23 +32,42 @@ BYZMPI_REQUEUE_EXIT=75
 _byz_log() { echo "[byzmpi-slurm $(date +%H:%M:%S)] $*"; }
 
 _byz_pid=""       # the launcher (mpiexec or srun), once started
-_byz_pending=""   # a signal that arrived before the launcher started
+_byz_t0=0         # $SECONDS at the launch
+_byz_pending=""   # a signal not passed on yet (it came before the launch or within the grace after it)
 _byz_term=0       # 1 once the batch shell got TERM: Slurm is ending this run, do not requeue
 _byz_nsig=0       # signals handled so far (tells an interrupted `wait` from the launcher's own exit)
 
 _byz_on_signal() {
   _byz_nsig=$((_byz_nsig + 1))
   [ "$1" = TERM ] && _byz_term=1
-  if [ -n "$_byz_pid" ]; then
+  if [ -n "$_byz_pid" ] && [ $((SECONDS - _byz_t0)) -ge "${BYZMPI_SIGNAL_GRACE:-5}" ]; then
     _byz_log "SIG$1: asking the run to checkpoint and stop (SIGUSR1 to launcher pid $_byz_pid)"
     kill -USR1 "$_byz_pid" 2>/dev/null || true
   else
-    _byz_log "SIG$1 before the launcher started: will pass it on at launch"
+    _byz_log "SIG$1 during start-up: passing it on ${BYZMPI_SIGNAL_GRACE:-5} s after the launch"
     _byz_pending=$1
   fi
 }
+
+# A launcher and its ranks install their USR1 handlers only some way into their start-up; before
+# that, USR1's default action kills them (mpiexec died of a USR1 sent 0.3 s after its start). So a
+# stop request is held back until BYZMPI_SIGNAL_GRACE seconds after the launch.
+_byz_pass_pending() {
+  while [ -n "$_byz_pending" ] && kill -0 "$_byz_pid" 2>/dev/null; do
+    if [ $((SECONDS - _byz_t0)) -ge "${BYZMPI_SIGNAL_GRACE:-5}" ]; then
+      _byz_log "SIG$_byz_pending: asking the run to checkpoint and stop (SIGUSR1 to launcher pid $_byz_pid)"
+      kill -USR1 "$_byz_pid" 2>/dev/null || true
+      _byz_pending=""
+      return
+    fi
+    sleep 1 &
+    wait $! 2>/dev/null   # a trapped signal interrupts this wait too
+  done
+}
 trap '_byz_on_signal USR1' USR1
 trap '_byz_on_signal TERM' TERM
+for _byz_s in ${_byz_early:-}; do _byz_on_signal "$_byz_s"; done   # caught by the sbatch script's first lines
+unset _byz_s _byz_early
 
 byzmpi_setup() {
   if [ -n "${BYZMPI_VENV:-}" ]; then
@@ -103,9 +123,10 @@ byzmpi_launch() {
   _byz_log "job ${SLURM_JOB_ID:-?}${SLURM_ARRAY_TASK_ID:+ (array ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID})} on ${SLURM_JOB_NODELIST:-$(hostname -s)}, restart $restarts, $ntasks tasks: ${cmd[*]}"
   "${cmd[@]}" &
   _byz_pid=$!
-  if [ -n "$_byz_pending" ]; then _byz_on_signal "$_byz_pending"; fi
+  _byz_t0=$SECONDS
   local prev=""
   while :; do
+    _byz_pass_pending
     before=$_byz_nsig
     wait "$_byz_pid"; rc=$?
     # `wait` returns >128 at once when a trapped signal arrives, the launcher still running: wait again.

@@ -112,9 +112,20 @@ class Cluster:
         """The job's final record, once it is in a final state and has restarted ``restarts`` times
         (a requeue passes through COMPLETING and PENDING, never a final state, but checking the
         count too makes that irrelevant)."""
+        early: list[float] = []
+
         def done(recs):
             r = recs[0]
-            return r if r.get("JobState") in TERMINAL and int(r.get("Restarts", 0)) >= restarts else None
+            if r.get("JobState") not in TERMINAL:
+                early.clear()
+                return None
+            if int(r.get("Restarts", 0)) >= restarts:
+                return r
+            early.append(time.monotonic())  # ended without the expected requeue: fail once it stays so
+            if early[-1] - early[0] > 5:
+                raise AssertionError(f"job {job.id} ended after {r.get('Restarts')} restart(s), expected "
+                                     f"{restarts}\n{self.describe(job, recs)}")
+            return None
         return self.wait_for(job, done, timeout, f"final state after {restarts} restart(s)", poll=0.5)
 
     def wait_array(self, job: Job, n: int, timeout: float) -> dict[str, dict[str, str]]:

@@ -273,22 +273,28 @@ def test_sweep_rejects_an_index_beyond_the_grid(slurm, workroot):
     assert not (d / "runs").exists()
 
 
-# ---- (e) srun --mpi=pmix, config through the environment, USR1 + requeue through srun ---------------
+# ---- (e) srun --mpi=pmix, config through the environment, USR1 at start-up + requeue through srun ----
 
 @pytest.mark.timeout(900)
 def test_srun_pmix_launch_and_requeue(slurm, workroot, reference):
+    """srun starts one 4-rank world (trace attr world_size); a USR1 sent as srun starts, before srun
+    and the ranks can handle it, is held back by the script for a few seconds, then checkpoints."""
     d = _workdir(workroot, "srun")
     t0 = time.monotonic()
     job = slurm.sbatch(RUN, opts=(f"--ntasks={NTASKS}", "--time=10"), workdir=d,
                        env={"BYZMPI_LAUNCHER": "srun", "BYZMPI_CONFIG": "long.toml",
                             "BYZMPI_ARGS": " ".join(LONG_SET + ("--set", "run.name=srun"))})
-    rows = _wait_rows(slurm, job, d / "runs" / "srun.h5", 20)
+    # the script logs this line just before it starts srun: signal within the next second
+    launched = f"restart 0, {NTASKS} tasks: srun"
+    slurm.wait_for(job, lambda r: r[0].get("StdOut") and Path(r[0]["StdOut"]).exists()
+                   and launched in Path(r[0]["StdOut"]).read_text(), START_TIMEOUT, "launch", poll=0.1)
     slurm.cmd("scancel", "--signal=USR1", "--batch", job.id)
     rec = slurm.wait_done(job, 2 * JOB_TIMEOUT, restarts=1)
     out = _output(rec)
     assert rec["JobState"] == "COMPLETED" and rec["ExitCode"] == "0:0" and rec["Restarts"] == "1", slurm.describe(job)
     assert f"srun --mpi=pmix -n {NTASKS}" in out
+    assert "SIGUSR1 during start-up: passing it on" in out
     assert "Exited with exit code 75" in out  # srun passes the ranks' status on
-    # world_size = 4: not 4 singletons of size 1 (srun --mpi=pmi2/none with Open MPI exits 0 that way)
+    # world_size = 4: not 4 singletons of size 1 (srun --mpi=pmi2/none with Open MPI)
     k = _check_resumed(d, "srun", out, reference, world_size=NTASKS)
-    print(f"\n[slurm] (e) srun --mpi=pmix: USR1 at row {rows}, resumed at {k}; whole job {time.monotonic() - t0:.1f} s")
+    print(f"\n[slurm] (e) srun --mpi=pmix: USR1 at start-up, resumed at {k}; whole job {time.monotonic() - t0:.1f} s")
