@@ -11,6 +11,8 @@ import os
 import re
 import signal
 import shutil
+import subprocess
+import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -30,7 +32,7 @@ RUN = SLURM_DIR / "run.sbatch"
 SWEEP = SLURM_DIR / "sweep.sbatch"
 NTASKS = 4
 SHORT = 60           # rounds of the plain runs
-LONG = 400           # rounds of the interrupted runs (long.toml: >= 10 ms each): >= 4 s to interrupt them in
+LONG = 250           # rounds of the interrupted runs (long.toml: >= 10 ms each): >= 2.5 s to interrupt them in
 LONG_SET = ("--set", f"run.rounds={LONG}", "--set", "run.flush_seconds=0.2", "--set", "run.eval_every=50")
 START_TIMEOUT = 240  # submit -> the job's first trace rows (4 ranks importing torch on a loaded 2-core box)
 JOB_TIMEOUT = 300    # submit or requeue -> final state
@@ -261,6 +263,32 @@ def test_sweep_array_writes_one_trace_per_task(slurm, workroot):
         assert (cfg["run"]["name"], cfg["aggregator"]["name"], cfg["attack"]["name"]) == (f"grid_{i}", rule, attack)
     assert sorted(p.name for p in (d / "runs").glob("*.h5")) == [f"grid_{i}.h5" for i in range(len(expected))]
     print(f"\n[slurm] (d) sweep of {len(expected)} array tasks x 2 ranks: {time.monotonic() - t0:.1f} s")
+
+
+@pytest.mark.timeout(600)
+def test_submit_sweep_over_a_folder_of_configs(slurm, workroot):
+    """slurm/submit-sweep.sh sizes the array from a folder of configs (task i: the i-th .toml)."""
+    d = _workdir(workroot, "sweep_dir")
+    grid = d / "grid.d"
+    grid.mkdir()
+    base = (d / "cfg.toml").read_text()
+    (grid / "b_median.toml").write_text(base.replace('name = "trimmed_mean"', 'name = "median"'))
+    (grid / "a_mean.toml").write_text(base.replace('name = "trimmed_mean"', 'name = "mean"'))
+    (grid / "notes.txt").write_text("not a config\n")
+    t0 = time.monotonic()
+    res = subprocess.run(["bash", str(SLURM_DIR / "submit-sweep.sh"), "grid.d", "--parsable", f"--chdir={d}",
+                          "--ntasks=2", "--time=10", "--array-limit=2", "--", "--set", "run.rounds=20"],
+                         cwd=d, env={**slurm.env, "BYZMPI_VENV": sys.prefix, "BYZMPI_SWEEP_NAME": "fold"},
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    job = Job(res.stdout.strip().split(";")[0], d)
+    tasks = slurm.wait_array(job, 2, JOB_TIMEOUT)
+    for i, rule in enumerate(["mean", "median"]):  # sorted file names: a_mean, b_median
+        assert tasks[str(i)]["JobState"] == "COMPLETED", slurm.describe(job)
+        t = _check_finished(d, f"fold_{i}", 20, 2)
+        assert json.loads(t["attrs"]["config"])["aggregator"]["name"] == rule
+    assert slurm.show(job)["ArrayTaskThrottle"] == "2"
+    print(f"\n[slurm] (d2) submit-sweep.sh over 2 configs x 2 ranks: {time.monotonic() - t0:.1f} s")
 
 
 def test_sweep_rejects_an_index_beyond_the_grid(slurm, workroot):
