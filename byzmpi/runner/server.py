@@ -1,16 +1,5 @@
-"""The SPMD round loop: the server role on rank 0, the host role on every other rank.
-
-One round k (DESIGN.md):
-1. every rank computes the same ``RoundPlan(k)`` (no communication);
-2. the members (rank 0 + hosts of sampled clients) build the round communicator;
-3. the server broadcasts the method's downlink buffer;
-4. each host fills one fixed-length float32 payload per sampled client;
-5. ``Gatherv`` brings the rows to the server in sampled-id order;
-6. server: omniscient attack fills the Byzantine rows → validation → method update with the
-   robust aggregate → trace rows.
-
-The loop knows nothing of any particular method, rule or attack.
-"""
+"""Rank 0: broadcasts, gathers, validates, simulates omniscient attacks, aggregates, traces,
+checkpoints."""
 
 from __future__ import annotations
 
@@ -24,102 +13,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__
-from .aggregators import Aggregate
-from .attacks import ATTACKS, AttackContext, CoalitionStats, LocalContext
-from .checkpoint import Header, load_clients, load_server, read_header, write_checkpoint
-from .config import Config, build_pipeline, sampler_coin
-from .compressors import COMPRESSORS, build_compressor
-from .errors import ConfigError, SetupError
-from .layout import Layout
-from .methods import METHODS, Method, RoundInfo
-from .plan import RoundPlan, Sampler
-from .progress import Progress
-from .signals import STOP
-from .statefile import pack, packed_size, unpack_into
-from .roundstats import distance, distances_to, honest_mean, row_norms
-from .tasks import Task, build_task
-from .tasks.optimum import optimum
-from .trace import EVAL_DTYPE, MESSAGE_DTYPE, NOT_APPLICABLE, ROUND_DTYPE, TraceWriter
-from .validation import ACCEPTED, effective_f, finite_codes
+from .. import __version__
+from ..aggregators import Aggregate
+from ..attacks import ATTACKS, AttackContext
+from ..checkpoint import load_server, write_checkpoint
+from ..config import build_pipeline
+from ..methods import RoundInfo
+from ..plan import RoundPlan
+from ..progress import Progress
+from ..roundstats import distance, distances_to, honest_mean, row_norms
+from ..statefile import packed_size, unpack_into
+from ..trace import EVAL_DTYPE, MESSAGE_DTYPE, NOT_APPLICABLE, ROUND_DTYPE, TraceWriter
+from ..validation import ACCEPTED, effective_f, finite_codes
+from .setup import Setup
 
 NAN = float("nan")
 BYTES_PER_FLOAT = 4
-
-
-def check_world(cfg: Config, size: int) -> None:
-    """Refuse, before any collective, a world that cannot run the config."""
-    if size < 2:
-        raise SetupError(
-            f"needs at least 2 MPI ranks (rank 0 is the server), got {size}: launch with "
-            "`mpiexec -n P python -m mpi4py -m byzmpi run CONFIG` or `byzmpi run -n P CONFIG`"
-        )
-
-
-@dataclass
-class Setup:
-    """Everything a rank needs for the rounds, built identically on every rank."""
-
-    cfg: Config
-    layout: Layout
-    sampler: Sampler
-    task: Task
-    method: Method
-    f: int
-    x0: torch.Tensor
-    resume: Header | None = None  # the checkpoint this run continues from
-
-    @property
-    def start_round(self) -> int:
-        return self.resume.rounds_done if self.resume is not None else 0
-
-
-def find_resume(cfg: Config) -> Header | None:
-    """The checkpoint to continue from, per ``checkpoint.resume``; refuses another config's."""
-    mode = cfg.checkpoint.resume
-    if mode == "never":
-        return None
-    header = read_header(cfg.checkpoint_path)
-    if header is None:
-        if mode == "require":
-            raise SetupError(f"checkpoint.resume: no checkpoint at {cfg.checkpoint_path} to resume from")
-        return None
-    if header.fingerprint != cfg.fingerprint():
-        raise SetupError(
-            f"checkpoint {cfg.checkpoint_path} was written by a different config (fingerprint {header.fingerprint} "
-            f"vs {cfg.fingerprint()}): refusing to resume; delete it, change checkpoint.path, or run with --fresh"
-        )
-    if mode == "auto" and header.rounds_done >= cfg.run.rounds:
-        return None  # a finished run: start again from scratch
-    if header.rounds_done > cfg.run.rounds:
-        raise SetupError(f"checkpoint {cfg.checkpoint_path} is at round {header.rounds_done}, beyond run.rounds = "
-                         f"{cfg.run.rounds}")
-    if not cfg.trace_path.exists():
-        raise SetupError(f"checkpoint {cfg.checkpoint_path} exists but its trace {cfg.trace_path} is missing; "
-                         "run with --fresh to start again")
-    return header
-
-
-def setup(cfg: Config, world_size: int, rank: int) -> Setup:
-    """Build the task, method and sampler (may raise ByzmpiError; no collective here)."""
-    check_world(cfg, world_size)
-    resume = find_resume(cfg)
-    layout = Layout(cfg.clients.n, world_size)
-    p, first_full = sampler_coin(cfg)
-    c = cfg.clients
-    sampler = Sampler(seed=cfg.run.seed, n=c.n, per_round=c.per_round, full_round=c.full_round, p=p,
-                      byzantine_ids=np.asarray(c.byzantine_ids, dtype=np.int64), first_full=first_full)
-    task = build_task(cfg)
-    if rank == 0:
-        task.f_star = optimum(task)
-    dtype = torch.float64 if cfg.run.server_dtype == "float64" else torch.float32
-    problem = COMPRESSORS[cfg.compressor.name].check(dict(cfg.compressor.params), task.dim)
-    if problem:
-        raise ConfigError("compressor", f"{cfg.compressor.name}: {problem} (the model has d = {task.dim})")
-    compressor = build_compressor(cfg.compressor.name, task.dim, cfg.run.seed, **cfg.compressor.params)
-    method = METHODS[cfg.method.name].build(task, seed=cfg.run.seed, dtype=dtype, compressor=compressor,
-                                            n_clients=cfg.clients.n, **cfg.method.params)
-    return Setup(cfg, layout, sampler, task, method, cfg.aggregator.extra["f"], task.init_params(), resume)
 
 
 def _versions(world: Any) -> dict[str, str]:
@@ -131,13 +40,6 @@ def _versions(world: Any) -> dict[str, str]:
             "mpi4py": mpi4py.__version__, "mpi": world.library_version()}
 
 
-def inject_failure(cfg: Config, rank: int, k: int) -> None:
-    """Fault injection for tests: ``debug.fail_rank`` raises at the start of ``debug.fail_round``."""
-    if cfg.debug.fail_rank == rank and cfg.debug.fail_round == k:
-        raise RuntimeError(f"injected failure on rank {rank} at round {k} at {time.time():.3f} (debug.fail_rank)")
-
-
-# ------------------------------------------------------------------------------------------
 @dataclass
 class RunSummary:
     rounds: int
@@ -382,110 +284,3 @@ class Server:
                           "checkpoint_seconds": getattr(self, "checkpoint_seconds", 0.0)})
         return RunSummary(done - self.s.start_round, wall, str(cfg.trace_path), dict(self.last_eval),
                           dict(self.totals), self.bytes_up, self.bytes_down, self.rejected, {"status": status})
-
-
-class Host:
-    """Ranks 1..P−1: compute the messages of their sampled clients (Byzantine ones included: their
-    honest message in the omniscient model, their attack in the local model)."""
-
-    def __init__(self, s: Setup, world: Any) -> None:
-        self.s, self.world = s, world
-        cfg = s.cfg
-        self.clients = s.layout.clients_of(world.rank)
-        self.states = {int(c): s.method.init_client(int(c)) for c in self.clients}
-        if s.resume is not None:
-            self.states = load_clients(s.resume.path, self.states)
-        self.down = torch.zeros(s.method.downlink_len, dtype=torch.float32)
-        self.send = torch.zeros(max(len(self.clients), 1) * s.method.max_wire_len, dtype=torch.float32)
-        self.attack = ATTACKS[cfg.attack.name]
-        self.attack_params = dict(cfg.attack.params)
-        self.local = cfg.attack.extra["threat_model"] == "local" and cfg.attack.name != "none"
-        self.is_byz = np.zeros(cfg.clients.n, dtype=bool)
-        self.is_byz[np.asarray(cfg.byzantine_ids, dtype=np.int64)] = True
-
-    def _local_attack(self, plan: RoundPlan, mine: np.ndarray, wire: torch.Tensor) -> None:
-        """Local threat model: this host decodes its Byzantine clients' honest payloads, computes
-        the attack (with the coalition's statistics when the attack needs them), and re-encodes it."""
-        method = self.s.method
-        rows = np.flatnonzero(self.is_byz[mine])
-        clients = mine[rows]
-        own = method.decode(wire[torch.from_numpy(rows)], clients, plan, torch.float32)
-        coalition = None
-        if self.attack.needs_coalition:
-            byz_hosts = np.unique(self.s.layout.host[plan.sampled[plan.byzantine]]).tolist()
-            sums = torch.stack([own.double().sum(0), own.double().square().sum(0)])
-            self.world.coalition_sum(byz_hosts, sums, plan.round)
-            coalition = CoalitionStats.from_sums(plan.n_byzantine, sums[0], sums[1])
-        ctx = LocalContext(own=own, clients=clients, coalition=coalition, m=plan.m,
-                           n_byzantine=plan.n_byzantine, seed=self.s.cfg.run.seed, round=plan.round)
-        attack = self.attack.local(ctx, **self.attack_params)
-        for row, client, v in zip(rows.tolist(), clients.tolist(), attack):
-            method.encode_writable(v, plan, client, wire[row])
-
-    def round(self, k: int) -> None:
-        s = self.s
-        plan = s.sampler.plan(k)
-        mine = plan.sampled[s.layout.host[plan.sampled] == self.world.rank]
-        if mine.size == 0:
-            return
-        width = s.method.wire_len(plan)
-        wire = self.send[: mine.size * width].view(mine.size, width)
-        with self.world.round_comm(s.layout.members(plan.sampled), k) as rc:
-            rc.bcast(self.down)
-            t0 = time.perf_counter()
-            for j, client in enumerate(mine.tolist()):
-                flip = self.attack.flips_labels and bool(self.is_byz[client])
-                s.method.client_message(self.states[client], self.down, plan, client, wire[j], flip=flip)
-            if self.local and self.is_byz[mine].any():
-                self._local_attack(plan, mine, wire)
-            elapsed = time.perf_counter() - t0
-            rc.gather_rows(wire, None, s.layout.rows_per_member(plan.sampled))
-            rc.gather_float64(elapsed)
-
-    def start(self) -> None:
-        pass
-
-    def checkpoint(self, done: int, complete: bool) -> None:
-        """Send this host's client states to rank 0 (client-id order)."""
-        parts = [pack(self.states[int(c)]) for c in self.clients]
-        self.world.gather_bytes(np.concatenate(parts) if parts else np.empty(0, dtype=np.uint8), None)
-
-    def finish(self, status: str, done: int) -> None:
-        return None
-
-
-def run_rounds(s: Setup, world: Any) -> tuple[str, RunSummary | None]:
-    """Run the rounds of a prepared setup on this rank.
-
-    Returns the status (``finished`` or ``preempted``: a SIGTERM/SIGUSR1 arrived, every rank
-    stopped at the same round boundary after a checkpoint) and, on the server, the summary.
-    """
-    cfg = s.cfg
-    role: Server | Host = Server(s, world) if world.is_server else Host(s, world)
-    rounds, every, sync = cfg.run.rounds, cfg.checkpoint.every, cfg.run.sync_every
-    keep_checkpoint = every > 0 or s.resume is not None
-    status, done = "failed", s.start_round
-    stop = STOP.install()
-    role.start()
-    try:
-        for k in range(s.start_round, rounds):
-            inject_failure(cfg, world.rank, k)
-            role.round(k)
-            done = k + 1
-            requested = world.any(stop.requested is not None) if done % sync == 0 or done == rounds else False
-            if requested or (every and done % every == 0 and done < rounds):
-                role.checkpoint(done, complete=False)
-                keep_checkpoint = True
-            if requested:
-                status = "preempted"
-                if world.is_server:
-                    print(f"[byzmpi] {cfg.run.name}: stop requested, checkpoint at round {done} written to "
-                          f"{cfg.checkpoint_path}", flush=True)
-                break
-        else:
-            if keep_checkpoint:
-                role.checkpoint(done, complete=True)
-            status = "finished"
-    finally:
-        summary = role.finish(status, done)
-    return status, summary

@@ -1,0 +1,86 @@
+"""Ranks 1..P−1: compute the messages of their sampled clients, run local attacks, send client
+states for checkpoints."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..attacks import ATTACKS, CoalitionStats, LocalContext
+from ..checkpoint import load_clients
+from ..plan import RoundPlan
+from ..statefile import pack
+from .setup import Setup
+
+
+class Host:
+    """Ranks 1..P−1: compute the messages of their sampled clients (Byzantine ones included: their
+    honest message in the omniscient model, their attack in the local model)."""
+
+    def __init__(self, s: Setup, world: Any) -> None:
+        self.s, self.world = s, world
+        cfg = s.cfg
+        self.clients = s.layout.clients_of(world.rank)
+        self.states = {int(c): s.method.init_client(int(c)) for c in self.clients}
+        if s.resume is not None:
+            self.states = load_clients(s.resume.path, self.states)
+        self.down = torch.zeros(s.method.downlink_len, dtype=torch.float32)
+        self.send = torch.zeros(max(len(self.clients), 1) * s.method.max_wire_len, dtype=torch.float32)
+        self.attack = ATTACKS[cfg.attack.name]
+        self.attack_params = dict(cfg.attack.params)
+        self.local = cfg.attack.extra["threat_model"] == "local" and cfg.attack.name != "none"
+        self.is_byz = np.zeros(cfg.clients.n, dtype=bool)
+        self.is_byz[np.asarray(cfg.byzantine_ids, dtype=np.int64)] = True
+
+    def _local_attack(self, plan: RoundPlan, mine: np.ndarray, wire: torch.Tensor) -> None:
+        """Local threat model: this host decodes its Byzantine clients' honest payloads, computes
+        the attack (with the coalition's statistics when the attack needs them), and re-encodes it."""
+        method = self.s.method
+        rows = np.flatnonzero(self.is_byz[mine])
+        clients = mine[rows]
+        own = method.decode(wire[torch.from_numpy(rows)], clients, plan, torch.float32)
+        coalition = None
+        if self.attack.needs_coalition:
+            byz_hosts = np.unique(self.s.layout.host[plan.sampled[plan.byzantine]]).tolist()
+            sums = torch.stack([own.double().sum(0), own.double().square().sum(0)])
+            self.world.coalition_sum(byz_hosts, sums, plan.round)
+            coalition = CoalitionStats.from_sums(plan.n_byzantine, sums[0], sums[1])
+        ctx = LocalContext(own=own, clients=clients, coalition=coalition, m=plan.m,
+                           n_byzantine=plan.n_byzantine, seed=self.s.cfg.run.seed, round=plan.round)
+        attack = self.attack.local(ctx, **self.attack_params)
+        for row, client, v in zip(rows.tolist(), clients.tolist(), attack):
+            method.encode_writable(v, plan, client, wire[row])
+
+    def round(self, k: int) -> None:
+        s = self.s
+        plan = s.sampler.plan(k)
+        mine = plan.sampled[s.layout.host[plan.sampled] == self.world.rank]
+        if mine.size == 0:
+            return
+        width = s.method.wire_len(plan)
+        wire = self.send[: mine.size * width].view(mine.size, width)
+        with self.world.round_comm(s.layout.members(plan.sampled), k) as rc:
+            rc.bcast(self.down)
+            t0 = time.perf_counter()
+            for j, client in enumerate(mine.tolist()):
+                flip = self.attack.flips_labels and bool(self.is_byz[client])
+                s.method.client_message(self.states[client], self.down, plan, client, wire[j], flip=flip)
+            if self.local and self.is_byz[mine].any():
+                self._local_attack(plan, mine, wire)
+            elapsed = time.perf_counter() - t0
+            rc.gather_rows(wire, None, s.layout.rows_per_member(plan.sampled))
+            rc.gather_float64(elapsed)
+
+    def start(self) -> None:
+        pass
+
+    def checkpoint(self, done: int, complete: bool) -> None:
+        """Send this host's client states to rank 0 (client-id order)."""
+        parts = [pack(self.states[int(c)]) for c in self.clients]
+        self.world.gather_bytes(np.concatenate(parts) if parts else np.empty(0, dtype=np.uint8), None)
+
+    def finish(self, status: str, done: int) -> None:
+        return None

@@ -1,0 +1,95 @@
+"""What every rank builds before round 0, identically and without communicating: the client
+layout, the round sampler, the task, the compressor and the method, and the checkpoint to resume
+from (if any)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..checkpoint import Header, read_header
+from ..compressors import COMPRESSORS, build_compressor
+from ..config import Config, sampler_coin
+from ..errors import ConfigError, SetupError
+from ..layout import Layout
+from ..methods import METHODS, Method
+from ..plan import Sampler
+from ..tasks import Task, build_task
+from ..tasks.optimum import optimum
+
+
+def check_world(cfg: Config, size: int) -> None:
+    """Refuse, before any collective, a world that cannot run the config."""
+    if size < 2:
+        raise SetupError(
+            f"needs at least 2 MPI ranks (rank 0 is the server), got {size}: launch with "
+            "`mpiexec -n P python -m mpi4py -m byzmpi run CONFIG` or `byzmpi run -n P CONFIG`"
+        )
+
+
+@dataclass
+class Setup:
+    """Everything a rank needs for the rounds, built identically on every rank."""
+
+    cfg: Config
+    layout: Layout
+    sampler: Sampler
+    task: Task
+    method: Method
+    f: int
+    x0: torch.Tensor
+    resume: Header | None = None  # the checkpoint this run continues from
+
+    @property
+    def start_round(self) -> int:
+        return self.resume.rounds_done if self.resume is not None else 0
+
+
+def find_resume(cfg: Config) -> Header | None:
+    """The checkpoint to continue from, per ``checkpoint.resume``; refuses another config's."""
+    mode = cfg.checkpoint.resume
+    if mode == "never":
+        return None
+    header = read_header(cfg.checkpoint_path)
+    if header is None:
+        if mode == "require":
+            raise SetupError(f"checkpoint.resume: no checkpoint at {cfg.checkpoint_path} to resume from")
+        return None
+    if header.fingerprint != cfg.fingerprint():
+        raise SetupError(
+            f"checkpoint {cfg.checkpoint_path} was written by a different config (fingerprint {header.fingerprint} "
+            f"vs {cfg.fingerprint()}): refusing to resume; delete it, change checkpoint.path, or run with --fresh"
+        )
+    if mode == "auto" and header.rounds_done >= cfg.run.rounds:
+        return None  # a finished run: start again from scratch
+    if header.rounds_done > cfg.run.rounds:
+        raise SetupError(f"checkpoint {cfg.checkpoint_path} is at round {header.rounds_done}, beyond run.rounds = "
+                         f"{cfg.run.rounds}")
+    if not cfg.trace_path.exists():
+        raise SetupError(f"checkpoint {cfg.checkpoint_path} exists but its trace {cfg.trace_path} is missing; "
+                         "run with --fresh to start again")
+    return header
+
+
+def setup(cfg: Config, world_size: int, rank: int) -> Setup:
+    """Build the task, method and sampler (may raise ByzmpiError; no collective here)."""
+    check_world(cfg, world_size)
+    resume = find_resume(cfg)
+    layout = Layout(cfg.clients.n, world_size)
+    p, first_full = sampler_coin(cfg)
+    c = cfg.clients
+    sampler = Sampler(seed=cfg.run.seed, n=c.n, per_round=c.per_round, full_round=c.full_round, p=p,
+                      byzantine_ids=np.asarray(c.byzantine_ids, dtype=np.int64), first_full=first_full)
+    task = build_task(cfg)
+    if rank == 0:
+        task.f_star = optimum(task)
+    dtype = torch.float64 if cfg.run.server_dtype == "float64" else torch.float32
+    problem = COMPRESSORS[cfg.compressor.name].check(dict(cfg.compressor.params), task.dim)
+    if problem:
+        raise ConfigError("compressor", f"{cfg.compressor.name}: {problem} (the model has d = {task.dim})")
+    compressor = build_compressor(cfg.compressor.name, task.dim, cfg.run.seed, **cfg.compressor.params)
+    method = METHODS[cfg.method.name].build(task, seed=cfg.run.seed, dtype=dtype, compressor=compressor,
+                                            n_clients=cfg.clients.n, **cfg.method.params)
+    return Setup(cfg, layout, sampler, task, method, cfg.aggregator.extra["f"], task.init_params(), resume)
