@@ -20,8 +20,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-#: bytes of the shifted column block (m rows): large blocks keep the GEMM efficient (measured:
-#: 1–4 MB blocks cost 2–3× the plain GEMM on these machines, 32–64 MB blocks about 1.1–1.3×)
+#: bytes of the shifted column block (m rows). Few large blocks: on the shared 2-core machines
+#: every parallel operation can wait for a core (measured at m = 32, d = 1e6: 2–8 MB blocks took
+#: 3–15× the plain GEMM, 32 MB blocks 1.7–2×)
 CHUNK_BYTES = 32 << 20
 #: recentre when G_kk > RECENTRE_FACTOR / ε · s  (s: the tightest row's median distance)
 RECENTRE_FACTOR = 1e-4

@@ -20,8 +20,11 @@ from ..params import Param
 
 
 class Aggregate(NamedTuple):
-    """What a rule returns: the aggregate and, where the rule selects inputs, a weight per input
-    (Krum: one-hot; Multi-Krum: 1/k on the chosen; mean: 1/m). ``None`` for coordinate-wise rules."""
+    """What a rule returns: the aggregate and, where the aggregate is a weighted combination of
+    the inputs, a weight per input (float64, CPU): Krum one-hot; Multi-Krum, MDA, MoNNA 1/k on
+    the chosen; mean 1/m; GM and CAF their convex weights; centered clipping the inputs' weights
+    (summing to ≤ 1, the rest on the previous centre). ``None`` for coordinate-wise rules
+    (median, trimmed mean, Meamed, Bulyan)."""
 
     value: Tensor
     weights: Tensor | None = None

@@ -132,8 +132,27 @@ def test_fallback_chunks_cover_all_columns(monkeypatch):
     assert list(itertools.chain.from_iterable(range(s, e) for s, e in sorting.column_chunks(x, 64))) == list(range(37))
 
 
+def mean_around_median_reference(col: np.ndarray, keep: int) -> float:
+    """Per column, straight from the definition: sort, scan the windows, first best, mean."""
+    v = np.sort(col.astype(np.float64))
+    m = len(v)
+    med = (v[(m - 1) // 2] + v[m // 2]) / 2
+    costs = [max(med - v[a], v[a + keep - 1] - med) for a in range(m - keep + 1)]
+    a = int(np.argmin(costs))
+    return float(v[a : a + keep].mean())
+
+
+@pytest.mark.parametrize("m,keep", [(5, 3), (8, 8), (9, 1), (18, 4), (33, 20), (16, 13), (7, 4)])
+def test_mean_around_median_against_its_definition(m, keep):
+    x = torch.randn(m, 300, generator=torch.Generator().manual_seed(m), dtype=torch.float64)
+    x[:, :100] = (x[:, :100] * 4).round()  # ties
+    got = reduce_sorted_columns(x, MeanAroundMedian(keep)).numpy()
+    ref = np.array([mean_around_median_reference(x[:, j].numpy(), keep) for j in range(x.shape[1])])
+    np.testing.assert_allclose(got, ref, rtol=1e-13, atol=1e-13)
+
+
 @pytest.mark.parametrize("m,keep", [(5, 3), (8, 8), (9, 1), (18, 4), (33, 20)])
-def test_vectorised_fallback_equals_the_network_form(m, keep):
+def test_fallback_equals_the_network_form(m, keep):
     x = torch.randn(m, 500, generator=torch.Generator().manual_seed(m), dtype=torch.float32)
     x[:, :200] = x[:, :200].round()
     s = torch.sort(x, dim=0).values
