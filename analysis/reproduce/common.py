@@ -157,6 +157,27 @@ def run_batch(configs: Sequence[Path], ranks: int, timeout: float, log: Path | N
     return wall
 
 
+def finished(trace: Path) -> bool:
+    """The trace exists and its run finished."""
+    try:
+        import h5py
+
+        with h5py.File(trace, "r") as f:
+            return str(f.attrs.get("status", "")) == "finished"
+    except OSError:
+        return False
+
+
+def run_missing(configs: Sequence[Path], traces: Sequence[Path], ranks: int, timeout: float, log: Path | None = None,
+                only_missing: bool = False) -> None:
+    """``run_batch`` of every config, or with ``only_missing`` of those whose trace is not a finished run."""
+    todo = [c for c, t in zip(configs, traces) if not (only_missing and finished(t))]
+    if not todo:
+        print("[reproduce] every trace is already there", flush=True)
+        return
+    run_batch(todo, ranks, timeout, log)
+
+
 # ---- reading ------------------------------------------------------------------------------------
 def read(path: str | Path, messages: bool = False):
     """A trace as ``byzmpi.analysis.TraceData`` (rounds/evals DataFrames, attrs, config)."""
@@ -215,3 +236,5 @@ def common_args(parser, *, ranks: int, timeout: float) -> None:
     parser.add_argument("--timeout", type=float, default=timeout, help="seconds before the MPI job is killed")
     parser.add_argument("--no-run", action="store_true", help="only re-read existing traces and redraw")
     parser.add_argument("--rounds", type=int, default=None, help="override run.rounds for every variant")
+    parser.add_argument("--only-missing", action="store_true",
+                        help="run only the variants whose trace is missing or unfinished")

@@ -42,9 +42,12 @@ def variants(rounds: int | None, fs=FS, ratios=RATIOS, lr: float = LR) -> list[t
             for f in fs for ratio in ratios for mask, comp in MASKS.items()]
 
 
-def dispersion(t) -> tuple[float, float]:
+EARLY = 30  # rounds 1..EARLY: the phase in which the runs climb to the target accuracy
+
+
+def dispersion(t) -> tuple[float, float, float]:
     """(relative dispersion of the honest aggregator inputs, relative error of the aggregate), averaged
-    over rounds >= 1."""
+    over rounds >= 1, and the relative error of the aggregate over rounds 1..EARLY."""
     msg, rd = t.messages, t.rounds.set_index("round")
     h = msg[(msg["byzantine"] == 0) & (msg["round"] > 0)]
     per_round = (h["dist_honest_mean"].astype(float) ** 2).groupby(h["round"]).mean()
@@ -52,7 +55,7 @@ def dispersion(t) -> tuple[float, float]:
     rel = (per_round / norm2).replace([np.inf, -np.inf], np.nan)
     r = rd[rd.index > 0]
     err = (r["dist_honest_mean"].astype(float) / r["honest_mean_norm"].astype(float)).replace([np.inf, -np.inf], np.nan)
-    return float(np.nanmean(rel)), float(np.nanmean(err))
+    return float(np.nanmean(rel)), float(np.nanmean(err)), float(np.nanmean(err[err.index <= EARLY]))
 
 
 def summarise(traces: dict, target: float) -> list[dict]:
@@ -61,12 +64,12 @@ def summarise(traces: dict, target: float) -> list[dict]:
         f, k, mask = name.split("_")
         acc = t.evals["accuracy"].to_numpy(float)
         hit = np.flatnonzero(acc >= target)
-        disp, err = dispersion(t)
+        disp, err, early = dispersion(t)
         rows.append({"name": name, "f": int(f[1:]), "ratio": float(k[1:]), "mask": mask,
                      "rounds_to_target": float(t.evals["round"].iloc[hit[0]]) if hit.size else float("nan"),
                      "accuracy_final": float(np.mean(acc[-3:])), "accuracy_best": float(acc.max()),
                      "loss_final": float(t.evals["loss"].iloc[-1]),
-                     "input_dispersion": disp, "aggregate_error": err, "rounds": int(len(t.rounds)),
+                     "input_dispersion": disp, "aggregate_error": err, "aggregate_error_early": early, "rounds": int(len(t.rounds)),
                      "uplink_floats_per_client_round": C.floats_per_client_round(t.rounds)})
     return rows
 
@@ -103,13 +106,15 @@ def figure(traces: dict, rows: list[dict], target: float, path: Path) -> None:
 
 def table(rows: list[dict], meta: dict, target: float) -> str:
     cols = ["f", "K/d", "mask", f"rounds to {target:.0%}", "final accuracy", "final loss",
-            "dispersion of honest momenta (rel.)", "aggregate error (rel.)", "uplink floats / client / round"]
+            "dispersion of honest momenta (rel.)", "aggregate error (rel.), all rounds",
+            f"aggregate error (rel.), rounds 1-{EARLY}", "uplink floats / client / round"]
     body = [{"f": r["f"], "K/d": f"{r['ratio']:g}", "mask": r["mask"],
              f"rounds to {target:.0%}": C.fmt(r["rounds_to_target"]) if np.isfinite(r["rounds_to_target"])
              else f"never (> {r['rounds']})",
              "final accuracy": f"{r['accuracy_final']:.3f}", "final loss": C.fmt(r["loss_final"]),
              "dispersion of honest momenta (rel.)": C.fmt(r["input_dispersion"]),
-             "aggregate error (rel.)": C.fmt(r["aggregate_error"]),
+             "aggregate error (rel.), all rounds": C.fmt(r["aggregate_error"]),
+             f"aggregate error (rel.), rounds 1-{EARLY}": C.fmt(r["aggregate_error_early"]),
              "uplink floats / client / round": C.fmt(r["uplink_floats_per_client_round"], 4)} for r in rows]
     by = {(r["f"], r["ratio"], r["mask"]): r for r in rows}
     verdict = []
@@ -118,7 +123,8 @@ def table(rows: list[dict], meta: dict, target: float) -> str:
             g, i = by[(f, ratio, "global")], by[(f, ratio, "independent")]
             verdict.append(
                 f"* f = {f}, K/d = {ratio:g}: input dispersion x{C.fmt(i['input_dispersion'] / g['input_dispersion'])} "
-                f"with independent masks, aggregate error {C.fmt(g['aggregate_error'])} -> {C.fmt(i['aggregate_error'])}, "
+                f"with independent masks, aggregate error {C.fmt(g['aggregate_error'])} -> {C.fmt(i['aggregate_error'])} "
+                f"(rounds 1-{EARLY}: {C.fmt(g['aggregate_error_early'])} -> {C.fmt(i['aggregate_error_early'])}), "
                 f"rounds to target {C.fmt(g['rounds_to_target'])} -> "
                 f"{C.fmt(i['rounds_to_target']) if np.isfinite(i['rounds_to_target']) else 'never'}, "
                 f"final accuracy {g['accuracy_final']:.3f} -> {i['accuracy_final']:.3f}.")
@@ -139,6 +145,15 @@ def table(rows: list[dict], meta: dict, target: float) -> str:
         "## Measured vs expected",
         "",
         *verdict,
+        "",
+        "Reading: the expected damage of independent masks shows only in the first rounds (higher aggregate "
+        "error while the model climbs to the target, and 5-10 more rounds to 90% in 3 of 4 settings); the final "
+        "accuracy is the same, and later the global-mask run has the larger relative aggregate error. A likely "
+        "reason [INF]: the server momentum (beta = 0.9) averages each client's independent mask noise over ~10 "
+        "rounds, so the momenta the trimmed mean sees are far less dispersed than single reconstructions "
+        "(variance ~ (1 - beta)/(1 + beta) x (d/K - 1)|g|^2). The 'much more dispersed, FOE does more "
+        "damage' expectation is therefore **not reproduced in magnitude** on this task (digits, full local "
+        "gradients); the direction holds only early in training.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -150,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     vs = variants(args.rounds)
     configs = C.write_variants(BASE, vs, OUT / "configs", TRACES, header="T8, generated by analysis/reproduce/t8_masks.py")
     if not args.no_run:
-        C.run_batch(configs, args.ranks, args.timeout, TRACES / "log.txt")
+        C.run_missing(configs, [TRACES / f"{name}.h5" for name, _ in vs], args.ranks, args.timeout,
+                      TRACES / "log.txt", args.only_missing)
     traces = {name: C.read(TRACES / f"{name}.h5", messages=True) for name, _ in vs}
     cfg = next(iter(traces.values())).config
     meta = {"rounds": cfg["run"]["rounds"], "seed": cfg["run"]["seed"], "lr": LR, "target": TARGET}
