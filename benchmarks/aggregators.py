@@ -94,6 +94,8 @@ def entries(names: list[str] | None) -> list[str]:
 
 
 def make_call(name: str, x: torch.Tensor, f: int):
+    if name == "ref:torch.median":  # the stock op the compiled network replaces (lower median)
+        return lambda: torch.median(x, dim=0)
     if name.startswith("pre:"):
         pre = PRE_AGGREGATORS[name[4:]]
         params = {k: p.default for k, p in pre.params.items()}
@@ -230,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-call-s", type=float, default=300.0, help="time once a rule whose first call is slower")
     ap.add_argument("--check-max-d", type=parse_size, default=10**7, help="largest d checked against numpy")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--reference", action="store_true", help="also time torch.median(X, 0) (slow)")
     ap.add_argument("--thp", action="store_true",
                     help="THP_MEM_ALLOC_ENABLE=1: transparent huge pages for large CPU tensors (fresh outputs "
                          "such as the pre-aggregators' m x d tensors then cost far fewer page faults)")
@@ -237,13 +240,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.m, args.d = [32], [10**6]
     names = entries(args.rules)
+    if args.reference:
+        names.append("ref:torch.median")
     report = {"machine": machine_info(), "targets": {k: f"<= {v[1]}x {v[0]} floor" for k, v in TARGETS.items()},
               "results": []}
+    report["runs"] = []
     if args.out.exists():
         try:
-            report["results"] = json.loads(args.out.read_text()).get("results", [])
+            previous = json.loads(args.out.read_text())
+            report["results"] = previous.get("results", [])
+            report["runs"] = previous.get("runs", [])
         except (OSError, json.JSONDecodeError):
             pass
+    report["runs"].append({"started": report["machine"]["started"], "argv": sys.argv[1:]})
     for m in args.m:
         for d in args.d:
             need = 3 * m * d * 4
@@ -263,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             report["results"].sort(key=lambda r: (r["m"], r["d"]))
             report["machine"]["load_average_at_end"] = os.getloadavg()
             report["machine"]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+            report["runs"][-1].update(load_average_at_end=os.getloadavg(), finished=report["machine"]["finished"])
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(report, indent=1, sort_keys=False) + "\n")
     print(f"\nwrote {args.out}")
