@@ -36,7 +36,9 @@ def test_denormal_and_nan_patterns_survive_under_flush_to_zero():
     pack_indices(idx, slots)
     as_float = slots.tolist()
     assert as_float[1] != 0.0 and abs(as_float[1]) < 1.2e-38  # really a denormal on the wire
-    previous = torch.set_flush_denormal(True)
+    # torch.set_flush_denormal returns whether the CPU supports it, not the previous mode:
+    # restore the default (off) explicitly, or every later test runs with denormals flushed
+    torch.set_flush_denormal(True)
     try:
         moved = torch.zeros(len(values))
         moved.copy_(slots)
@@ -44,7 +46,7 @@ def test_denormal_and_nan_patterns_survive_under_flush_to_zero():
         assert unpack_indices(stacked[1]).tolist() == values
         assert unpack_indices(stacked)[0].tolist() == values
     finally:
-        torch.set_flush_denormal(previous)
+        torch.set_flush_denormal(False)
 
 
 def test_unpack_of_a_non_contiguous_slice_is_exact():
