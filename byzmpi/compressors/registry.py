@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from ..params import Param
-from ..validation import ACCEPTED, BAD_LENGTH, NON_FINITE
+from ..validation import ACCEPTED, BAD_LENGTH, NON_FINITE, finite_rows
 
 WIRE_DTYPE = torch.float32
 
@@ -85,7 +85,7 @@ class Compressor(ABC):
                              f"got {wire_rows.dtype} {tuple(wire_rows.shape)}")
         if wire_rows.shape[1] != self.wire_len:
             return torch.full((wire_rows.shape[0],), BAD_LENGTH, dtype=torch.uint8, device=wire_rows.device)
-        finite = torch.isfinite(wire_rows[:, : self.value_len]).all(dim=1)
+        finite = finite_rows(wire_rows[:, : self.value_len])
         return torch.where(finite, ACCEPTED, NON_FINITE).to(torch.uint8)
 
     @property

@@ -92,5 +92,6 @@ def take_step(state: StepState, g: Tensor, lr: float, radius: float, clipped: np
     if not math.isfinite(norm):
         return RoundInfo(aggregate_norm=norm, update_norm=0.0, clip_radius=radius, clipped=clipped, skipped=True)
     state.x.sub_(g, alpha=lr)
-    state.g, state.step_norm, state.started = g, lr * norm, True
+    # a copy: a rule may return a view of its input, and the round's rows live in a reused buffer
+    state.g, state.step_norm, state.started = g.clone(), lr * norm, True
     return RoundInfo(aggregate_norm=norm, update_norm=lr * norm, clip_radius=radius, clipped=clipped)

@@ -8,7 +8,8 @@ rand-k), PAGE probability p (coin c_t, shared), independent compression masks pe
       h_i' = ∇f_i(x^{t+1})                                         if c_t = 1
            = h_i + (1/b) Σ_{j∈I} [∇f_ij(x^{t+1}) − ∇f_ij(x^t)]       otherwise (same minibatch, PAGE)
       m_i  = Q_i(h_i' − h_i − a·(g_i − h_i));   g_i ← g_i + m_i;   h_i ← h_i'     (client, sends m_i)
-      server: g_i ← g_i + m_i for every received m_i;  g^{t+1} = ARAgg(g_1, ..., g_n).
+      server: g_i ← g_i + m_i for every received m_i;  g^{t+1} = ARAgg(g_1, ..., g_n)
+      (``clip = true``: g^{t+1} = g^t + ARAgg({clip_λ(g_i − g^t)}), the recipe of eq. (10)).
 Byzantine clients send compressed messages that accumulate into their server-side g_j. Full
 participation (the aggregate is over all n stored g_i).
 """
@@ -27,15 +28,16 @@ from ..params import Param
 from ..plan import RoundPlan
 from ..tasks import Task
 from .base import Aggregator, MethodSpec, RoundInfo, finite_norm, register_method
+from .clipping import CLIP_PARAMS, DifferenceClipping, StepState
 from .wire import WireMixin
 
 
 @dataclass
-class DashaServer:
-    x: Tensor  # x^t
-    x0: Tensor
-    g: Tensor  # g^t, the aggregate
-    g_clients: Tensor  # (n, d): the server's copy of every client's g_i
+class DashaServer(StepState):
+    """x^t, x^0, the aggregate g^t (also the clipping reference), and the server's copy of every
+    client's g_i as an (n, d) tensor."""
+
+    g_clients: Tensor
 
 
 @dataclass
@@ -48,8 +50,10 @@ class ByzDashaPage(WireMixin):
     name = "dasha_page"
 
     def __init__(self, task: Task, *, compressor: Compressor, n_clients: int, lr: float, p: float,
-                 a: float | None, seed: int, dtype: torch.dtype = torch.float32) -> None:
+                 a: float | None, clip: bool, clip_alpha: float, clip_mult: float | None, seed: int,
+                 dtype: torch.dtype = torch.float32) -> None:
         self.task, self.lr, self.p, self.dtype, self.n = task, lr, p, dtype, n_clients
+        self.clipping = DifferenceClipping(clip, clip_alpha, clip_mult)
         self.compressor, self.dense = compressor, Identity(task.dim)
         omega = compressor.omega if compressor.omega is not None else 0.0
         self.a = a if a is not None else 1.0 / (2.0 * omega + 1.0)
@@ -64,7 +68,7 @@ class ByzDashaPage(WireMixin):
 
     def init_server(self, x0: Tensor) -> DashaServer:
         x = x0.to(self.dtype).clone()
-        return DashaServer(x=x, x0=x.clone(), g=torch.zeros_like(x),
+        return DashaServer(x=x, x0=x.clone(), g=torch.zeros_like(x), step_norm=0.0, started=False,
                            g_clients=torch.zeros(self.n, self.task.dim, dtype=self.dtype))
 
     def init_client(self, client: int) -> DashaClient:
@@ -107,13 +111,13 @@ class ByzDashaPage(WireMixin):
         else:
             server.g_clients[idx] += rows
         x_next = server.x - self.lr * server.g
-        g = aggregate(server.g_clients).value.to(self.dtype)
+        g, radius, clipped = self.clipping.aggregate(aggregate, server.g_clients, server)
         norm = finite_norm(g)
         if not np.isfinite(norm):
-            return RoundInfo(aggregate_norm=norm, update_norm=0.0, skipped=True)
+            return RoundInfo(aggregate_norm=norm, update_norm=0.0, clip_radius=radius, clipped=clipped, skipped=True)
         step = finite_norm(x_next - server.x)
-        server.x, server.g = x_next, g
-        return RoundInfo(aggregate_norm=norm, update_norm=step)
+        server.x, server.g, server.step_norm, server.started = x_next, g.clone(), step, True
+        return RoundInfo(aggregate_norm=norm, update_norm=step, clip_radius=radius, clipped=clipped)
 
 
 def _check(params: dict, cfg) -> None:
@@ -134,6 +138,7 @@ register_method(
                        minimum=0.0, maximum=1.0),
             "a": Param("a", float, None, "DASHA momentum (default 1/(2*omega + 1))", minimum=0.0, maximum=1.0,
                        nullable=True),
+            **CLIP_PARAMS,
         },
         coin=lambda params: (params["p"], True),
         full_participation=True,

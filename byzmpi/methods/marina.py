@@ -103,7 +103,7 @@ class VRMarina(WireMixin):
         step = finite_norm(x_next - server.x)
         radius, clipped = float("nan"), None
         if plan.full:
-            g = aggregate(rows).value.to(self.dtype)
+            g = aggregate(rows).value.to(self.dtype).clone()  # not a view of the reused rows buffer
         else:
             if self.clip:
                 radius = clip_radius(alpha=self.clip_alpha, clip_mult=self.clip_mult, step_norm=step,

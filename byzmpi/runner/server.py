@@ -67,6 +67,7 @@ class Server:
         self.dtype = torch.float64 if cfg.run.server_dtype == "float64" else torch.float32
         self.recv = torch.zeros(max(cfg.clients.per_round, cfg.clients.full_round) * method.max_wire_len,
                                 dtype=torch.float32)
+        self.rows = torch.empty(max(cfg.clients.per_round, cfg.clients.full_round), s.task.dim, dtype=self.dtype)
         self.honest_clients = torch.ones(cfg.clients.n, dtype=torch.bool)
         self.honest_clients[list(cfg.byzantine_ids)] = False
         self.attack = ATTACKS[cfg.attack.name]
@@ -133,10 +134,14 @@ class Server:
         omniscient attack, and validate the decoded rows: (dense rows (m, d), reject code per row)."""
         method = self.s.method
         codes = method.reject_codes(wire, plan).clone()
-        rows = torch.full((plan.m, self.s.task.dim), NAN, dtype=self.dtype)
+        rows = self.rows[: plan.m]
         ok = codes == ACCEPTED
-        if bool(ok.any()):
-            rows[ok] = method.decode(wire[ok], plan.sampled[ok.numpy()], plan, self.dtype)
+        if bool(ok.all()):
+            method.decode(wire, plan.sampled, plan, self.dtype, out=rows)
+        else:
+            rows.fill_(NAN)
+            if bool(ok.any()):
+                rows[ok] = method.decode(wire[ok], plan.sampled[ok.numpy()], plan, self.dtype)
         if self.simulated and plan.n_byzantine:
             self._attack(rows, codes, plan)
         return rows, finite_codes(rows, codes)
@@ -162,7 +167,7 @@ class Server:
         msgs, codes = self._receive(plan, wire)
         accepted = codes == ACCEPTED
         n_rejected = int((~accepted).sum())
-        rows = msgs[accepted]
+        rows = msgs if n_rejected == 0 else msgs[accepted]
         honest_rows = torch.from_numpy(~plan.byzantine)[accepted]
         f_eff = effective_f(s.f, n_rejected)
         record: dict[str, Any] = {}
@@ -232,7 +237,7 @@ class Server:
             if record["weights"] is not None and len(record["weights"]) == int(acc.sum()):
                 weight[acc] = record["weights"].numpy()
         weight[~acc] = 0.0
-        if info.clipped is not None:
+        if info.clipped is not None and len(info.clipped) == int(acc.sum()):  # per message (not per client)
             clipped[acc] = info.clipped
         out["dist_honest_mean"] = dist
         out["weight"] = weight
