@@ -80,8 +80,10 @@ class Echo:
     def reject_codes(self, wire: Tensor, plan) -> Tensor:
         return reject_codes(wire)
 
-    def decode(self, wire: Tensor, clients: np.ndarray, plan, dtype: torch.dtype) -> Tensor:
-        return wire.to(dtype)
+    def decode(self, wire: Tensor, clients: np.ndarray, plan, dtype: torch.dtype, out: Tensor | None = None) -> Tensor:
+        if out is None:
+            return wire.to(dtype)
+        return out.copy_(wire)
 
     def writable(self, v: Tensor, plan, client: int) -> Tensor:
         return v
