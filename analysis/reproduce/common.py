@@ -231,10 +231,35 @@ def save_figure(fig, path: Path) -> Path:
     return save(fig, path)
 
 
-def common_args(parser, *, ranks: int, timeout: float) -> None:
+def parse_args(doc: str, argv: list[str] | None, *, ranks: int, timeout: float):
+    """The command line every reproduction script shares."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ranks", type=int, default=ranks, help="MPI ranks (server + hosts)")
     parser.add_argument("--timeout", type=float, default=timeout, help="seconds before the MPI job is killed")
     parser.add_argument("--no-run", action="store_true", help="only re-read existing traces and redraw")
     parser.add_argument("--rounds", type=int, default=None, help="override run.rounds for every variant")
     parser.add_argument("--only-missing", action="store_true",
                         help="run only the variants whose trace is missing or unfinished")
+    return parser.parse_args(argv)
+
+
+def run_variants(base: str | Path | Mapping, variants: Sequence[tuple[str, Mapping[str, Any]]], out: Path,
+                 traces: Path, args, *, header: str, messages: bool = False) -> dict:
+    """Write the variants' configs under ``out/configs``, run them in one MPI job (unless
+    ``--no-run``; only the unfinished ones with ``--only-missing``), and read every trace."""
+    configs = write_variants(base, variants, out / "configs", traces, header=header)
+    paths = [traces / f"{name}.h5" for name, _ in variants]
+    if not args.no_run:
+        run_missing(configs, paths, args.ranks, args.timeout, traces / "log.txt", args.only_missing)
+    return {name: read(path, messages=messages) for (name, _), path in zip(variants, paths)}
+
+
+def write_outputs(out: Path, table_md: str, meta: Mapping[str, Any], rows: Any) -> None:
+    """``table.md`` and ``summary.json`` next to the figure; the table is printed too."""
+    import json
+
+    (out / "table.md").write_text(table_md)
+    (out / "summary.json").write_text(json.dumps({"meta": meta, "runs": rows}, indent=1))
+    print(table_md)
