@@ -137,8 +137,12 @@ class World:
     def barrier(self) -> None:
         self.comm.Barrier()
 
-    def library_version(self) -> str:
-        return MPI.Get_library_version().strip("\x00").strip().splitlines()[0]
+    def versions(self) -> dict[str, str]:
+        """The mpi4py version and the first line of the MPI library's version string."""
+        import mpi4py
+
+        return {"mpi4py": mpi4py.__version__,
+                "mpi": MPI.Get_library_version().strip("\x00").strip().splitlines()[0]}
 
     def exit(self, code: int) -> None:
         """End this rank after every rank agreed to stop: finalize MPI cleanly (no MPI_Abort

@@ -33,11 +33,10 @@ BYTES_PER_FLOAT = 4
 
 def _versions(world: Any) -> dict[str, str]:
     import h5py
-    import mpi4py
 
     return {"byzmpi": __version__, "python": platform.python_version(), "torch": torch.__version__,
             "numpy": np.__version__, "h5py": h5py.__version__, "hdf5": h5py.version.hdf5_version,
-            "mpi4py": mpi4py.__version__, "mpi": world.library_version()}
+            **world.versions()}
 
 
 @dataclass
