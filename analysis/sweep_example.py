@@ -77,9 +77,17 @@ def write_configs(out: Path, traces: Path, rounds: int, seeds: list[int], clips:
                 for attack in ATTACKS:
                     name = run_name(aggregator, attack, clip, seed)
                     path = cfg_dir / f"{name}.toml"
-                    path.write_text(TEMPLATE.format(name=name, seed=seed, rounds=rounds, aggregator=aggregator,
-                                                    attack=attack, clip=str(clip).lower(),
-                                                    traces=os.path.relpath(traces, ROOT)))
+                    path.write_text(
+                        TEMPLATE.format(
+                            name=name,
+                            seed=seed,
+                            rounds=rounds,
+                            aggregator=aggregator,
+                            attack=attack,
+                            clip=str(clip).lower(),
+                            traces=os.path.relpath(traces, ROOT),
+                        )
+                    )
                     paths.append(path)
     return paths
 
@@ -87,8 +95,13 @@ def write_configs(out: Path, traces: Path, rounds: int, seeds: list[int], clips:
 def run_batch(configs: list[Path], ranks: int, timeout: float) -> None:
     """``byzmpi run -n RANKS CONFIGS...`` (one job, configs one after the other); the whole process
     group is killed at the timeout."""
-    cmd = [str(Path(sys.executable).parent / "byzmpi"), "run", "-n", str(ranks),
-           *(str(p.relative_to(ROOT)) for p in configs)]
+    cmd = [
+        str(Path(sys.executable).parent / "byzmpi"),
+        "run",
+        "-n",
+        str(ranks),
+        *(str(p.relative_to(ROOT)) for p in configs),
+    ]
     print(f"running {len(configs)} configs on {ranks} ranks (timeout {timeout:.0f} s)", flush=True)
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True)
@@ -99,7 +112,7 @@ def run_batch(configs: list[Path], ranks: int, timeout: float) -> None:
         time.sleep(3)
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-        raise SystemExit(f"sweep timed out after {timeout:.0f} s")
+        raise SystemExit(f"sweep timed out after {timeout:.0f} s") from None
     if rc != 0:
         raise SystemExit(f"sweep failed with exit status {rc}")
     print(f"sweep done in {time.monotonic() - t0:.0f} s", flush=True)

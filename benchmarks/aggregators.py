@@ -50,8 +50,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from byzmpi.aggregators import PRE_AGGREGATORS, RULES, Pipeline  # noqa: E402
-from byzmpi.aggregators import sorting  # noqa: E402
+from byzmpi.aggregators import (  # noqa: E402
+    PRE_AGGREGATORS,
+    RULES,
+    Pipeline,
+    sorting,  # noqa: E402
+)
 from byzmpi.aggregators.median import coordinate_median  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "aggregators.json"
@@ -61,15 +65,26 @@ TARGETS = {"mean": ("memory", 3.0), "median": ("memory", 3.0), "trimmed_mean": (
 
 
 def machine_info() -> dict:
-    info = {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
-            "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "compile_enabled": sorting.compile_enabled(), "load_average_at_start": os.getloadavg(),
-            "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE", ""),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "compile_enabled": sorting.compile_enabled(),
+        "load_average_at_start": os.getloadavg(),
+        "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE", ""),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "byzmpi/aggregators"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "byzmpi/aggregators"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         info["git_commit"] = head.stdout.strip()
         info["aggregators_dirty"] = bool(dirty.stdout.strip())
     except (OSError, subprocess.SubprocessError):
@@ -144,7 +159,7 @@ def bench_shape(m: int, d: int, names: list[str], args) -> dict:
     print(f"\nm={m} d={d:.0e} f={f}: memory floor {mem_ms:.1f} ms, GEMM floor {gemm_ms:.1f} ms", flush=True)
     rules: dict[str, dict] = {}
     calls = {}
-    for rnd in range(args.rounds):  # later rounds re-time every rule: the minimum over rounds is kept
+    for _rnd in range(args.rounds):  # later rounds re-time every rule: the minimum over rounds is kept
         for name in names:
             rule = RULES.get(name)
             entry = rules.setdefault(name, {"floor": "gemm" if name in GEMM_RULES else "memory"})
@@ -198,18 +213,33 @@ def bench_shape(m: int, d: int, names: list[str], args) -> dict:
             floor, limit = TARGETS[name]
             entry["target"] = f"<= {limit}x {floor} floor"
             entry["meets_target"] = entry["ratio"] <= limit
-        print(f"  {name:20s} {entry['ms']:9.1f} ms  {entry['ratio']:6.2f}x {entry['floor']} floor "
-              f"(paired floor {paired or float('nan'):.1f} ms; first call {entry.get('first_call_s', 0):.1f} s, "
-              f"{entry.get('path')})" + (f"  target {entry['target']}: {'met' if entry['meets_target'] else 'MISSED'}"
-                                          if name in TARGETS else ""), flush=True)
-    out = {"m": m, "d": d, "f": f, "dtype": "float32",
-           "floors": {"memory_ms": mem_ms, "gemm_ms": gemm_ms}, "rules": rules, "checks": {}}
+        print(
+            f"  {name:20s} {entry['ms']:9.1f} ms  {entry['ratio']:6.2f}x {entry['floor']} floor "
+            f"(paired floor {paired or float('nan'):.1f} ms; first call {entry.get('first_call_s', 0):.1f} s, "
+            f"{entry.get('path')})"
+            + (
+                f"  target {entry['target']}: {'met' if entry['meets_target'] else 'MISSED'}" if name in TARGETS else ""
+            ),
+            flush=True,
+        )
+    out = {
+        "m": m,
+        "d": d,
+        "f": f,
+        "dtype": "float32",
+        "floors": {"memory_ms": mem_ms, "gemm_ms": gemm_ms},
+        "rules": rules,
+        "checks": {},
+    }
     if "median" in names and d <= args.check_max_d:
         got = coordinate_median(x).numpy()
         out["checks"]["median_equals_numpy_midpoint"] = bool(np.array_equal(got, np.median(x.numpy(), axis=0)))
         out["checks"]["median_path"] = path_used("median", x, f)
-        print(f"  check: median == numpy midpoint median: {out['checks']['median_equals_numpy_midpoint']}"
-              f" ({out['checks']['median_path']})", flush=True)
+        print(
+            f"  check: median == numpy midpoint median: {out['checks']['median_equals_numpy_midpoint']}"
+            f" ({out['checks']['median_path']})",
+            flush=True,
+        )
     return out
 
 
@@ -225,25 +255,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rules", nargs="+", default=None, help="rule or pre-aggregator names (default: all)")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--rounds", type=int, default=2, help="passes over the rules (min over passes)")
-    ap.add_argument("--min-time-s", type=float, default=0.5,
-                    help="per round, repeat a fast rule until its calls add up to this (up to --max-repeats)")
+    ap.add_argument(
+        "--min-time-s",
+        type=float,
+        default=0.5,
+        help="per round, repeat a fast rule until its calls add up to this (up to --max-repeats)",
+    )
     ap.add_argument("--max-repeats", type=int, default=200)
     ap.add_argument("--budget-s", type=float, default=20.0, help="stop repeating a rule after this many seconds")
     ap.add_argument("--max-call-s", type=float, default=300.0, help="time once a rule whose first call is slower")
     ap.add_argument("--check-max-d", type=parse_size, default=10**7, help="largest d checked against numpy")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--reference", action="store_true", help="also time torch.median(X, 0) (slow)")
-    ap.add_argument("--thp", action="store_true",
-                    help="THP_MEM_ALLOC_ENABLE=1: transparent huge pages for large CPU tensors (fresh outputs "
-                         "such as the pre-aggregators' m x d tensors then cost far fewer page faults)")
+    ap.add_argument(
+        "--thp",
+        action="store_true",
+        help="THP_MEM_ALLOC_ENABLE=1: transparent huge pages for large CPU tensors (fresh outputs "
+        "such as the pre-aggregators' m x d tensors then cost far fewer page faults)",
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.m, args.d = [32], [10**6]
     names = entries(args.rules)
     if args.reference:
         names.append("ref:torch.median")
-    report = {"machine": machine_info(), "targets": {k: f"<= {v[1]}x {v[0]} floor" for k, v in TARGETS.items()},
-              "results": []}
+    report = {
+        "machine": machine_info(),
+        "targets": {k: f"<= {v[1]}x {v[0]} floor" for k, v in TARGETS.items()},
+        "results": [],
+    }
     report["runs"] = []
     if args.out.exists():
         try:

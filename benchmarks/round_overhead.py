@@ -154,8 +154,9 @@ def run_mpi(n: int, argv: list[str], *, timeout: float, cwd: Path, env: dict[str
     killed at the timeout (Open MPI leaves ranks alive when only mpiexec is killed)."""
     mpiexec = str(Path(sys.executable).parent / "mpiexec")
     cmd = [mpiexec, "-n", str(n), sys.executable, "-m", "mpi4py", *argv]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env, start_new_session=True
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
         return proc.returncode, out, err
@@ -177,8 +178,14 @@ def run_mpi(n: int, argv: list[str], *, timeout: float, cwd: Path, env: dict[str
 def summarise(values: list[float]) -> dict[str, float]:
     s = sorted(values)
     q = lambda p: s[min(len(s) - 1, int(p * len(s)))]  # noqa: E731
-    return {"median": statistics.median(s), "mean": statistics.fmean(s), "p10": q(0.1), "p90": q(0.9),
-            "min": s[0], "n": len(s)}
+    return {
+        "median": statistics.median(s),
+        "mean": statistics.fmean(s),
+        "p10": q(0.1),
+        "p90": q(0.9),
+        "min": s[0],
+        "n": len(s),
+    }
 
 
 CONFIG = """
@@ -217,8 +224,7 @@ name = "none"
 SPLIT = ("t_compute", "t_comm", "t_aggregate", "t_io", "t_eval", "t_round")
 
 
-def full_runs(ranks: int, schedule: dict[int, tuple[int, int]], tmp: Path, env: dict[str, str],
-              timeout: float) -> dict:
+def full_runs(ranks: int, schedule: dict[int, tuple[int, int]], tmp: Path, env: dict[str, str], timeout: float) -> dict:
     import h5py
     import numpy as np
 
@@ -226,9 +232,21 @@ def full_runs(ranks: int, schedule: dict[int, tuple[int, int]], tmp: Path, env: 
     configs = []
     for d, (rounds, _) in schedule.items():
         path = tmp / f"full_P{ranks}_d{d}.toml"
-        path.write_text(textwrap.dedent(CONFIG.format(
-            name=f"full_P{ranks}_d{d}", seed=SEED, rounds=rounds, eval_every=10 * rounds,
-            trace=tmp / f"full_P{ranks}_d{d}.h5", plugin=PLUGIN, n=n, c=c, features=d - 1)))
+        path.write_text(
+            textwrap.dedent(
+                CONFIG.format(
+                    name=f"full_P{ranks}_d{d}",
+                    seed=SEED,
+                    rounds=rounds,
+                    eval_every=10 * rounds,
+                    trace=tmp / f"full_P{ranks}_d{d}.h5",
+                    plugin=PLUGIN,
+                    n=n,
+                    c=c,
+                    features=d - 1,
+                )
+            )
+        )
         configs.append(str(path))
     stamps_path = tmp / f"stamps_P{ranks}.json"
     run_env = {**env, "BYZMPI_BENCH_STAMPS": str(stamps_path), "BYZMPI_CACHE": str(tmp / "cache")}
@@ -255,18 +273,26 @@ def full_runs(ranks: int, schedule: dict[int, tuple[int, int]], tmp: Path, env: 
             "trace_split_ms_median": {k: 1e3 * float(np.median(rows[k].astype(float))) for k in SPLIT},
             # t_round minus the five parts: plan, downlink, Create_group/Free and waiting for late members
             # are in no column of the split
-            "trace_unattributed_ms_mean": 1e3 * float(rows["t_round"].astype(float).mean()
-                                                      - sum(rows[k].astype(float).mean() for k in SPLIT[:-1])),
-            "bytes_up_per_round": int(rows["bytes_up"][0]), "bytes_down_per_round": int(rows["bytes_down"][0]),
-            "run_wall_seconds": summary["wall_seconds"], "rounds": rounds, "warmup": warmup,
+            "trace_unattributed_ms_mean": 1e3
+            * float(rows["t_round"].astype(float).mean() - sum(rows[k].astype(float).mean() for k in SPLIT[:-1])),
+            "bytes_up_per_round": int(rows["bytes_up"][0]),
+            "bytes_down_per_round": int(rows["bytes_down"][0]),
+            "run_wall_seconds": summary["wall_seconds"],
+            "rounds": rounds,
+            "warmup": warmup,
         }
     result["versions"] = versions
     return result
 
 
 def machine_info() -> dict:
-    info = {"hostname": platform.node(), "platform": platform.platform(), "python": platform.python_version(),
-            "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()}
+    info = {
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
+    }
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -278,8 +304,9 @@ def machine_info() -> dict:
         pass
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "byzmpi"], cwd=ROOT, capture_output=True,
-                               text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "byzmpi"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        )
         info["git_commit"] = head.stdout.strip()
         info["byzmpi_tree_dirty"] = bool(dirty.stdout.strip())
     except (OSError, subprocess.TimeoutExpired):
@@ -288,10 +315,9 @@ def machine_info() -> dict:
 
 
 def driver(args: argparse.Namespace) -> int:
+    import mpi4py
     import numpy as np
     import torch
-
-    import mpi4py
 
     table = QUICK if args.quick else ROUNDS
     sizes = [int(float(s)) for s in args.sizes] if args.sizes else list(SIZES)
@@ -305,11 +331,16 @@ def driver(args: argparse.Namespace) -> int:
     report = {
         "benchmark": "round_overhead",
         "description": "per-round ms on rank 0: (a) bare mpi4py Create_group+Bcast+Gather+Free, (b) the same "
-                       "through byzmpi.comm, (c) a full byzmpi round (bench_echo plugin method, mean, trace on)",
-        "setup": {"clients": "n = P - 1, one per host rank", "sampled_per_round": "C = P - 2",
-                  "dtype": "float32", "seed": SEED, "rounds_and_warmup": {str(d): list(schedule[d]) for d in sizes},
-                  "statistic": "median over the rounds after warm-up (mean, p10, p90 also given)",
-                  "full_round_time": "period between consecutive downlinks on rank 0 (plugin timestamps)"},
+        "through byzmpi.comm, (c) a full byzmpi round (bench_echo plugin method, mean, trace on)",
+        "setup": {
+            "clients": "n = P - 1, one per host rank",
+            "sampled_per_round": "C = P - 2",
+            "dtype": "float32",
+            "seed": SEED,
+            "rounds_and_warmup": {str(d): list(schedule[d]) for d in sizes},
+            "statistic": "median over the rounds after warm-up (mean, p10, p90 also given)",
+            "full_round_time": "period between consecutive downlinks on rank 0 (plugin timestamps)",
+        },
         "machine": machine_info(),
         "versions": {"numpy": np.__version__, "torch": torch.__version__, "mpi4py": mpi4py.__version__},
         "started": started,
@@ -322,9 +353,20 @@ def driver(args: argparse.Namespace) -> int:
             print(f"[bench] P = {ranks} ranks, n = {ranks - 1} clients, C = {c} sampled per round", flush=True)
             raw_out = tmp / f"raw_P{ranks}.json"
             t0 = time.monotonic()
-            rc, _, err = run_mpi(ranks, [str(Path(__file__).resolve()), "worker", "--out", str(raw_out),
-                                         "--schedule", json.dumps({str(d): schedule[d] for d in sizes})],
-                                 timeout=args.timeout, cwd=tmp, env=env)
+            rc, _, err = run_mpi(
+                ranks,
+                [
+                    str(Path(__file__).resolve()),
+                    "worker",
+                    "--out",
+                    str(raw_out),
+                    "--schedule",
+                    json.dumps({str(d): schedule[d] for d in sizes}),
+                ],
+                timeout=args.timeout,
+                cwd=tmp,
+                env=env,
+            )
             if rc != 0:
                 print(f"[bench] raw/comm worker failed (rc={rc}):\n{err[-3000:]}", file=sys.stderr)
                 return 1
@@ -338,9 +380,14 @@ def driver(args: argparse.Namespace) -> int:
                 b = summarise(raw["sizes"][str(d)]["comm"])
                 f = full["sizes"][str(d)]
                 row = {
-                    "ranks": ranks, "clients": ranks - 1, "sampled": c, "d": d,
+                    "ranks": ranks,
+                    "clients": ranks - 1,
+                    "sampled": c,
+                    "d": d,
                     "bytes_per_round": {"down": c * d * 4, "up": c * d * 4},
-                    "raw_ms": a, "comm_ms": b, "full_ms": f["period_ms"],
+                    "raw_ms": a,
+                    "comm_ms": b,
+                    "full_ms": f["period_ms"],
                     "ratio_comm_over_raw": b["median"] / a["median"],
                     "ratio_full_over_raw": f["period_ms"]["median"] / a["median"],
                     "full_trace_t_round_ms": f["trace_t_round_ms"],
@@ -354,13 +401,18 @@ def driver(args: argparse.Namespace) -> int:
                 }
                 report["results"].append(row)
                 split = f["trace_split_ms_mean"]
-                print(f"[bench] P={ranks} d={d:>8}: raw {a['median']:8.3f} ms  comm {b['median']:8.3f} ms "
-                      f"({row['ratio_comm_over_raw']:.2f}x)  full {f['period_ms']['median']:8.3f} ms "
-                      f"({row['ratio_full_over_raw']:.2f}x)  | trace t_round {f['trace_t_round_ms']['median']:.3f}: "
-                      + ", ".join(f"{k[2:]} {v:.3f}" for k, v in split.items() if k != "t_round")
-                      + f", unattributed {f['trace_unattributed_ms_mean']:.3f} (means)", flush=True)
-            report.setdefault("launch_seconds", {})[str(ranks)] = {"raw_and_comm": comm_launch,
-                                                                   "full": full["launch_seconds"]}
+                print(
+                    f"[bench] P={ranks} d={d:>8}: raw {a['median']:8.3f} ms  comm {b['median']:8.3f} ms "
+                    f"({row['ratio_comm_over_raw']:.2f}x)  full {f['period_ms']['median']:8.3f} ms "
+                    f"({row['ratio_full_over_raw']:.2f}x)  | trace t_round {f['trace_t_round_ms']['median']:.3f}: "
+                    + ", ".join(f"{k[2:]} {v:.3f}" for k, v in split.items() if k != "t_round")
+                    + f", unattributed {f['trace_unattributed_ms_mean']:.3f} (means)",
+                    flush=True,
+                )
+            report.setdefault("launch_seconds", {})[str(ranks)] = {
+                "raw_and_comm": comm_launch,
+                "full": full["launch_seconds"],
+            }
     report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     report["machine"]["load_average_at_end"] = os.getloadavg()
     report["total_seconds"] = time.monotonic() - t_start

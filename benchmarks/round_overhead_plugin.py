@@ -91,8 +91,9 @@ class Echo:
     def encode_writable(self, v: Tensor, plan, client: int, out: Tensor) -> None:
         out.copy_(v)
 
-    def client_message(self, state: EchoClient, down: Tensor, plan, client: int, out: Tensor,
-                       *, flip: bool = False) -> None:
+    def client_message(
+        self, state: EchoClient, down: Tensor, plan, client: int, out: Tensor, *, flip: bool = False
+    ) -> None:
         out.copy_(down)
 
     def server_update(self, server: EchoServer, msgs: Tensor, clients: np.ndarray, plan, aggregate) -> RoundInfo:

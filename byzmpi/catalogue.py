@@ -19,8 +19,10 @@ def format_catalogue() -> str:
     for spec in METHODS.values():
         extra = " (full participation)" if spec.full_participation else ""
         lines += [f"  {spec.name}: {spec.doc}{extra}", *_params(spec.params)]
-    lines += ["", "aggregation rules ([aggregator] name = ..., f = Byzantine inputs tolerated, "
-              "default clients.byzantine):"]
+    lines += [
+        "",
+        "aggregation rules ([aggregator] name = ..., f = Byzantine inputs tolerated, default clients.byzantine):",
+    ]
     for rule in RULES.values():
         state = " (stateful)" if rule.stateful else ""
         lines += [f"  {rule.name}: {rule.doc}{state}", f"      valid when {rule.condition}", *_params(rule.params)]

@@ -48,9 +48,16 @@ def read_header(path: Path) -> Header | None:
         with h5py.File(path, "r", locking=False) as f:
             a = f.attrs
             if int(a["format_version"]) != FORMAT_VERSION:
-                raise SetupError(f"checkpoint {path} has format {a['format_version']}, this byzmpi reads {FORMAT_VERSION}")
-            return Header(path, int(a["rounds_done"]), str(a["config_fingerprint"]),
-                          json.loads(a["trace_rows"]), bool(a["complete"]))
+                raise SetupError(
+                    f"checkpoint {path} has format {a['format_version']}, this byzmpi reads {FORMAT_VERSION}"
+                )
+            return Header(
+                path,
+                int(a["rounds_done"]),
+                str(a["config_fingerprint"]),
+                json.loads(a["trace_rows"]),
+                bool(a["complete"]),
+            )
     except (OSError, KeyError, ValueError) as exc:
         raise SetupError(f"cannot read checkpoint {path}: {exc}; delete it or run with --fresh") from None
 
@@ -66,17 +73,34 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_checkpoint(path: Path, *, config_json: str, fingerprint: str, rounds_done: int, trace_rows: dict[str, int],
-                     complete: bool, server: Any, aggregator: dict, clients: dict[int, Any]) -> None:
+def write_checkpoint(
+    path: Path,
+    *,
+    config_json: str,
+    fingerprint: str,
+    rounds_done: int,
+    trace_rows: dict[str, int],
+    complete: bool,
+    server: Any,
+    aggregator: dict,
+    clients: dict[int, Any],
+) -> None:
     """Write a checkpoint atomically (temp file, fsync, os.replace, fsync the folder)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         with h5py.File(tmp, "w") as f:
-            f.attrs.update({"format_version": FORMAT_VERSION, "rounds_done": rounds_done, "config": config_json,
-                            "config_fingerprint": fingerprint, "trace_rows": json.dumps(trace_rows),
-                            "complete": complete})
+            f.attrs.update(
+                {
+                    "format_version": FORMAT_VERSION,
+                    "rounds_done": rounds_done,
+                    "config": config_json,
+                    "config_fingerprint": fingerprint,
+                    "trace_rows": json.dumps(trace_rows),
+                    "complete": complete,
+                }
+            )
             write_state(f.create_group("server"), server)
             write_state(f.create_group("aggregator"), aggregator)
             group = f.create_group("clients")

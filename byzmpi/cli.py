@@ -36,10 +36,17 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run one or more configs (SPMD, under mpiexec)")
     run.add_argument("configs", nargs="+", type=Path, help="TOML config(s), run one after the other in this job")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                     help="override a config field (repeatable)")
-    run.add_argument("-n", "--np", type=int, default=None,
-                     help="start the job with this many ranks through the venv's mpiexec")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a config field (repeatable)",
+    )
+    run.add_argument(
+        "-n", "--np", type=int, default=None, help="start the job with this many ranks through the venv's mpiexec"
+    )
     run.add_argument("--json", action="store_true", help="print each run's summary as one JSON line")
     resume = run.add_mutually_exclusive_group()
     resume.add_argument("--resume", action="store_true", help="continue from the checkpoint (fail without one)")
@@ -103,8 +110,7 @@ def _launch(args: argparse.Namespace) -> int:
         from .errors import SetupError
 
         raise SetupError("no mpiexec found next to this Python or on PATH")
-    cmd = [mpiexec, "-n", str(args.np), sys.executable, "-m", "mpi4py", "-m", "byzmpi", "run",
-           *map(str, args.configs)]
+    cmd = [mpiexec, "-n", str(args.np), sys.executable, "-m", "mpi4py", "-m", "byzmpi", "run", *map(str, args.configs)]
     for o in args.overrides:
         cmd += ["--set", o]
     if args.json:
@@ -166,8 +172,11 @@ def _print_summary(summary, *, as_json: bool) -> None:
         print(json.dumps(summary.__dict__, default=float), flush=True)
         return
     if summary.extra.get("status") != "finished":
-        print(f"[byzmpi] {summary.extra.get('status')}: {summary.rounds} rounds in {summary.wall_seconds:.2f} s "
-              f"-> {summary.trace}", flush=True)
+        print(
+            f"[byzmpi] {summary.extra.get('status')}: {summary.rounds} rounds in {summary.wall_seconds:.2f} s "
+            f"-> {summary.trace}",
+            flush=True,
+        )
         return
     f = summary.final
     t = summary.time_split

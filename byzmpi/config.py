@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -42,15 +43,32 @@ RUN = {
         Param("trace_messages", bool, True, "write the per-message table"),
         Param("flush_every", int, 256, "trace rows buffered before a write", minimum=1),
         Param("flush_seconds", float, 2.0, "longest time rows stay buffered", minimum=0.0),
-        Param("progress", str, "auto", "bar on a terminal, log lines in batch jobs (auto)",
-              choices=("auto", "bar", "log", "none")),
+        Param(
+            "progress",
+            str,
+            "auto",
+            "bar on a terminal, log lines in batch jobs (auto)",
+            choices=("auto", "bar", "log", "none"),
+        ),
         Param("log_every", float, 10.0, "seconds between progress log lines", minimum=0.0),
-        Param("server_dtype", str, "float32", "dtype of the server's model and aggregation",
-              choices=("float32", "float64")),
-        Param("plugins", list, [], "modules (dotted names or .py paths) imported before validation, "
-              "to register your own rules, attacks or methods", item=str),
-        Param("sync_every", int, 10, "rounds between the all-rank check for a stop request (SIGTERM/SIGUSR1)",
-              minimum=1),
+        Param(
+            "server_dtype",
+            str,
+            "float32",
+            "dtype of the server's model and aggregation",
+            choices=("float32", "float64"),
+        ),
+        Param(
+            "plugins",
+            list,
+            [],
+            "modules (dotted names or .py paths) imported before validation, "
+            "to register your own rules, attacks or methods",
+            item=str,
+        ),
+        Param(
+            "sync_every", int, 10, "rounds between the all-rank check for a stop request (SIGTERM/SIGUSR1)", minimum=1
+        ),
     ]
 }
 
@@ -61,8 +79,14 @@ CLIENTS = {
         Param("byzantine", int, 0, "number of Byzantine clients, chosen by seed", minimum=0),
         Param("byzantine_ids", list, None, "explicit Byzantine client ids (overrides the count)", nullable=True),
         Param("per_round", int, None, "clients sampled per round, C (default: all)", minimum=1, nullable=True),
-        Param("full_round", int, None, "clients sampled in full rounds (coin = 1), C-hat (default: all)",
-              minimum=1, nullable=True),
+        Param(
+            "full_round",
+            int,
+            None,
+            "clients sampled in full rounds (coin = 1), C-hat (default: all)",
+            minimum=1,
+            nullable=True,
+        ),
     ]
 }
 
@@ -71,23 +95,54 @@ TASK = {
     for p in [
         Param("name", str, "synthetic", "dataset", choices=("synthetic", "libsvm", "digits")),
         Param("path", str, None, "LIBSVM file (task.name = libsvm)", nullable=True),
-        Param("features", int, None, "synthetic: feature count, default 20 (a bias feature is added); libsvm: "
-              "force the feature count (default: the largest index in the file)", minimum=1, nullable=True),
+        Param(
+            "features",
+            int,
+            None,
+            "synthetic: feature count, default 20 (a bias feature is added); libsvm: "
+            "force the feature count (default: the largest index in the file)",
+            minimum=1,
+            nullable=True,
+        ),
         Param("samples", int, 4000, "synthetic: number of samples (train + test)", minimum=1),
         Param("heterogeneity", float, 1.0, "synthetic: client shift h (0 = iid clients)", minimum=0.0),
         Param("label_noise", float, 0.5, "synthetic: std of the noise added to the margin", minimum=0.0),
-        Param("model", str, None, "logreg (binary), softmax or mlp (default: logreg for binary data, "
-              "softmax otherwise)", choices=("logreg", "softmax", "mlp"), nullable=True),
+        Param(
+            "model",
+            str,
+            None,
+            "logreg (binary), softmax or mlp (default: logreg for binary data, softmax otherwise)",
+            choices=("logreg", "softmax", "mlp"),
+            nullable=True,
+        ),
         Param("hidden", int, 32, "mlp: hidden units", minimum=1),
-        Param("regularizer", str, "l2", "l2: (lam/2)|x|^2; nonconvex: lam*sum x^2/(1+x^2); none",
-              choices=("l2", "nonconvex", "none")),
+        Param(
+            "regularizer",
+            str,
+            "l2",
+            "l2: (lam/2)|x|^2; nonconvex: lam*sum x^2/(1+x^2); none",
+            choices=("l2", "nonconvex", "none"),
+        ),
         Param("lam", float, 0.01, "regularisation strength", minimum=0.0),
-        Param("partition", str, None, "natural (synthetic default), full, iid (default otherwise), "
-              "strided, dirichlet", choices=("natural", "full", "iid", "strided", "dirichlet"), nullable=True),
+        Param(
+            "partition",
+            str,
+            None,
+            "natural (synthetic default), full, iid (default otherwise), strided, dirichlet",
+            choices=("natural", "full", "iid", "strided", "dirichlet"),
+            nullable=True,
+        ),
         Param("alpha", float, 1.0, "Dirichlet concentration", minimum=1e-6),
         Param("batch_size", int, 32, "minibatch size per client (0 = full local gradient)", minimum=0),
-        Param("test_fraction", float, None, "held-out share (default 0.2; libsvm 0)", minimum=0.0,
-              maximum=0.9, nullable=True),
+        Param(
+            "test_fraction",
+            float,
+            None,
+            "held-out share (default 0.2; libsvm 0)",
+            minimum=0.0,
+            maximum=0.9,
+            nullable=True,
+        ),
         Param("seed", int, None, "data seed (default: run.seed)", minimum=0, nullable=True),
     ]
 }
@@ -95,11 +150,18 @@ TASK = {
 CHECKPOINT = {
     p.name: p
     for p in [
-        Param("every", int, 0, "write a checkpoint every k rounds (0: only on SIGTERM/SIGUSR1 and at the end)",
-              minimum=0),
+        Param(
+            "every", int, 0, "write a checkpoint every k rounds (0: only on SIGTERM/SIGUSR1 and at the end)", minimum=0
+        ),
         Param("path", str, "runs/{name}.ckpt.h5", "checkpoint file; {name} and {seed} are substituted"),
-        Param("resume", str, "auto", "auto: resume when an unfinished checkpoint of this config exists; "
-              "require: fail without one; never: start fresh", choices=("auto", "require", "never")),
+        Param(
+            "resume",
+            str,
+            "auto",
+            "auto: resume when an unfinished checkpoint of this config exists; "
+            "require: fail without one; never: start fresh",
+            choices=("auto", "require", "never"),
+        ),
     ]
 }
 
@@ -171,10 +233,15 @@ class Config:
 
     def to_dict(self) -> dict:
         return {
-            "run": dict(self.run), "clients": dict(self.clients), "task": dict(self.task),
-            "method": self.method.to_dict(), "aggregator": self.aggregator.to_dict(),
-            "attack": self.attack.to_dict(), "compressor": self.compressor.to_dict(),
-            "checkpoint": dict(self.checkpoint), "debug": dict(self.debug),
+            "run": dict(self.run),
+            "clients": dict(self.clients),
+            "task": dict(self.task),
+            "method": self.method.to_dict(),
+            "aggregator": self.aggregator.to_dict(),
+            "attack": self.attack.to_dict(),
+            "compressor": self.compressor.to_dict(),
+            "checkpoint": dict(self.checkpoint),
+            "debug": dict(self.debug),
         }
 
     def to_json(self) -> str:
@@ -183,8 +250,19 @@ class Config:
     def fingerprint(self) -> str:
         """Hash of everything that determines the trajectory (not where or how it is logged)."""
         d = self.to_dict()
-        for key in ("name", "trace", "trace_messages", "flush_every", "flush_seconds", "progress", "log_every",
-                    "eval_every", "rounds", "sync_every", "plugins"):
+        for key in (
+            "name",
+            "trace",
+            "trace_messages",
+            "flush_every",
+            "flush_seconds",
+            "progress",
+            "log_every",
+            "eval_every",
+            "rounds",
+            "sync_every",
+            "plugins",
+        ):
             d["run"].pop(key, None)
         d.pop("debug")
         d.pop("checkpoint")
@@ -255,8 +333,14 @@ def _table(raw: Mapping, key: str) -> dict:
     return dict(value)
 
 
-def _component(raw: Mapping, section: str, catalogue: Mapping, default: str, extras: Mapping[str, Param],
-               pre_catalogue: Mapping | None = None):
+def _component(
+    raw: Mapping,
+    section: str,
+    catalogue: Mapping,
+    default: str,
+    extras: Mapping[str, Param],
+    pre_catalogue: Mapping | None = None,
+):
     table = _table(raw, section)
     name = table.pop("name", default)
     if not isinstance(name, str) or name not in catalogue:
@@ -271,8 +355,10 @@ def _component(raw: Mapping, section: str, catalogue: Mapping, default: str, ext
             raise ConfigError(f"{section}.pre", f"must be a list of names (got {names!r})")
         for p in names:
             if p not in pre_catalogue:
-                raise ConfigError(f"{section}.pre", f"unknown pre-aggregator {p!r}; allowed: "
-                                  f"{', '.join(sorted(pre_catalogue)) or 'none'}")
+                raise ConfigError(
+                    f"{section}.pre",
+                    f"unknown pre-aggregator {p!r}; allowed: {', '.join(sorted(pre_catalogue)) or 'none'}",
+                )
             sub = table.pop(p, {})
             if not isinstance(sub, dict):
                 raise ConfigError(f"{section}.{p}", "must be a table of the pre-aggregator's parameters")
@@ -318,8 +404,9 @@ def parse_config(raw: Mapping, base: Path | None = None) -> Config:
     known = {"run", "clients", "task", "method", "aggregator", "attack", "compressor", "checkpoint", "debug"}
     for key in raw:
         if key not in known:
-            raise ConfigError(key if key.isidentifier() else repr(key),
-                              f"unknown section; allowed: {', '.join(sorted(known))}")
+            raise ConfigError(
+                key if key.isidentifier() else repr(key), f"unknown section; allowed: {', '.join(sorted(known))}"
+            )
     run = resolve_params(RUN, _table(raw, "run"), "run", "run")
     load_plugins(run["plugins"], base)
     clients = resolve_params(CLIENTS, _table(raw, "clients"), "clients", "clients")
@@ -327,29 +414,59 @@ def parse_config(raw: Mapping, base: Path | None = None) -> Config:
     debug = resolve_params(DEBUG, _table(raw, "debug"), "debug", "debug")
     checkpoint = resolve_params(CHECKPOINT, _table(raw, "checkpoint"), "checkpoint", "checkpoint")
     method = _component(raw, "method", METHODS, "sgd", {})
-    aggregator = _component(raw, "aggregator", RULES, "mean", {
-        "f": Param("f", int, None, "Byzantine inputs to tolerate (default clients.byzantine)", minimum=0, nullable=True),
-    }, PRE_AGGREGATORS)
-    attack = _component(raw, "attack", ATTACKS, "none", {
-        "threat_model": Param("threat_model", str, "omniscient", "who builds Byzantine messages",
-                              choices=THREAT_MODELS),
-    })
+    aggregator = _component(
+        raw,
+        "aggregator",
+        RULES,
+        "mean",
+        {
+            "f": Param(
+                "f", int, None, "Byzantine inputs to tolerate (default clients.byzantine)", minimum=0, nullable=True
+            ),
+        },
+        PRE_AGGREGATORS,
+    )
+    attack = _component(
+        raw,
+        "attack",
+        ATTACKS,
+        "none",
+        {
+            "threat_model": Param(
+                "threat_model", str, "omniscient", "who builds Byzantine messages", choices=THREAT_MODELS
+            ),
+        },
+    )
 
     compressor = _component(raw, "compressor", COMPRESSORS, "identity", {})
     if attack.extra["threat_model"] == "local" and ATTACKS[attack.name].local is None:
         local = sorted(n for n, a in ATTACKS.items() if a.local is not None)
-        raise ConfigError("attack.threat_model", f"attack {attack.name!r} has no local implementation; "
-                          f"local attacks: {', '.join(local)}")
+        raise ConfigError(
+            "attack.threat_model",
+            f"attack {attack.name!r} has no local implementation; local attacks: {', '.join(local)}",
+        )
     for section, key, table in (("run", "trace", run), ("checkpoint", "path", checkpoint)):
         try:
             table[key].format(name=run["name"], seed=run["seed"])
         except (KeyError, IndexError, ValueError) as exc:
-            raise ConfigError(f"{section}.{key}", f"only the placeholders {{name}} and {{seed}} are allowed "
-                              f"(got {table[key]!r}: {type(exc).__name__} {exc})") from None
+            raise ConfigError(
+                f"{section}.{key}",
+                f"only the placeholders {{name}} and {{seed}} are allowed "
+                f"(got {table[key]!r}: {type(exc).__name__} {exc})",
+            ) from None
     _resolve_clients(clients, run["seed"])
     _resolve_task(task, run["seed"])
-    cfg = Config(Section(run), Section(clients), Section(task), method, aggregator, attack, Section(debug),
-                 Section(checkpoint), compressor)
+    cfg = Config(
+        Section(run),
+        Section(clients),
+        Section(task),
+        method,
+        aggregator,
+        attack,
+        Section(debug),
+        Section(checkpoint),
+        compressor,
+    )
     _check_method(cfg)
     cfg = _resolve_aggregator(cfg)
     check_aggregator_validity(cfg)
@@ -388,8 +505,9 @@ def _resolve_task(task: dict, seed: int) -> None:
     if task["partition"] is None:
         task["partition"] = "natural" if task["name"] == "synthetic" else "iid"
     if task["partition"] == "natural" and task["name"] != "synthetic":
-        raise ConfigError("task.partition", "'natural' exists only for the synthetic dataset; "
-                          "use full, iid, strided or dirichlet")
+        raise ConfigError(
+            "task.partition", "'natural' exists only for the synthetic dataset; use full, iid, strided or dirichlet"
+        )
     if task["test_fraction"] is None:
         task["test_fraction"] = 0.0 if task["name"] == "libsvm" else 0.2
     if task["seed"] is None:
@@ -404,13 +522,18 @@ def _check_method(cfg: Config) -> None:
     spec = METHODS[cfg.method.name]
     c = cfg.clients
     if spec.full_participation and (c.per_round != c.n or c.full_round != c.n):
-        raise ConfigError("clients.per_round", f"{spec.name} needs every client every round (per_round = "
-                          f"full_round = n = {c.n}; got {c.per_round} and {c.full_round})")
+        raise ConfigError(
+            "clients.per_round",
+            f"{spec.name} needs every client every round (per_round = "
+            f"full_round = n = {c.n}; got {c.per_round} and {c.full_round})",
+        )
     if spec.check is not None:
         spec.check(dict(cfg.method.params), cfg)
     if getattr(ATTACKS[cfg.attack.name], "needs_trajectory", False) and not spec.trajectory:
-        raise ConfigError("attack.name", f"{cfg.attack.name!r} needs a method that exposes its trajectory "
-                          f"(x^k, x^0, step); {spec.name} does not")
+        raise ConfigError(
+            "attack.name",
+            f"{cfg.attack.name!r} needs a method that exposes its trajectory (x^k, x^0, step); {spec.name} does not",
+        )
     problem = COMPRESSORS[cfg.compressor.name].check(dict(cfg.compressor.params))
     if problem:
         raise ConfigError("compressor", f"{cfg.compressor.name}: {problem}")
@@ -420,9 +543,17 @@ def _resolve_aggregator(cfg: Config) -> Config:
     if cfg.aggregator.extra["f"] is not None:
         return cfg
     extra = Section({**cfg.aggregator.extra, "f": cfg.clients.byzantine})
-    return Config(cfg.run, cfg.clients, cfg.task, cfg.method,
-                  Component(cfg.aggregator.name, cfg.aggregator.params, extra, cfg.aggregator.pre), cfg.attack,
-                  cfg.debug, cfg.checkpoint, cfg.compressor)
+    return Config(
+        cfg.run,
+        cfg.clients,
+        cfg.task,
+        cfg.method,
+        Component(cfg.aggregator.name, cfg.aggregator.params, extra, cfg.aggregator.pre),
+        cfg.attack,
+        cfg.debug,
+        cfg.checkpoint,
+        cfg.compressor,
+    )
 
 
 def sampler_coin(cfg: Config) -> tuple[float, bool]:
@@ -436,8 +567,15 @@ def possible_sample_sizes(cfg: Config) -> list[int]:
 
     p, first_full = sampler_coin(cfg)
     c = cfg.clients
-    return Sampler(seed=cfg.run.seed, n=c.n, per_round=c.per_round, full_round=c.full_round, p=p,
-                   byzantine_ids=c.byzantine_ids, first_full=first_full).possible_sizes()
+    return Sampler(
+        seed=cfg.run.seed,
+        n=c.n,
+        per_round=c.per_round,
+        full_round=c.full_round,
+        p=p,
+        byzantine_ids=c.byzantine_ids,
+        first_full=first_full,
+    ).possible_sizes()
 
 
 def build_pipeline(cfg: Config) -> Pipeline:

@@ -6,8 +6,9 @@ Each component lists its parameters once, as :class:`Param` objects; config vali
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ConfigError
 

@@ -7,8 +7,9 @@ import time
 
 
 class Progress:
-    def __init__(self, total: int, *, mode: str = "auto", every: float = 10.0, name: str = "run",
-                 start: int = 0) -> None:
+    def __init__(
+        self, total: int, *, mode: str = "auto", every: float = 10.0, name: str = "run", start: int = 0
+    ) -> None:
         if mode == "auto":
             mode = "bar" if sys.stderr.isatty() else "log"
         self.mode, self.every, self.name, self.total = mode, every, name, total
@@ -35,8 +36,11 @@ class Progress:
         if self.mode == "log" and (now - self._last >= self.every or done == self.total):
             self._last = now
             rate = (done - self.start_round) / max(now - self.t0, 1e-9)
-            print(f"[byzmpi] {self.name}: round {done}/{self.total} ({100.0 * done / self.total:.0f}%) "
-                  f"{rate:.1f} rounds/s {self.status}", flush=True)
+            print(
+                f"[byzmpi] {self.name}: round {done}/{self.total} ({100.0 * done / self.total:.0f}%) "
+                f"{rate:.1f} rounds/s {self.status}",
+                flush=True,
+            )
 
     def close(self) -> None:
         if self._bar is not None:

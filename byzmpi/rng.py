@@ -15,7 +15,6 @@ key, so adding a purpose never shifts the draws of another.
 from __future__ import annotations
 
 import zlib
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -48,8 +47,8 @@ def torch_seed(seed: int, round_: int, purpose: str, client: int = NO_CLIENT) ->
 
 
 def torch_generator(
-    seed: int, round_: int, purpose: str, client: int = NO_CLIENT, device: "str | torch.device" = "cpu"
-) -> "torch.Generator":
+    seed: int, round_: int, purpose: str, client: int = NO_CLIENT, device: str | torch.device = "cpu"
+) -> torch.Generator:
     """A torch generator on ``device`` seeded from (seed, round, purpose, client)."""
     import torch  # here, so that the numpy-only parts (round plans) load without torch
 

@@ -9,7 +9,7 @@ cost more than the aggregation itself) and 1e38 entries give finite-or-inf, neve
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor

@@ -30,7 +30,7 @@ class StopFlag:
         if self.requested is None:
             self.requested = signal.Signals(signum).name
 
-    def install(self) -> "StopFlag":
+    def install(self) -> StopFlag:
         for sig in SIGNALS:
             self._previous.setdefault(sig, signal.signal(sig, self._handle))
         return self

@@ -35,25 +35,64 @@ import numpy as np
 
 SCHEMA_VERSION = 2
 
-ROUND_DTYPE = np.dtype([
-    ("round", "i8"), ("full", "u1"), ("sampled", "i4"), ("byzantine", "i4"), ("rejected", "i4"),
-    ("skipped", "u1"), ("aggregate_norm", "f4"), ("honest_mean_norm", "f4"), ("dist_honest_mean", "f4"),
-    ("update_norm", "f4"), ("clip_radius", "f4"), ("clipped", "i4"), ("bytes_up", "i8"), ("bytes_down", "i8"),
-    ("t_setup", "f4"), ("t_compute", "f4"), ("t_comm", "f4"), ("t_aggregate", "f4"), ("t_io", "f4"),
-    ("t_eval", "f4"), ("t_round", "f4"), ("t_wall", "f8"),
-])
-MESSAGE_DTYPE = np.dtype([
-    ("round", "i8"), ("client", "i4"), ("byzantine", "u1"), ("rejected", "u1"), ("norm", "f4"),
-    ("dist_honest_mean", "f4"), ("weight", "f4"), ("clipped", "u1"), ("bytes", "i4"),
-])
-EVAL_DTYPE = np.dtype([
-    ("round", "i8"), ("loss", "f8"), ("accuracy", "f8"), ("gap", "f8"), ("grad_norm_sq", "f8"),
-])
+ROUND_DTYPE = np.dtype(
+    [
+        ("round", "i8"),
+        ("full", "u1"),
+        ("sampled", "i4"),
+        ("byzantine", "i4"),
+        ("rejected", "i4"),
+        ("skipped", "u1"),
+        ("aggregate_norm", "f4"),
+        ("honest_mean_norm", "f4"),
+        ("dist_honest_mean", "f4"),
+        ("update_norm", "f4"),
+        ("clip_radius", "f4"),
+        ("clipped", "i4"),
+        ("bytes_up", "i8"),
+        ("bytes_down", "i8"),
+        ("t_setup", "f4"),
+        ("t_compute", "f4"),
+        ("t_comm", "f4"),
+        ("t_aggregate", "f4"),
+        ("t_io", "f4"),
+        ("t_eval", "f4"),
+        ("t_round", "f4"),
+        ("t_wall", "f8"),
+    ]
+)
+MESSAGE_DTYPE = np.dtype(
+    [
+        ("round", "i8"),
+        ("client", "i4"),
+        ("byzantine", "u1"),
+        ("rejected", "u1"),
+        ("norm", "f4"),
+        ("dist_honest_mean", "f4"),
+        ("weight", "f4"),
+        ("clipped", "u1"),
+        ("bytes", "i4"),
+    ]
+)
+EVAL_DTYPE = np.dtype(
+    [
+        ("round", "i8"),
+        ("loss", "f8"),
+        ("accuracy", "f8"),
+        ("gap", "f8"),
+        ("grad_norm_sq", "f8"),
+    ]
+)
 TABLES = {"rounds": ROUND_DTYPE, "messages": MESSAGE_DTYPE, "eval": EVAL_DTYPE}
 
 #: columns computed with knowledge only a simulation has (who is Byzantine)
-ORACLE_FIELDS = ["rounds/honest_mean_norm", "rounds/dist_honest_mean", "messages/byzantine",
-                 "messages/dist_honest_mean", "rounds/byzantine"]
+ORACLE_FIELDS = [
+    "rounds/honest_mean_norm",
+    "rounds/dist_honest_mean",
+    "messages/byzantine",
+    "messages/dist_honest_mean",
+    "rounds/byzantine",
+]
 
 #: why a message was rejected (messages/rejected)
 REJECT_REASONS = {0: "accepted", 1: "non-finite", 2: "bad index", 3: "bad length"}
@@ -72,9 +111,18 @@ def _attr(value: Any) -> Any:
 class TraceWriter:
     """Buffered, SWMR-readable appends to a run's trace (rank 0 only)."""
 
-    def __init__(self, path: str | Path, attrs: dict[str, Any], n_params: int, *, flush_rows: int = 256,
-                 flush_seconds: float = 2.0, messages: bool = True, params_dtype: str = "f4",
-                 resume_rows: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        attrs: dict[str, Any],
+        n_params: int,
+        *,
+        flush_rows: int = 256,
+        flush_seconds: float = 2.0,
+        messages: bool = True,
+        params_dtype: str = "f4",
+        resume_rows: dict[str, int] | None = None,
+    ) -> None:
         """Create the trace, or with ``resume_rows`` reopen an existing one and truncate each table
         to the given length (the rows a checkpoint covers) before appending again."""
         self.path = Path(path)
@@ -86,15 +134,22 @@ class TraceWriter:
         self.io_seconds = 0.0
         if resume_rows is None:
             f = h5py.File(self.path, "w", libver="latest")
-            for key, value in {**attrs, "schema_version": SCHEMA_VERSION, "status": "running", "rounds_done": 0,
-                               "oracle_fields": ORACLE_FIELDS, "reject_reasons": REJECT_REASONS}.items():
+            for key, value in {
+                **attrs,
+                "schema_version": SCHEMA_VERSION,
+                "status": "running",
+                "rounds_done": 0,
+                "oracle_fields": ORACLE_FIELDS,
+                "reject_reasons": REJECT_REASONS,
+            }.items():
                 f.attrs[key] = _attr(value)
             for name, dtype in TABLES.items():
                 f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1024,))
             f.create_dataset("final_params", shape=(n_params,), dtype=params_dtype, fillvalue=np.nan)
         else:
-            truncated_copy(self.path, resume_rows, {"world_size": attrs.get("world_size"),
-                                                    "resumed_at": json.dumps(resume_rows)})
+            truncated_copy(
+                self.path, resume_rows, {"world_size": attrs.get("world_size"), "resumed_at": json.dumps(resume_rows)}
+            )
             f = h5py.File(self.path, "r+", libver="latest")
         f.swmr_mode = True
         self._file = f
@@ -102,8 +157,9 @@ class TraceWriter:
 
     def rows(self) -> dict[str, int]:
         """Rows in each table, on disk after :meth:`flush`."""
-        return {name: int(ds.shape[0]) + sum(len(c) for c in self._buffers[name])
-                for name, ds in self._datasets.items()}
+        return {
+            name: int(ds.shape[0]) + sum(len(c) for c in self._buffers[name]) for name, ds in self._datasets.items()
+        }
 
     def append(self, table: str, rows: np.ndarray) -> None:
         """Queue structured rows for ``table``; written when enough are buffered or time has passed."""
@@ -160,8 +216,9 @@ def truncated_copy(path: Path, rows: dict[str, int], attrs: dict[str, Any]) -> N
                 raise ValueError(f"trace {path} holds {have} rows of {name}, the checkpoint expects {rows[name]}")
             data = old[name][: rows.get(name, 0)]
             new.create_dataset(name, data=data, maxshape=(None,), dtype=dtype, chunks=(1024,))
-        new.create_dataset("final_params", shape=old["final_params"].shape, dtype=old["final_params"].dtype,
-                           fillvalue=np.nan)
+        new.create_dataset(
+            "final_params", shape=old["final_params"].shape, dtype=old["final_params"].dtype, fillvalue=np.nan
+        )
         new.attrs["status"] = "running"
         for key, value in attrs.items():
             if value is not None:

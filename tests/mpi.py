@@ -22,13 +22,21 @@ class Result:
     seconds: float
 
 
-def run_mpi(n: int, *args: str, timeout: float = 120.0, cwd: str | Path | None = None,
-            env: dict[str, str] | None = None) -> Result:
+def run_mpi(
+    n: int, *args: str, timeout: float = 120.0, cwd: str | Path | None = None, env: dict[str, str] | None = None
+) -> Result:
     """``mpiexec -n N python -m mpi4py ARGS...``; on timeout SIGTERM then SIGKILL the whole group."""
     cmd = [MPIEXEC, "-n", str(n), sys.executable, "-m", "mpi4py", *args]
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
-                            start_new_session=True, env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        start_new_session=True,
+        env={**os.environ, **(env or {})},
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
         return Result(proc.returncode, out, err, time.monotonic() - t0)

@@ -62,15 +62,20 @@ def _plans(tmp) -> list[tuple[str, dict]]:
     plans, seen = [], {"rule": set(), "attack": set(), "pre": set()}
     combos = [(m, c) for m in sorted(METHODS) for c in sorted(COMPRESSORS)]
     i = 0
-    while combos or seen["rule"] != set(RULES) or seen["attack"] != set(ATTACKS) or \
-            seen["pre"] != set(PRE_AGGREGATORS):
+    while combos or seen["rule"] != set(RULES) or seen["attack"] != set(ATTACKS) or seen["pre"] != set(PRE_AGGREGATORS):
         method, compressor = combos.pop(0) if combos else (sorted(METHODS)[i % len(METHODS)], "identity")
         for _ in range(3 * len(RULES) * len(ATTACKS)):  # find a valid (rule, pre, attack) for this pair
             rule, pre, attack = next(rules), next(pres), next(attacks)
             name = f"c{i:02d}_{method}_{compressor}_{rule}_{'-'.join(pre) or 'plain'}_{attack}"
             raw = {
-                "run": {"name": name, "seed": i, "rounds": ROUNDS, "eval_every": ROUNDS, "progress": "none",
-                        "trace": str(tmp / f"{name}.h5")},
+                "run": {
+                    "name": name,
+                    "seed": i,
+                    "rounds": ROUNDS,
+                    "eval_every": ROUNDS,
+                    "progress": "none",
+                    "trace": str(tmp / f"{name}.h5"),
+                },
                 "clients": {"n": N, "byzantine": B},
                 "task": {"name": "synthetic", "features": 8, "samples": 600, "batch_size": 8},
                 "method": {"name": method, "lr": 0.05},

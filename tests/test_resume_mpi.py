@@ -147,8 +147,9 @@ def references(tmp_path_factory):
 
 def _start(n: int, config: str, cwd) -> subprocess.Popen:
     cmd = [MPIEXEC, "-n", str(n), sys.executable, "-m", "mpi4py", "-m", "byzmpi", "run", config]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
-                            start_new_session=True)
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, start_new_session=True
+    )
 
 
 def _wait_for_checkpoint(path, at_least: int, proc: subprocess.Popen, timeout: float = 120.0) -> int:

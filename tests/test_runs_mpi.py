@@ -109,8 +109,14 @@ def batch(tmp_path_factory):
 def _final(path) -> dict:
     with h5py.File(path, "r") as f:
         ev = f["eval"][...]
-        return {"initial": ev[0], "final": ev[-1], "params": f["final_params"][...], "rounds": f["rounds"][...],
-                "messages": f["messages"][...], "attrs": dict(f.attrs)}
+        return {
+            "initial": ev[0],
+            "final": ev[-1],
+            "params": f["final_params"][...],
+            "rounds": f["rounds"][...],
+            "messages": f["messages"][...],
+            "attrs": dict(f.attrs),
+        }
 
 
 def test_gaussian_attack_breaks_mean_but_not_krum(batch):
@@ -138,8 +144,14 @@ def test_partial_participation_samples_per_round_count(batch):
     rounds, msgs = run["rounds"], run["messages"]
     assert len(rounds) == 60 and np.all(rounds["sampled"] == 7)
     cfg = json.loads(run["attrs"]["config"])
-    sampler = Sampler(seed=cfg["run"]["seed"], n=20, per_round=7, full_round=20, p=0.0,
-                      byzantine_ids=np.array(cfg["clients"]["byzantine_ids"]))
+    sampler = Sampler(
+        seed=cfg["run"]["seed"],
+        n=20,
+        per_round=7,
+        full_round=20,
+        p=0.0,
+        byzantine_ids=np.array(cfg["clients"]["byzantine_ids"]),
+    )
     for k in range(60):
         plan = sampler.plan(k)
         got = msgs[msgs["round"] == k]
@@ -170,8 +182,11 @@ def test_result_does_not_depend_on_rank_count(batch, tmp_path):
 
 
 def test_rank_failure_aborts_the_job_quickly(tmp_path):
-    cfg = _write(tmp_path / "fail.toml", PARTIAL.format(dir=tmp_path).replace("rounds = 60", "rounds = 1000000")
-                 + "\n[debug]\nfail_rank = 2\nfail_round = 5\n")
+    cfg = _write(
+        tmp_path / "fail.toml",
+        PARTIAL.format(dir=tmp_path).replace("rounds = 60", "rounds = 1000000")
+        + "\n[debug]\nfail_rank = 2\nfail_round = 5\n",
+    )
     res = byzmpi(4, "run", cfg, timeout=120, cwd=tmp_path)
     end = time.time()
     assert res.returncode not in (0, None), res.stderr[-2000:]

@@ -19,8 +19,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -91,20 +92,33 @@ def dump_toml(cfg: Mapping, header: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_variants(base: str | Path | Mapping, variants: Sequence[tuple[str, Mapping[str, Any]]],
-                   config_dir: Path, trace_dir: Path, header: str = "") -> list[Path]:
+def write_variants(
+    base: str | Path | Mapping,
+    variants: Sequence[tuple[str, Mapping[str, Any]]],
+    config_dir: Path,
+    trace_dir: Path,
+    header: str = "",
+) -> list[Path]:
     """One TOML per (name, overrides) in ``config_dir``; each traces to ``trace_dir/NAME.h5``."""
     base_cfg = load_toml(base) if not isinstance(base, Mapping) else base
     config_dir.mkdir(parents=True, exist_ok=True)
     trace_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, overrides in variants:
-        trace = os.path.relpath(trace_dir / f"{name}.h5", ROOT) if trace_dir.is_relative_to(ROOT) \
+        trace = (
+            os.path.relpath(trace_dir / f"{name}.h5", ROOT)
+            if trace_dir.is_relative_to(ROOT)
             else str(trace_dir / f"{name}.h5")
+        )
         cfg = with_overrides(base_cfg, {**overrides, "run.name": name, "run.trace": trace, "run.progress": "none"})
         path = config_dir / f"{name}.toml"
-        text = dump_toml(cfg, header + ("\n" if header else "") + f"variant {name}: "
-                         + (", ".join(f"{k}={v}" for k, v in overrides.items()) or "the base config"))
+        text = dump_toml(
+            cfg,
+            header
+            + ("\n" if header else "")
+            + f"variant {name}: "
+            + (", ".join(f"{k}={v}" for k, v in overrides.items()) or "the base config"),
+        )
         path.write_text(text)
         paths.append(path)
     return paths
@@ -121,18 +135,28 @@ def mpi_env() -> dict[str, str]:
     return env
 
 
-def run_batch(configs: Sequence[Path], ranks: int, timeout: float, log: Path | None = None,
-              extra: Sequence[str] = ()) -> float:
+def run_batch(
+    configs: Sequence[Path], ranks: int, timeout: float, log: Path | None = None, extra: Sequence[str] = ()
+) -> float:
     """``byzmpi run -n RANKS CONFIGS...`` in one MPI job (cwd = repo root); kills the process
     group at ``timeout``. Returns the wall time; raises SystemExit on failure or timeout."""
     cmd = [str(BYZMPI), "run", "-n", str(ranks), *(os.path.relpath(p, ROOT) for p in configs), *extra]
-    print(f"[reproduce] {len(configs)} config(s) on {ranks} ranks, timeout {timeout:.0f} s"
-          + (f", log {log}" if log else ""), flush=True)
+    print(
+        f"[reproduce] {len(configs)} config(s) on {ranks} ranks, timeout {timeout:.0f} s"
+        + (f", log {log}" if log else ""),
+        flush=True,
+    )
     t0 = time.monotonic()
     out = open(log, "w") if log else None
     try:
-        proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, env=mpi_env(),
-                                stdout=out or None, stderr=subprocess.STDOUT if out else None)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            start_new_session=True,
+            env=mpi_env(),
+            stdout=out or None,
+            stderr=subprocess.STDOUT if out else None,
+        )
         try:
             rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -146,7 +170,7 @@ def run_batch(configs: Sequence[Path], ranks: int, timeout: float, log: Path | N
                     break
                 except subprocess.TimeoutExpired:
                     continue
-            raise SystemExit(f"[reproduce] timed out after {timeout:.0f} s")
+            raise SystemExit(f"[reproduce] timed out after {timeout:.0f} s") from None
     finally:
         if out:
             out.close()
@@ -168,8 +192,14 @@ def finished(trace: Path) -> bool:
         return False
 
 
-def run_missing(configs: Sequence[Path], traces: Sequence[Path], ranks: int, timeout: float, log: Path | None = None,
-                only_missing: bool = False) -> None:
+def run_missing(
+    configs: Sequence[Path],
+    traces: Sequence[Path],
+    ranks: int,
+    timeout: float,
+    log: Path | None = None,
+    only_missing: bool = False,
+) -> None:
     """``run_batch`` of every config, or with ``only_missing`` of those whose trace is not a finished run."""
     todo = [c for c, t in zip(configs, traces) if not (only_missing and finished(t))]
     if not todo:
@@ -240,13 +270,22 @@ def parse_args(doc: str, argv: list[str] | None, *, ranks: int, timeout: float):
     parser.add_argument("--timeout", type=float, default=timeout, help="seconds before the MPI job is killed")
     parser.add_argument("--no-run", action="store_true", help="only re-read existing traces and redraw")
     parser.add_argument("--rounds", type=int, default=None, help="override run.rounds for every variant")
-    parser.add_argument("--only-missing", action="store_true",
-                        help="run only the variants whose trace is missing or unfinished")
+    parser.add_argument(
+        "--only-missing", action="store_true", help="run only the variants whose trace is missing or unfinished"
+    )
     return parser.parse_args(argv)
 
 
-def run_variants(base: str | Path | Mapping, variants: Sequence[tuple[str, Mapping[str, Any]]], out: Path,
-                 traces: Path, args, *, header: str, messages: bool = False) -> dict:
+def run_variants(
+    base: str | Path | Mapping,
+    variants: Sequence[tuple[str, Mapping[str, Any]]],
+    out: Path,
+    traces: Path,
+    args,
+    *,
+    header: str,
+    messages: bool = False,
+) -> dict:
     """Write the variants' configs under ``out/configs``, run them in one MPI job (unless
     ``--no-run``; only the unfinished ones with ``--only-missing``), and read every trace."""
     configs = write_variants(base, variants, out / "configs", traces, header=header)

@@ -38,8 +38,9 @@ def variants(rounds: int | None) -> list[tuple[str, dict]]:
 
 
 def label(name: str) -> str:
-    return "full participation (C = 20), no clipping" if name == "full" else \
-        f"PP (C = 4) + clipping, alpha = {name[5:]}"
+    return (
+        "full participation (C = 20), no clipping" if name == "full" else f"PP (C = 4) + clipping, alpha = {name[5:]}"
+    )
 
 
 def n_samples(path: str) -> int:
@@ -49,8 +50,9 @@ def n_samples(path: str) -> int:
 
 def epochs(rounds, n_clients: int, N: int, b: int) -> np.ndarray:
     """Cumulative epochs of computation after each round (see the module docstring)."""
-    work = np.where(rounds["full"].to_numpy() > 0, rounds["sampled"].to_numpy() * N,
-                    rounds["sampled"].to_numpy() * 2 * b).astype(float)
+    work = np.where(
+        rounds["full"].to_numpy() > 0, rounds["sampled"].to_numpy() * N, rounds["sampled"].to_numpy() * 2 * b
+    ).astype(float)
     return np.cumsum(work) / (n_clients * N)
 
 
@@ -75,15 +77,22 @@ def summarise(traces: dict, N: int) -> list[dict]:
         rnd = t.evals["round"].to_numpy(float)
         ok = np.isfinite(gap) & (gap > 0) & (rnd >= rnd.max() / 2)
         slope = float(np.polyfit(rnd[ok], np.log10(gap[ok]), 1)[0] * 1000) if ok.sum() >= 3 else float("nan")
-        rows.append({
-            "name": name, "rounds": int(len(t.rounds)), "epochs": float(ep[-1]),
-            "gap_start": float(gap[0]), "gap_final": float(gap[-1]),
-            "slope_per_1000": slope,
-            "majority_rounds": C.majority_rounds(t.rounds),
-            "epochs_to_1e-4": first_below(ep, gap, 1e-4), "epochs_to_1e-6": first_below(ep, gap, 1e-6),
-            "rounds_to_1e-4": first_below(rnd, gap, 1e-4), "rounds_to_1e-6": first_below(rnd, gap, 1e-6),
-            "clipped_share": float(t.rounds["clipped"].clip(lower=0).sum() / max(t.rounds["sampled"].sum(), 1)),
-        })
+        rows.append(
+            {
+                "name": name,
+                "rounds": int(len(t.rounds)),
+                "epochs": float(ep[-1]),
+                "gap_start": float(gap[0]),
+                "gap_final": float(gap[-1]),
+                "slope_per_1000": slope,
+                "majority_rounds": C.majority_rounds(t.rounds),
+                "epochs_to_1e-4": first_below(ep, gap, 1e-4),
+                "epochs_to_1e-6": first_below(ep, gap, 1e-6),
+                "rounds_to_1e-4": first_below(rnd, gap, 1e-4),
+                "rounds_to_1e-6": first_below(rnd, gap, 1e-6),
+                "clipped_share": float(t.rounds["clipped"].clip(lower=0).sum() / max(t.rounds["sampled"].sum(), 1)),
+            }
+        )
     return rows
 
 
@@ -96,9 +105,14 @@ def figure(traces: dict, N: int, path: Path) -> None:
         style = dict(lw=1.4, ls="--" if name == "full" else "-", label=label(name))
         axes[0, 0].plot(t.evals["round"], gap, **style)
         axes[0, 1].plot(eval_epochs(t, cfg["clients"]["n"], N, cfg["task"]["batch_size"]), gap, **style)
-    for ax, xl, title in ((axes[0, 0], "round", "gap vs rounds (Fig. 1 right: clipping sensitivity)"),
-                          (axes[0, 1], "epochs of computation (sample gradients / (n N))",
-                           "gap vs computation (Fig. 1 middle: PP vs full)")):
+    for ax, xl, title in (
+        (axes[0, 0], "round", "gap vs rounds (Fig. 1 right: clipping sensitivity)"),
+        (
+            axes[0, 1],
+            "epochs of computation (sample gradients / (n N))",
+            "gap vs computation (Fig. 1 middle: PP vs full)",
+        ),
+    ):
         ax.set_yscale("log")
         ax.set_xlabel(xl)
         ax.set_ylabel("f(x^k) - f*")
@@ -114,26 +128,47 @@ EXPECTED_FULL = "converges linearly; slower per epoch than PP + clipping"
 
 
 def table(rows: list[dict], meta: dict) -> str:
-    cols = ["run", "paper's expected outcome", "gap start", "gap final", "log10 gap slope / 1000 rounds (2nd half)",
-            "rounds to 1e-4", "rounds to 1e-6", "epochs to 1e-4", "epochs to 1e-6", "epochs run",
-            "share of messages clipped"]
+    cols = [
+        "run",
+        "paper's expected outcome",
+        "gap start",
+        "gap final",
+        "log10 gap slope / 1000 rounds (2nd half)",
+        "rounds to 1e-4",
+        "rounds to 1e-6",
+        "epochs to 1e-4",
+        "epochs to 1e-6",
+        "epochs run",
+        "share of messages clipped",
+    ]
+
     def when(x: float) -> str:
         return C.fmt(x) if np.isfinite(x) else "never"
 
-    body = [{
-        "run": label(r["name"]),
-        "paper's expected outcome": EXPECTED_FULL if r["name"] == "full" else EXPECTED_ALPHA,
-        "gap start": C.fmt(r["gap_start"]), "gap final": C.fmt(r["gap_final"]),
-        "log10 gap slope / 1000 rounds (2nd half)": C.fmt(r["slope_per_1000"]),
-        "rounds to 1e-4": when(r["rounds_to_1e-4"]), "rounds to 1e-6": when(r["rounds_to_1e-6"]),
-        "epochs to 1e-4": when(r["epochs_to_1e-4"]), "epochs to 1e-6": when(r["epochs_to_1e-6"]),
-        "epochs run": C.fmt(r["epochs"]), "share of messages clipped": C.fmt(r["clipped_share"]),
-    } for r in rows]
+    body = [
+        {
+            "run": label(r["name"]),
+            "paper's expected outcome": EXPECTED_FULL if r["name"] == "full" else EXPECTED_ALPHA,
+            "gap start": C.fmt(r["gap_start"]),
+            "gap final": C.fmt(r["gap_final"]),
+            "log10 gap slope / 1000 rounds (2nd half)": C.fmt(r["slope_per_1000"]),
+            "rounds to 1e-4": when(r["rounds_to_1e-4"]),
+            "rounds to 1e-6": when(r["rounds_to_1e-6"]),
+            "epochs to 1e-4": when(r["epochs_to_1e-4"]),
+            "epochs to 1e-6": when(r["epochs_to_1e-6"]),
+            "epochs run": C.fmt(r["epochs"]),
+            "share of messages clipped": C.fmt(r["clipped_share"]),
+        }
+        for r in rows
+    ]
     by = {r["name"]: r for r in rows}
     conv = [r["name"] for r in rows if r["name"] != "full" and r["gap_final"] < 1e-3 * r["gap_start"]]
     notconv = [r["name"] for r in rows if r["name"] != "full" and r["name"] not in conv]
-    pp_best = min((by[n] for n in conv), key=lambda r: r["epochs_to_1e-4"] if np.isfinite(r["epochs_to_1e-4"]) else 1e99,
-                  default=None)
+    pp_best = min(
+        (by[n] for n in conv),
+        key=lambda r: r["epochs_to_1e-4"] if np.isfinite(r["epochs_to_1e-4"]) else 1e99,
+        default=None,
+    )
     lines = [
         "# T5: clipping sensitivity and partial vs full participation",
         "",
@@ -164,14 +199,16 @@ def table(rows: list[dict], meta: dict) -> str:
                 verdict = "only PP got there"
             else:
                 ratio = pe / fe
-                verdict = (f"PP/full = {ratio:.2f}: " + ("PP faster" if ratio < 0.9 else
-                           "full participation faster" if ratio > 1.1 else "a tie (within 10%)"))
+                verdict = f"PP/full = {ratio:.2f}: " + (
+                    "PP faster" if ratio < 0.9 else "full participation faster" if ratio > 1.1 else "a tie (within 10%)"
+                )
             parts.append(f"to {level}: PP {C.fmt(pe)} vs full {C.fmt(fe)} epochs ({verdict})")
         lines.append(
             f"* Per epoch of computation (paper: PP + clipping faster than full participation), fastest PP run "
             f"({pp_best['name']}): " + "; ".join(parts) + ". With p = " + str(meta["p"]) + " the full rounds "
             "(C-hat = 20 clients x N samples each) dominate the computation of both runs, which limits what PP can "
-            "save per epoch; per round, full participation converges faster (see 'rounds to').")
+            "save per epoch; per round, full participation converges faster (see 'rounds to')."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -181,8 +218,14 @@ def main(argv: list[str] | None = None) -> int:
     traces = C.run_variants(BASE, vs, OUT, TRACES, args, header="T5, generated by analysis/reproduce/t5_sensitivity.py")
     cfg = traces["alpha1"].config
     N = n_samples(cfg["task"]["path"])
-    meta = {"lr": cfg["method"]["lr"], "p": cfg["method"]["p"], "rounds": cfg["run"]["rounds"],
-            "seed": cfg["run"]["seed"], "b": cfg["task"]["batch_size"], "N": N}
+    meta = {
+        "lr": cfg["method"]["lr"],
+        "p": cfg["method"]["p"],
+        "rounds": cfg["run"]["rounds"],
+        "seed": cfg["run"]["seed"],
+        "b": cfg["task"]["batch_size"],
+        "N": N,
+    }
     rows = summarise(traces, N)
     figure(traces, N, OUT / "t5_sensitivity.png")
     C.write_outputs(OUT, table(rows, meta), meta, rows)

@@ -42,8 +42,12 @@ def variants(rounds: int | None) -> list[tuple[str, dict]]:
         for attack, (_, aov) in ATTACKS.items():
             for c in CLIPS:
                 cov = {"method.clip": False} if c is None else {"method.clip": True, "method.clip_mult": c}
-                out.append((f"{agg}_{attack}_{clip_tag(c)}", {**extra, "aggregator.name": agg, "attack.name": attack,
-                                                            **aov, **cov}))
+                out.append(
+                    (
+                        f"{agg}_{attack}_{clip_tag(c)}",
+                        {**extra, "aggregator.name": agg, "attack.name": attack, **aov, **cov},
+                    )
+                )
     return out
 
 
@@ -58,12 +62,20 @@ def summarise(traces: dict) -> list[dict]:
         agg, rest = name.split("_", 1) if not name.startswith("geometric_median") else ("geometric_median", name[17:])
         attack, clip = rest.rsplit("_", 1)
         ev = t.evals
-        rows.append({"name": name, "aggregator": agg, "attack": attack, "clip": clip,
-                     "accuracy_final": final(ev["accuracy"].to_numpy(float)),
-                     "accuracy_best": float(np.nanmax(ev["accuracy"].to_numpy(float))),
-                     "loss_start": float(ev["loss"].iloc[0]),
-                     "loss_final": final(ev["loss"].to_numpy(float)),
-                     "majority_rounds": C.majority_rounds(t.rounds), "rounds": int(len(t.rounds))})
+        rows.append(
+            {
+                "name": name,
+                "aggregator": agg,
+                "attack": attack,
+                "clip": clip,
+                "accuracy_final": final(ev["accuracy"].to_numpy(float)),
+                "accuracy_best": float(np.nanmax(ev["accuracy"].to_numpy(float))),
+                "loss_start": float(ev["loss"].iloc[0]),
+                "loss_final": final(ev["loss"].to_numpy(float)),
+                "majority_rounds": C.majority_rounds(t.rounds),
+                "rounds": int(len(t.rounds)),
+            }
+        )
     return rows
 
 
@@ -77,33 +89,49 @@ def figure(traces: dict, path: Path) -> None:
             ax.plot(ref.evals["round"], ref.evals["accuracy"], color="0.6", lw=1, ls="--", label="no attack, no clip")
             for c in CLIPS[1:] + (None,):  # unclipped last and dashed: it can coincide with clip_mult 10
                 t = traces[f"{agg}_{attack}_{clip_tag(c)}"]
-                ax.plot(t.evals["round"], t.evals["accuracy"], color=colors[clip_tag(c)], lw=1.3,
-                        ls="--" if c is None else "-", label="no clipping" if c is None else f"clip_mult = {c:g}")
+                ax.plot(
+                    t.evals["round"],
+                    t.evals["accuracy"],
+                    color=colors[clip_tag(c)],
+                    lw=1.3,
+                    ls="--" if c is None else "-",
+                    label="no clipping" if c is None else f"clip_mult = {c:g}",
+                )
             ax.set_ylim(0, 1)
             ax.set_xlabel("round")
             ax.set_ylabel("test accuracy")
             ax.set_title(f"{AGGS[agg]} + bucketing, attack {short}", fontsize=10)
             ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7.5, loc="lower right")
-    fig.suptitle("T6: momentum SGD (0.9) with / without clipping of differences (eq. 10), digits MLP, "
-                 "n = 20, B = 5, C = 4")
+    fig.suptitle(
+        "T6: momentum SGD (0.9) with / without clipping of differences (eq. 10), digits MLP, n = 20, B = 5, C = 4"
+    )
     C.save_figure(fig, path)
 
 
 def table(rows: list[dict], meta: dict) -> str:
     by = {r["name"]: r for r in rows}
-    cols = ["aggregator", "attack", "no attack (ref.)", "no clipping"] + [f"clip_mult {c:g}" for c in CLIPS[1:]] + \
-        ["paper's expected outcome"]
+    cols = (
+        ["aggregator", "attack", "no attack (ref.)", "no clipping"]
+        + [f"clip_mult {c:g}" for c in CLIPS[1:]]
+        + ["paper's expected outcome"]
+    )
     body = []
     for agg in AGGS:
         for attack, (short, _) in ATTACKS.items():
-            r = {"aggregator": AGGS[agg], "attack": short,
-                 "no attack (ref.)": f"{by[f'{agg}_none_noclip']['accuracy_final']:.3f}"}
+            r = {
+                "aggregator": AGGS[agg],
+                "attack": short,
+                "no attack (ref.)": f"{by[f'{agg}_none_noclip']['accuracy_final']:.3f}",
+            }
             for c in CLIPS:
                 x = by[f"{agg}_{attack}_{clip_tag(c)}"]
                 r["no clipping" if c is None else f"clip_mult {c:g}"] = f"{x['accuracy_final']:.3f}"
-            r["paper's expected outcome"] = ("unclipped fails, clipped trains normally" if attack == "shift_back"
-                                             else "clipped >= unclipped (within noise)")
+            r["paper's expected outcome"] = (
+                "unclipped fails, clipped trains normally"
+                if attack == "shift_back"
+                else "clipped >= unclipped (within noise)"
+            )
             body.append(r)
     verdicts = []
     for agg in AGGS:
@@ -116,9 +144,11 @@ def table(rows: list[dict], meta: dict) -> str:
                 what = "unclipped fails and a clipped run trains normally" if ok else "NOT reproduced"
             else:
                 ok_c = [c for c, a in acc.items() if a >= un - 0.02]
-                what = (f"clipped >= unclipped - 0.02 for clip_mult in {{{', '.join(f'{c:g}' for c in ok_c)}}}"
-                        + ("" if len(ok_c) == len(acc) else
-                           f"; worse for {', '.join(f'{c:g}' for c in acc if c not in ok_c)} (radius too tight)"))
+                what = f"clipped >= unclipped - 0.02 for clip_mult in {{{', '.join(f'{c:g}' for c in ok_c)}}}" + (
+                    ""
+                    if len(ok_c) == len(acc)
+                    else f"; worse for {', '.join(f'{c:g}' for c in acc if c not in ok_c)} (radius too tight)"
+                )
             verdicts.append(f"* {AGGS[agg]}, {short}: unclipped {un:.3f}; {shown} -> {what}.")
     lines = [
         "# T6: clipping heuristic (eq. 10) on Byzantine-robust momentum SGD",
@@ -148,7 +178,9 @@ def table(rows: list[dict], meta: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = C.parse_args(__doc__, argv, ranks=3, timeout=2400)
     vs = variants(args.rounds)
-    traces = C.run_variants(BASE, vs, OUT, TRACES, args, header="T6, generated by analysis/reproduce/t6_momentum_clip.py")
+    traces = C.run_variants(
+        BASE, vs, OUT, TRACES, args, header="T6, generated by analysis/reproduce/t6_momentum_clip.py"
+    )
     cfg = traces["median_none_noclip"].config
     meta = {"lr": cfg["method"]["lr"], "rounds": cfg["run"]["rounds"], "seed": cfg["run"]["seed"]}
     rows = summarise(traces)

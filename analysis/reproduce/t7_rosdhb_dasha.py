@@ -39,8 +39,13 @@ METHOD_LABEL = {"rosdhb": "RoSDHB (global mask)", "dasha": "Byz-DASHA-PAGE (inde
 def method_overrides(method: str, lr: float) -> dict:
     if method == "rosdhb":
         return {"method.lr": lr}
-    return {"method.name": "dasha_page", "method.beta": None, "method.lr": lr, "method.p": 1.0,
-            "compressor.name": "randk"}
+    return {
+        "method.name": "dasha_page",
+        "method.beta": None,
+        "method.lr": lr,
+        "method.p": 1.0,
+        "compressor.name": "randk",
+    }
 
 
 def name_of(f: int, ratio: float, method: str, lr: float) -> str:
@@ -54,9 +59,19 @@ def variants(rounds: int | None, fs=FS, ratios=RATIOS, ros_lrs=ROS_LRS, dasha_lr
         for ratio in ratios:
             for method, lrs in (("rosdhb", ros_lrs), ("dasha", dasha_lrs)):
                 for lr in lrs:
-                    out.append((name_of(f, ratio, method, lr), {
-                        **extra, "clients.n": 10 + f, "clients.byzantine": f, "aggregator.f": f,
-                        "compressor.ratio": ratio, **method_overrides(method, lr)}))
+                    out.append(
+                        (
+                            name_of(f, ratio, method, lr),
+                            {
+                                **extra,
+                                "clients.n": 10 + f,
+                                "clients.byzantine": f,
+                                "aggregator.f": f,
+                                "compressor.ratio": ratio,
+                                **method_overrides(method, lr),
+                            },
+                        )
+                    )
     return out
 
 
@@ -80,13 +95,22 @@ def summarise(traces: dict, target: float) -> list[dict]:
         f, k, method, lr = name.split("_")
         rt = rounds_to(t, target)
         acc = t.evals["accuracy"].to_numpy(float)
-        rows.append({"name": name, "f": int(f[1:]), "ratio": float(k[1:]), "method": method, "lr": float(lr[2:]),
-                     "rounds": int(len(t.rounds)), "rounds_to_target": rt,
-                     "accuracy_final": float(np.mean(acc[-3:])), "accuracy_best": float(acc.max()),
-                     "uplink_floats_per_client_round": C.floats_per_client_round(t.rounds),
-                     "uplink_floats_per_client_round_after_0": C.floats_per_client_round(t.rounds[t.rounds["round"] > 0]),
-                     "uplink_floats_to_target": uplink_floats_until(t, rt),
-                     })
+        rows.append(
+            {
+                "name": name,
+                "f": int(f[1:]),
+                "ratio": float(k[1:]),
+                "method": method,
+                "lr": float(lr[2:]),
+                "rounds": int(len(t.rounds)),
+                "rounds_to_target": rt,
+                "accuracy_final": float(np.mean(acc[-3:])),
+                "accuracy_best": float(acc.max()),
+                "uplink_floats_per_client_round": C.floats_per_client_round(t.rounds),
+                "uplink_floats_per_client_round_after_0": C.floats_per_client_round(t.rounds[t.rounds["round"] > 0]),
+                "uplink_floats_to_target": uplink_floats_until(t, rt),
+            }
+        )
     return rows
 
 
@@ -96,8 +120,9 @@ def best(rows: list[dict], f: int, ratio: float, method: str) -> dict:
     cand = [r for r in rows if r["f"] == f and r["ratio"] == ratio and r["method"] == method]
     stable = [r for r in cand if r["accuracy_final"] >= TARGET]
     cand = stable or cand
-    return min(cand, key=lambda r: (r["rounds_to_target"] if np.isfinite(r["rounds_to_target"]) else 1e9,
-                                    -r["accuracy_final"]))
+    return min(
+        cand, key=lambda r: (r["rounds_to_target"] if np.isfinite(r["rounds_to_target"]) else 1e9, -r["accuracy_final"])
+    )
 
 
 def figure(traces: dict, rows: list[dict], target: float, path: Path) -> None:
@@ -110,7 +135,9 @@ def figure(traces: dict, rows: list[dict], target: float, path: Path) -> None:
             ev = t.evals
             lab = f"{METHOD_LABEL[method]}, gamma = {b['lr']:g}"
             axes[0, j].plot(ev["round"], ev["accuracy"], color=colors[method], lw=1.3, label=lab)
-            cum = np.concatenate([[0.0], np.cumsum(t.rounds["bytes_up"].to_numpy(float)) / 4.0 / t.config["clients"]["n"]])
+            cum = np.concatenate(
+                [[0.0], np.cumsum(t.rounds["bytes_up"].to_numpy(float)) / 4.0 / t.config["clients"]["n"]]
+            )
             x = cum[np.minimum(ev["round"].to_numpy(), len(cum) - 1)]
             axes[1, j].plot(x, ev["accuracy"], color=colors[method], lw=1.3, label=lab)
         for i, xl in enumerate(("round", "uplink floats per client (cumulative)")):
@@ -125,14 +152,26 @@ def figure(traces: dict, rows: list[dict], target: float, path: Path) -> None:
                 ax.set_xscale("log")
     for j in range(axes.shape[1]):
         axes[0, j].legend(fontsize=6.5, loc="lower right")
-    fig.suptitle(f"T7: RoSDHB vs Byz-DASHA-PAGE under FOE (digits MLP, 10 honest + f Byzantine, trimmed mean); "
-                 f"dotted: target {target:.0%}", fontsize=11)
+    fig.suptitle(
+        f"T7: RoSDHB vs Byz-DASHA-PAGE under FOE (digits MLP, 10 honest + f Byzantine, trimmed mean); "
+        f"dotted: target {target:.0%}",
+        fontsize=11,
+    )
     C.save_figure(fig, path)
 
 
 def table(rows: list[dict], meta: dict, target: float) -> str:
-    cols = ["f", "K/d", "method", "best gamma", f"rounds to {target:.0%}", "final accuracy",
-            "uplink floats / client / round (all rounds)", "... (rounds >= 1)", f"uplink floats / client to {target:.0%}"]
+    cols = [
+        "f",
+        "K/d",
+        "method",
+        "best gamma",
+        f"rounds to {target:.0%}",
+        "final accuracy",
+        "uplink floats / client / round (all rounds)",
+        "... (rounds >= 1)",
+        f"uplink floats / client to {target:.0%}",
+    ]
     body, verdict = [], []
     for f in FS:
         for ratio in RATIOS:
@@ -140,18 +179,28 @@ def table(rows: list[dict], meta: dict, target: float) -> str:
             for method in ("rosdhb", "dasha"):
                 b = best(rows, f, ratio, method)
                 pair[method] = b
-                body.append({"f": f, "K/d": f"{ratio:g}", "method": METHOD_LABEL[method], "best gamma": f"{b['lr']:g}",
-                             f"rounds to {target:.0%}": C.fmt(b["rounds_to_target"]) if np.isfinite(b["rounds_to_target"])
-                             else f"never (> {b['rounds']})",
-                             "final accuracy": f"{b['accuracy_final']:.3f}",
-                             "uplink floats / client / round (all rounds)": C.fmt(b["uplink_floats_per_client_round"], 4),
-                             "... (rounds >= 1)": C.fmt(b["uplink_floats_per_client_round_after_0"], 4),
-                             f"uplink floats / client to {target:.0%}": C.fmt(b["uplink_floats_to_target"])})
+                body.append(
+                    {
+                        "f": f,
+                        "K/d": f"{ratio:g}",
+                        "method": METHOD_LABEL[method],
+                        "best gamma": f"{b['lr']:g}",
+                        f"rounds to {target:.0%}": C.fmt(b["rounds_to_target"])
+                        if np.isfinite(b["rounds_to_target"])
+                        else f"never (> {b['rounds']})",
+                        "final accuracy": f"{b['accuracy_final']:.3f}",
+                        "uplink floats / client / round (all rounds)": C.fmt(b["uplink_floats_per_client_round"], 4),
+                        "... (rounds >= 1)": C.fmt(b["uplink_floats_per_client_round_after_0"], 4),
+                        f"uplink floats / client to {target:.0%}": C.fmt(b["uplink_floats_to_target"]),
+                    }
+                )
             r, d = pair["rosdhb"]["rounds_to_target"], pair["dasha"]["rounds_to_target"]
             dd = d if np.isfinite(d) else float("inf")
-            verdict.append(f"* f = {f}, K/d = {ratio:g}: RoSDHB {C.fmt(r)} rounds vs DASHA "
-                           f"{C.fmt(d) if np.isfinite(d) else 'never'} rounds "
-                           f"({'RoSDHB faster, x' + C.fmt(dd / r) if np.isfinite(r) and r < dd else 'RoSDHB not faster'}).")
+            verdict.append(
+                f"* f = {f}, K/d = {ratio:g}: RoSDHB {C.fmt(r)} rounds vs DASHA "
+                f"{C.fmt(d) if np.isfinite(d) else 'never'} rounds "
+                f"({'RoSDHB faster, x' + C.fmt(dd / r) if np.isfinite(r) and r < dd else 'RoSDHB not faster'})."
+            )
     speedups = {}
     for f in FS:
         for ratio in RATIOS:
@@ -159,21 +208,43 @@ def table(rows: list[dict], meta: dict, target: float) -> str:
             speedups[(f, ratio)] = d / r if np.isfinite(r) and np.isfinite(d) else float("nan")
     for f in FS:
         lo, hi = speedups[(f, min(RATIOS))], speedups[(f, max(RATIOS))]
-        verdict.append(f"* Gap vs compression, f = {f}: speed-up x{C.fmt(lo)} at K/d = {min(RATIOS):g} vs "
-                       f"x{C.fmt(hi)} at K/d = {max(RATIOS):g} -> "
-                       + ("widens at higher compression" if lo > 1.1 * hi else "no clear widening (evaluations every "
-                          "5 rounds; one evaluation step is ~15-25% of these round counts)"))
+        verdict.append(
+            f"* Gap vs compression, f = {f}: speed-up x{C.fmt(lo)} at K/d = {min(RATIOS):g} vs "
+            f"x{C.fmt(hi)} at K/d = {max(RATIOS):g} -> "
+            + (
+                "widens at higher compression"
+                if lo > 1.1 * hi
+                else "no clear widening (evaluations every "
+                "5 rounds; one evaluation step is ~15-25% of these round counts)"
+            )
+        )
     for method, grid_ in (("rosdhb", ROS_LRS), ("dasha", DASHA_LRS)):
         edge = sum(best(rows, f, r, method)["lr"] == max(grid_) for f in FS for r in RATIOS)
         if edge:
-            verdict.append(f"* {METHOD_LABEL[method]}: best step at the grid's upper edge in {edge} of "
-                           f"{len(FS) * len(RATIOS)} settings" + (" (a larger step might be faster still, which "
-                           "would only widen RoSDHB's lead)" if method == "rosdhb" else ""))
-    verdict.append("* Byz-DASHA-PAGE with gamma = 1 hits 90% early in some settings but then loses accuracy "
-                   "(final < 90% in 3 of 4), so its usable step is ~0.6; RoSDHB stays stable up to gamma = 4.")
-    grid = [{"method": METHOD_LABEL[r["method"]], "f": r["f"], "K/d": f"{r['ratio']:g}", "gamma": f"{r['lr']:g}",
-             f"rounds to {target:.0%}": C.fmt(r["rounds_to_target"]) if np.isfinite(r["rounds_to_target"]) else "never",
-             "final accuracy": f"{r['accuracy_final']:.3f}"} for r in rows]
+            verdict.append(
+                f"* {METHOD_LABEL[method]}: best step at the grid's upper edge in {edge} of "
+                f"{len(FS) * len(RATIOS)} settings"
+                + (
+                    " (a larger step might be faster still, which would only widen RoSDHB's lead)"
+                    if method == "rosdhb"
+                    else ""
+                )
+            )
+    verdict.append(
+        "* Byz-DASHA-PAGE with gamma = 1 hits 90% early in some settings but then loses accuracy "
+        "(final < 90% in 3 of 4), so its usable step is ~0.6; RoSDHB stays stable up to gamma = 4."
+    )
+    grid = [
+        {
+            "method": METHOD_LABEL[r["method"]],
+            "f": r["f"],
+            "K/d": f"{r['ratio']:g}",
+            "gamma": f"{r['lr']:g}",
+            f"rounds to {target:.0%}": C.fmt(r["rounds_to_target"]) if np.isfinite(r["rounds_to_target"]) else "never",
+            "final accuracy": f"{r['accuracy_final']:.3f}",
+        }
+        for r in rows
+    ]
     lines = [
         "# T7: RoSDHB vs Byz-DASHA-PAGE under FOE",
         "",
@@ -209,7 +280,9 @@ def table(rows: list[dict], meta: dict, target: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = C.parse_args(__doc__, argv, ranks=3, timeout=3000)
     vs = variants(args.rounds)
-    traces = C.run_variants(BASE, vs, OUT, TRACES, args, header="T7, generated by analysis/reproduce/t7_rosdhb_dasha.py")
+    traces = C.run_variants(
+        BASE, vs, OUT, TRACES, args, header="T7, generated by analysis/reproduce/t7_rosdhb_dasha.py"
+    )
     cfg = next(iter(traces.values())).config
     meta = {"rounds": cfg["run"]["rounds"], "seed": cfg["run"]["seed"], "target": TARGET}
     rows = summarise(traces, TARGET)

@@ -35,9 +35,23 @@ TARGET = 0.90
 
 def variants(rounds: int | None, fs=FS, ratios=RATIOS, lr: float = LR) -> list[tuple[str, dict]]:
     extra = {"run.rounds": rounds} if rounds else {}
-    return [(f"f{f}_k{ratio:g}_{mask}", {**extra, "clients.n": 10 + f, "clients.byzantine": f, "aggregator.f": f,
-                                         "compressor.name": comp, "compressor.ratio": ratio, "method.lr": lr})
-            for f in fs for ratio in ratios for mask, comp in MASKS.items()]
+    return [
+        (
+            f"f{f}_k{ratio:g}_{mask}",
+            {
+                **extra,
+                "clients.n": 10 + f,
+                "clients.byzantine": f,
+                "aggregator.f": f,
+                "compressor.name": comp,
+                "compressor.ratio": ratio,
+                "method.lr": lr,
+            },
+        )
+        for f in fs
+        for ratio in ratios
+        for mask, comp in MASKS.items()
+    ]
 
 
 EARLY = 30  # rounds 1..EARLY: the phase in which the runs climb to the target accuracy
@@ -63,12 +77,23 @@ def summarise(traces: dict, target: float) -> list[dict]:
         acc = t.evals["accuracy"].to_numpy(float)
         hit = np.flatnonzero(acc >= target)
         disp, err, early = dispersion(t)
-        rows.append({"name": name, "f": int(f[1:]), "ratio": float(k[1:]), "mask": mask,
-                     "rounds_to_target": float(t.evals["round"].iloc[hit[0]]) if hit.size else float("nan"),
-                     "accuracy_final": float(np.mean(acc[-3:])), "accuracy_best": float(acc.max()),
-                     "loss_final": float(t.evals["loss"].iloc[-1]),
-                     "input_dispersion": disp, "aggregate_error": err, "aggregate_error_early": early, "rounds": int(len(t.rounds)),
-                     "uplink_floats_per_client_round": C.floats_per_client_round(t.rounds)})
+        rows.append(
+            {
+                "name": name,
+                "f": int(f[1:]),
+                "ratio": float(k[1:]),
+                "mask": mask,
+                "rounds_to_target": float(t.evals["round"].iloc[hit[0]]) if hit.size else float("nan"),
+                "accuracy_final": float(np.mean(acc[-3:])),
+                "accuracy_best": float(acc.max()),
+                "loss_final": float(t.evals["loss"].iloc[-1]),
+                "input_dispersion": disp,
+                "aggregate_error": err,
+                "aggregate_error_early": early,
+                "rounds": int(len(t.rounds)),
+                "uplink_floats_per_client_round": C.floats_per_client_round(t.rounds),
+            }
+        )
     return rows
 
 
@@ -97,23 +122,43 @@ def figure(traces: dict, rows: list[dict], target: float, path: Path) -> None:
         ax.grid(alpha=0.3, which="both")
     axes[0, 0].legend(fontsize=8, loc="lower right")
     axes[1, 0].legend(fontsize=8)
-    fig.suptitle(f"T8: RoSDHB, global vs independent rand-k masks under FOE (digits MLP, trimmed mean, gamma = {LR:g})",
-                 fontsize=11)
+    fig.suptitle(
+        f"T8: RoSDHB, global vs independent rand-k masks under FOE (digits MLP, trimmed mean, gamma = {LR:g})",
+        fontsize=11,
+    )
     C.save_figure(fig, path)
 
 
 def table(rows: list[dict], meta: dict, target: float) -> str:
-    cols = ["f", "K/d", "mask", f"rounds to {target:.0%}", "final accuracy", "final loss",
-            "dispersion of honest momenta (rel.)", "aggregate error (rel.), all rounds",
-            f"aggregate error (rel.), rounds 1-{EARLY}", "uplink floats / client / round"]
-    body = [{"f": r["f"], "K/d": f"{r['ratio']:g}", "mask": r["mask"],
-             f"rounds to {target:.0%}": C.fmt(r["rounds_to_target"]) if np.isfinite(r["rounds_to_target"])
-             else f"never (> {r['rounds']})",
-             "final accuracy": f"{r['accuracy_final']:.3f}", "final loss": C.fmt(r["loss_final"]),
-             "dispersion of honest momenta (rel.)": C.fmt(r["input_dispersion"]),
-             "aggregate error (rel.), all rounds": C.fmt(r["aggregate_error"]),
-             f"aggregate error (rel.), rounds 1-{EARLY}": C.fmt(r["aggregate_error_early"]),
-             "uplink floats / client / round": C.fmt(r["uplink_floats_per_client_round"], 4)} for r in rows]
+    cols = [
+        "f",
+        "K/d",
+        "mask",
+        f"rounds to {target:.0%}",
+        "final accuracy",
+        "final loss",
+        "dispersion of honest momenta (rel.)",
+        "aggregate error (rel.), all rounds",
+        f"aggregate error (rel.), rounds 1-{EARLY}",
+        "uplink floats / client / round",
+    ]
+    body = [
+        {
+            "f": r["f"],
+            "K/d": f"{r['ratio']:g}",
+            "mask": r["mask"],
+            f"rounds to {target:.0%}": C.fmt(r["rounds_to_target"])
+            if np.isfinite(r["rounds_to_target"])
+            else f"never (> {r['rounds']})",
+            "final accuracy": f"{r['accuracy_final']:.3f}",
+            "final loss": C.fmt(r["loss_final"]),
+            "dispersion of honest momenta (rel.)": C.fmt(r["input_dispersion"]),
+            "aggregate error (rel.), all rounds": C.fmt(r["aggregate_error"]),
+            f"aggregate error (rel.), rounds 1-{EARLY}": C.fmt(r["aggregate_error_early"]),
+            "uplink floats / client / round": C.fmt(r["uplink_floats_per_client_round"], 4),
+        }
+        for r in rows
+    ]
     by = {(r["f"], r["ratio"], r["mask"]): r for r in rows}
     verdict = []
     for f in FS:
@@ -125,7 +170,8 @@ def table(rows: list[dict], meta: dict, target: float) -> str:
                 f"(rounds 1-{EARLY}: {C.fmt(g['aggregate_error_early'])} -> {C.fmt(i['aggregate_error_early'])}), "
                 f"rounds to target {C.fmt(g['rounds_to_target'])} -> "
                 f"{C.fmt(i['rounds_to_target']) if np.isfinite(i['rounds_to_target']) else 'never'}, "
-                f"final accuracy {g['accuracy_final']:.3f} -> {i['accuracy_final']:.3f}.")
+                f"final accuracy {g['accuracy_final']:.3f} -> {i['accuracy_final']:.3f}."
+            )
     lines = [
         "# T8: ablation, coordinated (global) vs independent rand-k masks in RoSDHB",
         "",
@@ -159,7 +205,9 @@ def table(rows: list[dict], meta: dict, target: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = C.parse_args(__doc__, argv, ranks=3, timeout=2400)
     vs = variants(args.rounds)
-    traces = C.run_variants(BASE, vs, OUT, TRACES, args, header="T8, generated by analysis/reproduce/t8_masks.py", messages=True)
+    traces = C.run_variants(
+        BASE, vs, OUT, TRACES, args, header="T8, generated by analysis/reproduce/t8_masks.py", messages=True
+    )
     cfg = next(iter(traces.values())).config
     meta = {"rounds": cfg["run"]["rounds"], "seed": cfg["run"]["seed"], "lr": LR, "target": TARGET}
     rows = summarise(traces, TARGET)

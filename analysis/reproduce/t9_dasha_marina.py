@@ -33,16 +33,21 @@ BASE = C.CONFIGS / "t9_dasha_marina.toml"
 ATTACKS = {"label_flip": "LF", "sign_flip": "BF", "ipm": "IPM", "alie": "ALIE"}
 METHODS = {"dasha": ("Byz-DASHA-PAGE", "dasha_page"), "marina": ("Byz-VR-MARINA", "vr_marina")}
 LRS = {"dasha": 0.1, "marina": 0.03}
-DATA = {"het": ("heterogeneous (natural split, h = 0.5)", {"task.heterogeneity": 0.5, "task.partition": "natural"}),
-        "hom": ("homogeneous (every client holds all data)", {"task.heterogeneity": 0.0, "task.partition": "full"})}
+DATA = {
+    "het": ("heterogeneous (natural split, h = 0.5)", {"task.heterogeneity": 0.5, "task.partition": "natural"}),
+    "hom": ("homogeneous (every client holds all data)", {"task.heterogeneity": 0.0, "task.partition": "full"}),
+}
 LEVELS = (1e-2, 1e-3, 1e-5)
 
 
 def variants(rounds: int | None, data=tuple(DATA), attacks=tuple(ATTACKS), lrs=LRS) -> list[tuple[str, dict]]:
     extra = {"run.rounds": rounds} if rounds else {}
-    return [(f"{dk}_{m}_{a}", {**extra, **DATA[dk][1], "method.name": METHODS[m][1], "method.lr": lrs[m],
-                                "attack.name": a})
-            for dk in data for a in attacks for m in METHODS]
+    return [
+        (f"{dk}_{m}_{a}", {**extra, **DATA[dk][1], "method.name": METHODS[m][1], "method.lr": lrs[m], "attack.name": a})
+        for dk in data
+        for a in attacks
+        for m in METHODS
+    ]
 
 
 def bits_per_client(t) -> np.ndarray:
@@ -62,11 +67,19 @@ def summarise(traces: dict) -> list[dict]:
         data, method, attack = name.split("_", 2)
         g = t.evals["grad_norm_sq"].to_numpy(float)
         bits = bits_per_client(t)
-        row = {"name": name, "data": data, "method": method, "attack": attack, "rounds": int(len(t.rounds)),
-               "g_start": float(g[0]), "g_final": float(g[-1]), "g_min": float(np.nanmin(g)),
-               "orders": float(np.log10(g[0] / np.nanmin(g))),
-               "bits_total": float(bits[-1]),
-               "uplink_floats_per_client_round": C.floats_per_client_round(t.rounds)}
+        row = {
+            "name": name,
+            "data": data,
+            "method": method,
+            "attack": attack,
+            "rounds": int(len(t.rounds)),
+            "g_start": float(g[0]),
+            "g_final": float(g[-1]),
+            "g_min": float(np.nanmin(g)),
+            "orders": float(np.log10(g[0] / np.nanmin(g))),
+            "bits_total": float(bits[-1]),
+            "uplink_floats_per_client_round": C.floats_per_client_round(t.rounds),
+        }
         for lv in LEVELS:
             row[f"bits_to_{lv:g}"] = first(bits, g, lv * g[0])
         rows.append(row)
@@ -81,8 +94,13 @@ def figure(traces: dict, path: Path) -> None:
             ax = axes[i, j]
             for m, (label, _) in METHODS.items():
                 t = traces[f"{dk}_{m}_{attack}"]
-                ax.plot(bits_per_client(t)[1:], t.evals["grad_norm_sq"].to_numpy(float)[1:], color=colors[m], lw=1.2,
-                        label=f"{label} (gamma = {LRS[m]:g})")
+                ax.plot(
+                    bits_per_client(t)[1:],
+                    t.evals["grad_norm_sq"].to_numpy(float)[1:],
+                    color=colors[m],
+                    lw=1.2,
+                    label=f"{label} (gamma = {LRS[m]:g})",
+                )
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel("uplink bits per client")
@@ -90,34 +108,71 @@ def figure(traces: dict, path: Path) -> None:
             ax.set_title(f"{short}, {'heterogeneous' if dk == 'het' else 'homogeneous'}", fontsize=10)
             ax.grid(alpha=0.3, which="both")
     axes[0, 0].legend(fontsize=7, loc="lower left")
-    fig.suptitle("T9: Byz-DASHA-PAGE vs Byz-VR-MARINA, non-convex regularised LR (d = 68, n = 16, B = 3, "
-                 "rand-k K = 6, CM + bucketing 2)", fontsize=11)
+    fig.suptitle(
+        "T9: Byz-DASHA-PAGE vs Byz-VR-MARINA, non-convex regularised LR (d = 68, n = 16, B = 3, "
+        "rand-k K = 6, CM + bucketing 2)",
+        fontsize=11,
+    )
     C.save_figure(fig, path)
 
 
 def table(rows: list[dict], meta: dict) -> str:
-    cols = ["data", "attack", "method", "|grad f|^2 start", "final", "min", "orders of magnitude",
-            "bits/client to 1e-2 x start", "to 1e-3 x start", "to 1e-5 x start", "uplink floats / client / round"]
-    body = [{"data": r["data"], "attack": ATTACKS[r["attack"]], "method": METHODS[r["method"]][0],
-             "|grad f|^2 start": C.fmt(r["g_start"]), "final": C.fmt(r["g_final"]), "min": C.fmt(r["g_min"]),
-             "orders of magnitude": f"{r['orders']:.1f}",
-             "bits/client to 1e-2 x start": C.fmt(r["bits_to_0.01"]), "to 1e-3 x start": C.fmt(r["bits_to_0.001"]),
-             "to 1e-5 x start": C.fmt(r["bits_to_1e-05"]),
-             "uplink floats / client / round": C.fmt(r["uplink_floats_per_client_round"], 4)} for r in rows]
+    cols = [
+        "data",
+        "attack",
+        "method",
+        "|grad f|^2 start",
+        "final",
+        "min",
+        "orders of magnitude",
+        "bits/client to 1e-2 x start",
+        "to 1e-3 x start",
+        "to 1e-5 x start",
+        "uplink floats / client / round",
+    ]
+    body = [
+        {
+            "data": r["data"],
+            "attack": ATTACKS[r["attack"]],
+            "method": METHODS[r["method"]][0],
+            "|grad f|^2 start": C.fmt(r["g_start"]),
+            "final": C.fmt(r["g_final"]),
+            "min": C.fmt(r["g_min"]),
+            "orders of magnitude": f"{r['orders']:.1f}",
+            "bits/client to 1e-2 x start": C.fmt(r["bits_to_0.01"]),
+            "to 1e-3 x start": C.fmt(r["bits_to_0.001"]),
+            "to 1e-5 x start": C.fmt(r["bits_to_1e-05"]),
+            "uplink floats / client / round": C.fmt(r["uplink_floats_per_client_round"], 4),
+        }
+        for r in rows
+    ]
     by = {(r["data"], r["method"], r["attack"]): r for r in rows}
     verdict = []
     for dk in DATA:
         for attack, short in ATTACKS.items():
             d, m = by[(dk, "dasha", attack)], by[(dk, "marina", attack)]
-            lv = next((lv for lv in reversed(LEVELS) if np.isfinite(d[f"bits_to_{lv:g}"]) and
-                       np.isfinite(m[f"bits_to_{lv:g}"])), None)
+            lv = next(
+                (
+                    lv
+                    for lv in reversed(LEVELS)
+                    if np.isfinite(d[f"bits_to_{lv:g}"]) and np.isfinite(m[f"bits_to_{lv:g}"])
+                ),
+                None,
+            )
             if lv is None:
-                cmp = ("only DASHA reaches 1e-2 x start" if np.isfinite(d["bits_to_0.01"]) else
-                       "only MARINA reaches 1e-2 x start" if np.isfinite(m["bits_to_0.01"]) else "neither reaches 1e-2")
+                cmp = (
+                    "only DASHA reaches 1e-2 x start"
+                    if np.isfinite(d["bits_to_0.01"])
+                    else "only MARINA reaches 1e-2 x start"
+                    if np.isfinite(m["bits_to_0.01"])
+                    else "neither reaches 1e-2"
+                )
             else:
                 ratio = m[f"bits_to_{lv:g}"] / d[f"bits_to_{lv:g}"]
                 cmp = f"to {lv:g} x start MARINA needs x{ratio:.2f} the bits of DASHA"
-            verdict.append(f"* {dk}, {short}: orders of magnitude DASHA {d['orders']:.1f}, MARINA {m['orders']:.1f}; {cmp}.")
+            verdict.append(
+                f"* {dk}, {short}: orders of magnitude DASHA {d['orders']:.1f}, MARINA {m['orders']:.1f}; {cmp}."
+            )
     lines = [
         "# T9: Byz-DASHA-PAGE vs Byz-VR-MARINA, |grad f|^2 against bits",
         "",
@@ -154,7 +209,9 @@ def table(rows: list[dict], meta: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = C.parse_args(__doc__, argv, ranks=3, timeout=2400)
     vs = variants(args.rounds)
-    traces = C.run_variants(BASE, vs, OUT, TRACES, args, header="T9, generated by analysis/reproduce/t9_dasha_marina.py")
+    traces = C.run_variants(
+        BASE, vs, OUT, TRACES, args, header="T9, generated by analysis/reproduce/t9_dasha_marina.py"
+    )
     cfg = next(iter(traces.values())).config
     meta = {"rounds": cfg["run"]["rounds"], "seed": cfg["run"]["seed"], "lrs": LRS}
     rows = summarise(traces)

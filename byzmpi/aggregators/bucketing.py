@@ -61,7 +61,7 @@ register_pre_aggregator(
         apply=_apply,
         shape=lambda m, f, s=2: bucketing_shape(m, f, s),
         doc="Bucketing(s): means of ceil(m/s) random buckets of s inputs (fresh permutation each call); "
-            "the rule sees (ceil(m/s), min(f, ceil(m/s))).",
+        "the rule sees (ceil(m/s), min(f, ceil(m/s))).",
         params={"s": Param("s", int, 2, "bucket size", minimum=1)},
     )
 )

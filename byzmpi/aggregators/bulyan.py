@@ -62,6 +62,6 @@ register_rule(
         valid=lambda m, f, **_: m >= 4 * f + 3,
         condition="m >= 4f + 3",
         doc="Bulyan: m-2f inputs chosen by repeated Krum, then per coordinate the mean of the m-4f values "
-            "closest to their median.",
+        "closest to their median.",
     )
 )

@@ -83,6 +83,6 @@ register_rule(
         valid=lambda m, f, **_: m > 2 * f,
         condition="m > 2f",
         doc="Covariance-bound agnostic filter: down-weight inputs along the top eigenvector of the weighted "
-            "covariance; the weighted mean of least top eigenvalue.",
+        "covariance; the weighted mean of least top eigenvalue.",
     )
 )

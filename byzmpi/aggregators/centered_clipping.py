@@ -84,7 +84,7 @@ register_rule(
         valid=lambda m, f, **_: m > 2 * f,
         condition="m > 2f",
         doc="Centered clipping: v <- v + mean_i clip_tau(x_i - v), L times, warm-started from the last output "
-            "(first call: from the coordinate-wise median).",
+        "(first call: from the coordinate-wise median).",
         params={
             "tau": Param("tau", float, 10.0, "clipping radius τ", minimum=0.0),
             "iterations": Param("iterations", int, 3, "clipping iterations L", minimum=0),

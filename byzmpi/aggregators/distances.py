@@ -124,6 +124,7 @@ def sq_distances_to(x: Tensor, origin: Tensor) -> Tensor:
     dist = dist.double()
     bad = ~torch.isfinite(dist)
     if bool(bad.any()):
-        dist[bad] = torch.cdist(x[bad].double(), origin[None, :].double(),
-                                compute_mode="donot_use_mm_for_euclid_dist")[:, 0]
+        dist[bad] = torch.cdist(x[bad].double(), origin[None, :].double(), compute_mode="donot_use_mm_for_euclid_dist")[
+            :, 0
+        ]
     return dist.square()

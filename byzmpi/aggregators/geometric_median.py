@@ -25,8 +25,9 @@ def _finite_gram(x: Tensor, origin: Tensor) -> np.ndarray:
     return g.double().cpu().numpy()
 
 
-def geometric_median_weights(x: Tensor, *, nu: float | None = None, max_iter: int = 100,
-                             tol: float = 1e-7) -> tuple[Tensor, Tensor | None]:
+def geometric_median_weights(
+    x: Tensor, *, nu: float | None = None, max_iter: int = 100, tol: float = 1e-7
+) -> tuple[Tensor, Tensor | None]:
     """The start z₀ (coordinate-wise median) and the convex weights λ of the Weiszfeld iterate
     z = Σ_i λ_i x_i after the iterations (None when no iteration ran: the result is z₀)."""
     z0 = coordinate_median(x)
@@ -91,10 +92,17 @@ register_rule(
         condition="m > 2f",
         doc="Geometric median by smoothed Weiszfeld, started from the coordinate-wise median.",
         params={
-            "nu": Param("nu", float, None, "smoothing ν (default 1e-6 x median distance of the inputs to the start)",
-                        minimum=0.0, nullable=True),
-            "max_iter": Param("max_iter", int, 100, "maximum Weiszfeld iterations T (0: the coordinate-wise median)",
-                              minimum=0),
+            "nu": Param(
+                "nu",
+                float,
+                None,
+                "smoothing ν (default 1e-6 x median distance of the inputs to the start)",
+                minimum=0.0,
+                nullable=True,
+            ),
+            "max_iter": Param(
+                "max_iter", int, 100, "maximum Weiszfeld iterations T (0: the coordinate-wise median)", minimum=0
+            ),
             "tol": Param("tol", float, 1e-7, "stop when a step moves z by <= tol x scale", minimum=0.0),
         },
     )

@@ -28,8 +28,10 @@ def mda_select(x: Tensor, *, f: int, max_subsets: int = MAX_SUBSETS) -> Tensor:
         raise ValueError(f"MDA needs m > 2f, got m={m}, f={f}")
     n_subsets = math.comb(m, f)
     if n_subsets > max_subsets:
-        raise ValueError(f"MDA with m={m}, f={f} has C(m, f) = {n_subsets:.3g} candidate subsets, more than "
-                         f"max_subsets = {max_subsets:.3g}; lower f, sample fewer clients, or raise max_subsets")
+        raise ValueError(
+            f"MDA with m={m}, f={f} has C(m, f) = {n_subsets:.3g} candidate subsets, more than "
+            f"max_subsets = {max_subsets:.3g}; lower f, sample fewer clients, or raise max_subsets"
+        )
     dist = pairwise_sq_distances(x).double().cpu().numpy()
     return torch.tensor(min_diameter_subset(dist, m - f), dtype=torch.long)
 
@@ -65,7 +67,14 @@ register_rule(
         valid=lambda m, f, max_subsets=MAX_SUBSETS: mda_valid(m, f, max_subsets),
         condition="m > 2f and C(m, f) <= max_subsets",
         doc="Minimum-diameter averaging: mean of the m-f inputs of smallest diameter (exact search).",
-        params={"max_subsets": Param("max_subsets", int, MAX_SUBSETS,
-                                     "refuse when C(m, f), the number of candidate subsets, exceeds this", minimum=1)},
+        params={
+            "max_subsets": Param(
+                "max_subsets",
+                int,
+                MAX_SUBSETS,
+                "refuse when C(m, f), the number of candidate subsets, exceeds this",
+                minimum=1,
+            )
+        },
     )
 )

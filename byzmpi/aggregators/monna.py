@@ -52,7 +52,6 @@ register_rule(
         valid=lambda m, f, pivot=0: m > 2 * f and 0 <= pivot < m,
         condition="m > 2f and pivot < m",
         doc="MoNNA: average of the m-f inputs nearest to the pivot input (itself included).",
-        params={"pivot": Param("pivot", int, 0, "row of the trusted input whose neighbourhood is averaged",
-                               minimum=0)},
+        params={"pivot": Param("pivot", int, 0, "row of the trusted input whose neighbourhood is averaged", minimum=0)},
     )
 )

@@ -28,8 +28,9 @@ class Pipeline:
     state: dict[str, Tensor] = field(default_factory=dict)  # the stateful rule's state (checkpointed)
 
     @classmethod
-    def build(cls, name: str, params: dict[str, Any], pre: list[tuple[str, dict[str, Any]]], seed: int) -> "Pipeline":
+    def build(cls, name: str, params: dict[str, Any], pre: list[tuple[str, dict[str, Any]]], seed: int) -> Pipeline:
         """From catalogue names; declared parameters not given take their declared defaults."""
+
         def with_defaults(declared: dict, given: dict[str, Any]) -> dict[str, Any]:
             return {**{k: p.default for k, p in declared.items()}, **given}
 

@@ -10,8 +10,9 @@ Both are looked up by name; users add their own with :func:`register_rule` and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor

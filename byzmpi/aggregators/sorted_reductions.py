@@ -11,8 +11,8 @@ a/2 + b/2 when a + b overflows and sums are accumulated in float64, row after ro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import Tensor

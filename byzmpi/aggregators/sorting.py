@@ -24,7 +24,7 @@ import re
 import sys
 import types
 import warnings
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -76,8 +76,13 @@ def _device_can_compile(device: torch.device) -> bool:
 def uses_compiled_path(x: Tensor) -> bool:
     """Whether :func:`reduce_sorted_columns` would try the compiled kernel for ``x``."""
     m, d = x.shape
-    return (_compile_enabled and m >= COMPILE_MIN_ROWS and d >= COMPILE_MIN_COLUMNS
-            and x.dtype in (torch.float32, torch.float64) and _device_can_compile(x.device))
+    return (
+        _compile_enabled
+        and m >= COMPILE_MIN_ROWS
+        and d >= COMPILE_MIN_COLUMNS
+        and x.dtype in (torch.float32, torch.float64)
+        and _device_can_compile(x.device)
+    )
 
 
 def _make_kernel(m: int, reduction: Reduction) -> Callable[[Tensor], Tensor]:
@@ -112,8 +117,12 @@ def _compiled(x: Tensor, reduction: Reduction) -> Tensor | None:
             return kernel(x.contiguous())
     except Exception as exc:  # noqa: BLE001 - any compiler failure means: use the fallback
         _kernels[key] = None
-        warnings.warn(f"byzmpi: compiling the sorting network for m={x.shape[0]} ({reduction}) failed "
-                      f"({type(exc).__name__}: {exc}); using torch.sort instead", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"byzmpi: compiling the sorting network for m={x.shape[0]} ({reduction}) failed "
+            f"({type(exc).__name__}: {exc}); using torch.sort instead",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         return None
 
 

@@ -14,14 +14,14 @@ vol. 3, §5.3.4.
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Sequence
+from collections.abc import Sequence
+from functools import cache
 
 import torch
 from torch import Tensor
 
 
-@lru_cache(maxsize=None)
+@cache
 def batcher_pairs(m: int) -> tuple[tuple[int, int], ...]:
     """Compare-exchange pairs (i, j), i < j, of Batcher's odd–even merge sort for m inputs."""
     if m < 0:

@@ -15,10 +15,20 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "find_traces": "sources", "read_trace": "load", "read_traces": "load", "load_runs": "load",
-    "load_rounds": "load", "load_evals": "load", "load_messages": "load", "LiveTrace": "load",
-    "TraceData": "load", "flatten_config": "load", "build_report": ("report", "build"),
-    "compare_traces": ("compare", "build"), "analyse_sweep": ("sweep", "analyse"), "follow": "watch",
+    "find_traces": "sources",
+    "read_trace": "load",
+    "read_traces": "load",
+    "load_runs": "load",
+    "load_rounds": "load",
+    "load_evals": "load",
+    "load_messages": "load",
+    "LiveTrace": "load",
+    "TraceData": "load",
+    "flatten_config": "load",
+    "build_report": ("report", "build"),
+    "compare_traces": ("compare", "build"),
+    "analyse_sweep": ("sweep", "analyse"),
+    "follow": "watch",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -19,19 +19,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     rep = sub.add_parser("report", help="summarise a trace; with --out, a folder of figures and markdown")
     rep.add_argument("trace", type=Path)
     rep.add_argument("--json", action="store_true", help="print the summary as JSON")
-    rep.add_argument("--out", type=Path, default=None,
-                     help="write DIR/report.md, DIR/summary.json and PNG figures")
+    rep.add_argument("--out", type=Path, default=None, help="write DIR/report.md, DIR/summary.json and PNG figures")
     rep.set_defaults(func=report)
 
     cmp = sub.add_parser("compare", help="compare the traces of a sweep: heatmaps, worst cases, ranking, curves")
     cmp.add_argument("traces", nargs="+", help="trace files, folders (searched recursively) or globs")
     cmp.add_argument("--out", type=Path, default=None, help="write DIR/compare.md, CSV tables and PNG figures")
-    cmp.add_argument("--metric", action="append", choices=METRIC_CHOICES, default=None,
-                     help="final metric to compare (repeatable; the first ranks; default: gap and accuracy "
-                          "when the traces know f*, else accuracy and loss)")
-    cmp.add_argument("--select", action="append", default=[], metavar="FIELD=VALUE",
-                     help="runs whose curves are overlaid (repeatable, all must match; e.g. attack.name=alie); "
-                          "default: the worst-case run of each defence")
+    cmp.add_argument(
+        "--metric",
+        action="append",
+        choices=METRIC_CHOICES,
+        default=None,
+        help="final metric to compare (repeatable; the first ranks; default: gap and accuracy "
+        "when the traces know f*, else accuracy and loss)",
+    )
+    cmp.add_argument(
+        "--select",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="runs whose curves are overlaid (repeatable, all must match; e.g. attack.name=alie); "
+        "default: the worst-case run of each defence",
+    )
     cmp.set_defaults(func=compare)
 
     w = sub.add_parser("watch", help="follow a running job from its trace")
@@ -39,8 +48,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--once", action="store_true", help="print one snapshot and exit")
     w.add_argument("--interval", type=float, default=5.0, help="seconds between polls (default 5)")
     w.add_argument("--timeout", type=float, default=None, help="give up after this many seconds (exit 124)")
-    w.add_argument("--stale", type=float, default=None,
-                   help="exit 3 when no round arrives for this many seconds (a killed job never marks its trace)")
+    w.add_argument(
+        "--stale",
+        type=float,
+        default=None,
+        help="exit 3 when no round arrives for this many seconds (a killed job never marks its trace)",
+    )
     w.set_defaults(func=watch)
 
 
@@ -81,9 +94,11 @@ def compare(args: argparse.Namespace) -> int:
     if args.out is None:
         print(C.format_text(comp))
     else:
-        print(f"compare: {args.out / 'compare.md'} ({len(comp.sweep.runs)} runs; swept: "
-              f"{', '.join(comp.sweep.swept) or 'nothing'}; figures: "
-              f"{', '.join(p.name for p, _ in comp.figures.values())})")
+        print(
+            f"compare: {args.out / 'compare.md'} ({len(comp.sweep.runs)} runs; swept: "
+            f"{', '.join(comp.sweep.swept) or 'nothing'}; figures: "
+            f"{', '.join(p.name for p, _ in comp.figures.values())})"
+        )
     return 0
 
 

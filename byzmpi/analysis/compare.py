@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -64,9 +65,10 @@ def color_range(values: np.ndarray, metric: str, reach: float = 3.0) -> tuple[No
     spread = max(q9 - q1, 0.5 if log else 1e-12)
     tlo, thi = max(float(t.min()), q1 - reach * spread), min(float(t.max()), q9 + reach * spread)
     extend = {(False, False): "neither", (True, False): "min", (False, True): "max", (True, True): "both"}[
-        (tlo > t.min(), thi < t.max())]
+        (tlo > t.min(), thi < t.max())
+    ]
     if log:
-        return LogNorm(10 ** tlo, 10 ** thi), extend
+        return LogNorm(10**tlo, 10**thi), extend
     if tlo == thi:
         tlo, thi = tlo - 0.5 * abs(tlo or 1), thi + 0.5 * abs(thi or 1)
     return Normalize(tlo, thi), extend
@@ -88,7 +90,7 @@ def heatmaps(sweep: S.Sweep, cell_table: pd.DataFrame, metric: str) -> Figure:
     nrows = math.ceil(len(facets) / ncols)
     fig = Figure(figsize=(ncols * (1.25 * n_att + 3.0) + 1.2, nrows * (0.55 * n_def + 1.9)), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[len(facets):]:
+    for ax in axes[len(facets) :]:
         fig.delaxes(ax)
     allv = np.concatenate([m.to_numpy(dtype=float).ravel() for m in mats])
     norm, extend = color_range(allv, metric)
@@ -109,8 +111,7 @@ def heatmaps(sweep: S.Sweep, cell_table: pd.DataFrame, metric: str) -> Figure:
                     ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, color="black"))
                     ax.text(j, i, "diverged", ha="center", va="center", fontsize=8, color="white")
                 else:
-                    ax.text(j, i, fmt(x, 3), ha="center", va="center", fontsize=9,
-                            color=_text_color(cmap(norm(x))))
+                    ax.text(j, i, fmt(x, 3), ha="center", va="center", fontsize=9, color=_text_color(cmap(norm(x))))
             row = np.where(np.isnan(v[i]), -np.inf, bad[i])
             if np.isfinite(row).any() or np.isinf(row).any():
                 j = int(np.argmax(row))
@@ -121,10 +122,13 @@ def heatmaps(sweep: S.Sweep, cell_table: pd.DataFrame, metric: str) -> Figure:
         ax.set_ylabel("defence (aggregator)")
         ax.set_title(facet_title_short(facet), fontsize=10)
     if im is not None:
-        fig.colorbar(im, ax=list(axes[: len(facets)]), label=f"final {M.METRIC_LABELS[metric]}", shrink=0.9,
-                     extend=extend)
-    fig.suptitle(f"Final {M.METRIC_LABELS[metric]} ({'higher' if M.HIGHER_IS_BETTER[metric] else 'lower'} is "
-                 "better; framed: worst attack per defence)")
+        fig.colorbar(
+            im, ax=list(axes[: len(facets)]), label=f"final {M.METRIC_LABELS[metric]}", shrink=0.9, extend=extend
+        )
+    fig.suptitle(
+        f"Final {M.METRIC_LABELS[metric]} ({'higher' if M.HIGHER_IS_BETTER[metric] else 'lower'} is "
+        "better; framed: worst attack per defence)"
+    )
     return fig
 
 
@@ -147,7 +151,7 @@ def worst_bars(sweep: S.Sweep, wc: pd.DataFrame, metric: str) -> Figure:
     n_def = len(sweep.defences)
     fig = Figure(figsize=(ncols * max(4.5, 1.1 * n_def + 1.5), nrows * 4.2), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[len(facets):]:
+    for ax in axes[len(facets) :]:
         fig.delaxes(ax)
     finite = wc[["worst", "no_attack"]].to_numpy(dtype=float)
     finite = finite[np.isfinite(finite)]
@@ -161,13 +165,25 @@ def worst_bars(sweep: S.Sweep, wc: pd.DataFrame, metric: str) -> Figure:
         x = np.arange(len(part))
         worst = part["worst"].to_numpy(dtype=float)
         shown = np.where(np.isfinite(worst), worst, top)
-        bars = ax.bar(x - 0.2, shown, 0.4, color=["tab:red" if np.isfinite(w) else "black" for w in worst],
-                      label="worst over attacks")
+        bars = ax.bar(
+            x - 0.2,
+            shown,
+            0.4,
+            color=["tab:red" if np.isfinite(w) else "black" for w in worst],
+            label="worst over attacks",
+        )
         ax.bar(x + 0.2, part["no_attack"].to_numpy(dtype=float), 0.4, color="0.6", label="no attack")
         for b, w, att in zip(bars, worst, part["worst_attack"]):
-            ax.annotate(att if np.isfinite(w) else f"{att}: diverged", (b.get_x() + b.get_width() / 2, b.get_height()),
-                        ha="center", va="bottom", fontsize=7, rotation=90 if n_def > 4 else 0,
-                        xytext=(0, 2), textcoords="offset points")
+            ax.annotate(
+                att if np.isfinite(w) else f"{att}: diverged",
+                (b.get_x() + b.get_width() / 2, b.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+                rotation=90 if n_def > 4 else 0,
+                xytext=(0, 2),
+                textcoords="offset points",
+            )
         ax.set_xticks(x, list(part.index), rotation=30, ha="right")
         ax.set_ylabel(f"final {M.METRIC_LABELS[metric]}")
         if log:
@@ -180,8 +196,13 @@ def worst_bars(sweep: S.Sweep, wc: pd.DataFrame, metric: str) -> Figure:
         ax.set_title(facet_title_short(facet), fontsize=10)
         ax.grid(alpha=0.3, axis="y")
     handles = [Rectangle((0, 0), 1, 1, color="tab:red"), Rectangle((0, 0), 1, 1, color="0.6")]
-    fig.legend(handles, ["worst over attacks (attack named on the bar)", "no attack"], loc="outside lower center",
-               ncols=2, fontsize=9)
+    fig.legend(
+        handles,
+        ["worst over attacks (attack named on the bar)", "no attack"],
+        loc="outside lower center",
+        ncols=2,
+        fontsize=9,
+    )
     fig.suptitle(f"Worst case over attacks per defence: final {M.METRIC_LABELS[metric]}")
     return fig
 
@@ -212,8 +233,9 @@ def curves(traces: dict[str, TraceData], names: Sequence[str], labels: dict[str,
 
 
 # -- the comparison ----------------------------------------------------------------------------
-def build(specs: Any, out: str | Path | None = None, *, metrics: Sequence[str] | None = None,
-          select: Sequence[str] = ()) -> Comparison:
+def build(
+    specs: Any, out: str | Path | None = None, *, metrics: Sequence[str] | None = None, select: Sequence[str] = ()
+) -> Comparison:
     """Load the traces ``specs`` names and compare them; with ``out``, write the folder."""
     traces = read_traces(specs, messages=False)
     runs = load_runs(traces)
@@ -238,8 +260,10 @@ def build(specs: Any, out: str | Path | None = None, *, metrics: Sequence[str] |
             wc = wc[wc[f] == v]
         comp.curves = list(wc.sort_values("rank")["worst_run"])
     by_label = {t.label: t for t in traces}
-    labels = {r["run"]: f"{r['setting']} vs {r['attack']}" + "".join(f", {f}={S.value_text(r[f])}" for f in sweep.replicates)
-              for _, r in sweep.runs.iterrows()}
+    labels = {
+        r["run"]: f"{r['setting']} vs {r['attack']}" + "".join(f", {f}={S.value_text(r[f])}" for f in sweep.replicates)
+        for _, r in sweep.runs.iterrows()
+    }
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -264,11 +288,17 @@ def build(specs: Any, out: str | Path | None = None, *, metrics: Sequence[str] |
 def ranking(comp: Comparison) -> pd.DataFrame:
     """The primary metric's worst-case table, with the other metrics' worst cases added."""
     primary = comp.metrics[0]
-    out = comp.worst[primary].rename(columns={"worst": f"worst_{primary}", "no_attack": f"no_attack_{primary}",
-                                              "mean_over_attacks": f"mean_{primary}"})
+    out = comp.worst[primary].rename(
+        columns={
+            "worst": f"worst_{primary}",
+            "no_attack": f"no_attack_{primary}",
+            "mean_over_attacks": f"mean_{primary}",
+        }
+    )
     for m in comp.metrics[1:]:
         w = comp.worst[m][["setting", "worst", "worst_attack"]].rename(
-            columns={"worst": f"worst_{m}", "worst_attack": f"worst_attack_{m}"})
+            columns={"worst": f"worst_{m}", "worst_attack": f"worst_attack_{m}"}
+        )
         out = out.merge(w, on="setting", how="left")
     return out
 
@@ -294,24 +324,39 @@ def markdown(comp: Comparison, specs: Any) -> str:
     sw, runs = comp.sweep, comp.sweep.runs
     primary = comp.metrics[0]
     status = runs["status"].value_counts()
-    lines = ["# Sweep comparison", "",
-             f"{len(runs)} traces ({', '.join(f'{n} {s}' for s, n in status.items())}) from {describe(specs)}.", ""]
+    lines = [
+        "# Sweep comparison",
+        "",
+        f"{len(runs)} traces ({', '.join(f'{n} {s}' for s, n in status.items())}) from {describe(specs)}.",
+        "",
+    ]
     unfinished = runs[runs["status"] != "finished"]
     if len(unfinished):
-        lines += [f"**{len(unfinished)} runs are not finished** ({', '.join(unfinished['run'])}): their last "
-                  "evaluation is used.", ""]
+        lines += [
+            f"**{len(unfinished)} runs are not finished** ({', '.join(unfinished['run'])}): their last "
+            "evaluation is used.",
+            "",
+        ]
     lines += ["Swept fields (what differs between runs):", ""]
     lines += [f"* `{f}`: {_values(runs, f)}" for f in sw.swept] or ["* none"]
     if sw.replicates:
-        lines += [f"* replicates, averaged in every cell: " +
-                  ", ".join(f"`{f}` ({_values(runs, f)})" for f in sw.replicates)]
-    lines += ["", "A *defence* is the aggregation rule with its swept parameters; a *setting* is a defence with "
-              "the other swept fields. Cells average the replicates; a diverged run (non-finite result) makes its "
-              "cell the worst value.", ""]
+        lines += [
+            "* replicates, averaged in every cell: " + ", ".join(f"`{f}` ({_values(runs, f)})" for f in sw.replicates)
+        ]
+    lines += [
+        "",
+        "A *defence* is the aggregation rule with its swept parameters; a *setting* is a defence with "
+        "the other swept fields. Cells average the replicates; a diverged run (non-finite result) makes its "
+        "cell the worst value.",
+        "",
+    ]
     facets = sw.facets()
     if len(facets) > MAX_FACETS:
-        lines += [f"The figures show the first {MAX_FACETS} of {len(facets)} combinations of "
-                  f"{', '.join(sw.other_fields)}; the tables have all of them.", ""]
+        lines += [
+            f"The figures show the first {MAX_FACETS} of {len(facets)} combinations of "
+            f"{', '.join(sw.other_fields)}; the tables have all of them.",
+            "",
+        ]
     for m in comp.metrics:
         lines += [f"## Final {M.METRIC_LABELS[m]}", "", f"![heatmap of final {m}](heatmap_{m}.png)", ""]
         for facet in facets:
@@ -321,31 +366,86 @@ def markdown(comp: Comparison, specs: Any) -> str:
             lines += [table(piv.reset_index(), headers=["defence / attack", *piv.columns]), ""]
     for m in comp.metrics:
         w = comp.worst[m]
-        lines += [f"## Worst case over attacks: {m}", "", f"![worst case of {m}](worst_{m}.png)", "",
-                  table(w, columns=["rank", "setting", "worst", "worst_attack", "no_attack", "mean_over_attacks",
-                                    "worst_run"],
-                        headers=["rank", "setting", f"worst {m}", "worst attack", "no attack", "mean over attacks",
-                                 "worst run"]), ""]
+        lines += [
+            f"## Worst case over attacks: {m}",
+            "",
+            f"![worst case of {m}](worst_{m}.png)",
+            "",
+            table(
+                w,
+                columns=["rank", "setting", "worst", "worst_attack", "no_attack", "mean_over_attacks", "worst_run"],
+                headers=[
+                    "rank",
+                    "setting",
+                    f"worst {m}",
+                    "worst attack",
+                    "no attack",
+                    "mean over attacks",
+                    "worst run",
+                ],
+            ),
+            "",
+        ]
     cols = ["rank", "setting", f"worst_{primary}", "worst_attack", f"no_attack_{primary}", f"mean_{primary}"]
-    heads = ["rank", "setting", f"worst {primary}", "worst attack", f"{primary} without attack",
-             f"mean {primary} over attacks"]
+    heads = [
+        "rank",
+        "setting",
+        f"worst {primary}",
+        "worst attack",
+        f"{primary} without attack",
+        f"mean {primary} over attacks",
+    ]
     for m in comp.metrics[1:]:
         cols += [f"worst_{m}", f"worst_attack_{m}"]
         heads += [f"worst {m}", f"worst attack ({m})"]
-    lines += [f"## Ranking by worst-case {primary}", "",
-              f"Settings ranked by their worst final {primary} over all attack columns, `none` included (a defence "
-              "can be at its worst without attack); ties broken by the mean over the same columns.", "",
-              table(comp.ranking, columns=cols, headers=heads), ""]
+    lines += [
+        f"## Ranking by worst-case {primary}",
+        "",
+        f"Settings ranked by their worst final {primary} over all attack columns, `none` included (a defence "
+        "can be at its worst without attack); ties broken by the mean over the same columns.",
+        "",
+        table(comp.ranking, columns=cols, headers=heads),
+        "",
+    ]
     if comp.curves:
-        lines += ["## Curves", "", ("The worst-case run of each defence"
-                                    + (f" ({S.facet_title(sw.facets()[0])})" if sw.other_fields else "")
-                                    + " (choose others with `--select FIELD=VALUE`). " if comp.default_curves else "")
-                  + "Runs overlaid: " + ", ".join(f"`{c}`" for c in comp.curves[:MAX_CURVES]) +
-                  (f" (first {MAX_CURVES} of {len(comp.curves)})" if len(comp.curves) > MAX_CURVES else ""), "",
-                  "![curves](curves.png)", ""]
-    lines += ["## Runs", "", "One row per trace (all columns in `runs.csv`).", "",
-              table(runs, columns=["run", "status", "defence", "attack", *sw.other_fields, *sw.replicates,
-                                   *[f"final_{m}" for m in comp.metrics], "rounds", "wall_seconds"]), ""]
+        lines += [
+            "## Curves",
+            "",
+            (
+                "The worst-case run of each defence"
+                + (f" ({S.facet_title(sw.facets()[0])})" if sw.other_fields else "")
+                + " (choose others with `--select FIELD=VALUE`). "
+                if comp.default_curves
+                else ""
+            )
+            + "Runs overlaid: "
+            + ", ".join(f"`{c}`" for c in comp.curves[:MAX_CURVES])
+            + (f" (first {MAX_CURVES} of {len(comp.curves)})" if len(comp.curves) > MAX_CURVES else ""),
+            "",
+            "![curves](curves.png)",
+            "",
+        ]
+    lines += [
+        "## Runs",
+        "",
+        "One row per trace (all columns in `runs.csv`).",
+        "",
+        table(
+            runs,
+            columns=[
+                "run",
+                "status",
+                "defence",
+                "attack",
+                *sw.other_fields,
+                *sw.replicates,
+                *[f"final_{m}" for m in comp.metrics],
+                "rounds",
+                "wall_seconds",
+            ],
+        ),
+        "",
+    ]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -353,15 +453,23 @@ def format_text(comp: Comparison) -> str:
     """What ``byzmpi compare`` prints without ``--out``: swept fields and the ranking."""
     sw = comp.sweep
     primary = comp.metrics[0]
-    lines = [f"{len(sw.runs)} runs; swept: {', '.join(sw.swept) or 'nothing'}"
-             + (f"; replicates: {', '.join(sw.replicates)}" if sw.replicates else "")]
+    lines = [
+        f"{len(sw.runs)} runs; swept: {', '.join(sw.swept) or 'nothing'}"
+        + (f"; replicates: {', '.join(sw.replicates)}" if sw.replicates else "")
+    ]
     for m in comp.metrics:
         for facet in sw.facets():
             piv = S.pivot(comp.cells[m], sw, facet)
-            lines += ["", f"final {m}" + (f" [{S.facet_title(facet)}]" if facet else "") + ":",
-                      piv.map(lambda x: fmt(x, 4)).to_string()]
+            lines += [
+                "",
+                f"final {m}" + (f" [{S.facet_title(facet)}]" if facet else "") + ":",
+                piv.map(lambda x: fmt(x, 4)).to_string(),
+            ]
     r = comp.ranking
     cols = ["rank", "setting", f"worst_{primary}", "worst_attack", f"no_attack_{primary}"]
-    lines += ["", f"ranking by worst-case {primary}:", r[cols].to_string(index=False, formatters={
-        c: (lambda x: fmt(x, 4)) for c in cols if r[c].dtype.kind == "f"})]
+    lines += [
+        "",
+        f"ranking by worst-case {primary}:",
+        r[cols].to_string(index=False, formatters={c: (lambda x: fmt(x, 4)) for c in cols if r[c].dtype.kind == "f"}),
+    ]
     return "\n".join(lines)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import matplotlib
+import numpy as np
 import pandas as pd
 from matplotlib.colors import BoundaryNorm
 from matplotlib.figure import Figure
@@ -18,8 +18,15 @@ from matplotlib.figure import Figure
 from . import metrics as M
 
 HONEST, BYZANTINE = "tab:blue", "tab:red"
-TIME_COLORS = {M.TIME_PARTS["t_setup"]: "tab:brown", "compute": "tab:blue", "communication": "tab:orange", "aggregation": "tab:green", "I/O": "tab:purple",
-               "eval": "tab:gray", M.OTHER_TIME: "tab:olive"}
+TIME_COLORS = {
+    M.TIME_PARTS["t_setup"]: "tab:brown",
+    "compute": "tab:blue",
+    "communication": "tab:orange",
+    "aggregation": "tab:green",
+    "I/O": "tab:purple",
+    "eval": "tab:gray",
+    M.OTHER_TIME: "tab:olive",
+}
 
 
 def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
@@ -32,8 +39,8 @@ def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
 def bytes_unit(largest: float) -> tuple[float, str]:
     """(divisor, unit) that keeps a byte axis readable."""
     for power, unit in ((3, "GiB"), (2, "MiB"), (1, "KiB")):
-        if largest >= 2 * 1024.0 ** power:
-            return 1024.0 ** power, unit
+        if largest >= 2 * 1024.0**power:
+            return 1024.0**power, unit
     return 1.0, "bytes"
 
 
@@ -54,8 +61,12 @@ def convergence(evals: pd.DataFrame, rounds: pd.DataFrame, f_star: float = float
     axes = fig.subplots(2, 3)
     for col, (metric, label) in enumerate(panels):
         y = ev[metric].to_numpy(dtype=float)
-        for row, (x, xlabel) in enumerate(((ev["round"].to_numpy(dtype=float), "round"),
-                                           (ev["bytes"].to_numpy(dtype=float) / scale, f"{unit} sent (up + down)"))):
+        for row, (x, xlabel) in enumerate(
+            (
+                (ev["round"].to_numpy(dtype=float), "round"),
+                (ev["bytes"].to_numpy(dtype=float) / scale, f"{unit} sent (up + down)"),
+            )
+        ):
             ax = axes[row, col]
             ax.plot(x, y, marker="o", markersize=3, color="tab:blue")
             if metric == "loss" and np.isfinite(f_star):
@@ -81,8 +92,13 @@ def byzantine_impact(rounds: pd.DataFrame) -> Figure:
     counts = sorted(set(byz.tolist()))
     data = [d[(byz == b) & np.isfinite(d)] for b in counts]
     keep = [i for i, x in enumerate(data) if len(x)]
-    ax1.boxplot([data[i] for i in keep], positions=[counts[i] for i in keep], widths=0.6, showmeans=True,
-                meanprops={"marker": "^", "markerfacecolor": "white", "markeredgecolor": "k"})
+    ax1.boxplot(
+        [data[i] for i in keep],
+        positions=[counts[i] for i in keep],
+        widths=0.6,
+        showmeans=True,
+        meanprops={"marker": "^", "markerfacecolor": "white", "markeredgecolor": "k"},
+    )
     ax1.set_xticks([counts[i] for i in keep], [f"{counts[i]}\n({len(data[i])} rounds)" for i in keep])
     ax1.set_xlabel("Byzantine clients sampled in the round")
     ax1.set_ylabel("|aggregate - honest mean|")
@@ -148,8 +164,9 @@ def kept_rate(messages: pd.DataFrame) -> Figure:
     x = np.arange(len(k))
     for ax, col, label in ((ax1, "rate", "kept rate (weight > 0)"), (ax2, "mean_share", "mean share (weight × m)")):
         ax.bar(x, k[col], color=colors, width=0.8)
-        ax.set_xticks(x, [str(c) for c in k["client"]], fontsize=7 if len(k) > 20 else 9,
-                      rotation=90 if len(k) > 40 else 0)
+        ax.set_xticks(
+            x, [str(c) for c in k["client"]], fontsize=7 if len(k) > 20 else 9, rotation=90 if len(k) > 40 else 0
+        )
         ax.set_xlabel("client")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, axis="y")
@@ -181,8 +198,15 @@ def time_split(rounds: pd.DataFrame, max_bins: int = 60) -> Figure:
     ax1, ax2 = fig.subplots(1, 2, width_ratios=[2, 1])
     bottom = np.zeros(len(binned))
     for name in ms.columns:
-        ax1.bar(starts, binned[name].to_numpy(), width=widths * 0.9, bottom=bottom, align="edge",
-                color=TIME_COLORS.get(name), label=name)
+        ax1.bar(
+            starts,
+            binned[name].to_numpy(),
+            width=widths * 0.9,
+            bottom=bottom,
+            align="edge",
+            color=TIME_COLORS.get(name),
+            label=name,
+        )
         bottom += binned[name].to_numpy()
     if len(bottom) and np.isfinite(bottom).any() and bottom.max() > 0:
         ax1.set_ylim(0, 1.3 * float(np.nanmax(bottom)))  # room for the legend above the bars

@@ -16,9 +16,10 @@ e.g. ``rounds/dist_honest_mean``) keep their names; each DataFrame lists them in
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -148,8 +149,11 @@ def read_trace(path: str | Path, *, messages: bool = True, label: str | None = N
     path = Path(path)
     with open_trace(path) as f:
         attrs = decode_attrs(f.attrs)
-        raw = {name: _read(f[name]) if name in f else np.zeros(0, TABLE_DTYPES[name]) for name in TABLE_DTYPES
-               if name != "messages" or messages}
+        raw = {
+            name: _read(f[name]) if name in f else np.zeros(0, TABLE_DTYPES[name])
+            for name in TABLE_DTYPES
+            if name != "messages" or messages
+        }
     t = TraceData(path, attrs, rounds=pd.DataFrame(), evals=pd.DataFrame(), label=label or "")
     t.rounds = table_frame(raw["rounds"], "rounds", t.oracle_columns("rounds"))
     t.evals = table_frame(raw["eval"], "eval", t.oracle_columns("eval"))
@@ -268,7 +272,7 @@ class LiveTrace:
             finally:
                 self._file = None
 
-    def __enter__(self) -> "LiveTrace":
+    def __enter__(self) -> LiveTrace:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -7,7 +7,8 @@ table cell back and get the traced value to a relative 5e-6.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -23,11 +23,21 @@ import pandas as pd
 from ..trace import NOT_APPLICABLE
 
 METRICS = ("loss", "accuracy", "gap", "grad_norm_sq")
-METRIC_LABELS = {"loss": "loss", "accuracy": "accuracy", "gap": "optimality gap f(x) - f*",
-                 "grad_norm_sq": "|grad f(x)|^2"}
+METRIC_LABELS = {
+    "loss": "loss",
+    "accuracy": "accuracy",
+    "gap": "optimality gap f(x) - f*",
+    "grad_norm_sq": "|grad f(x)|^2",
+}
 HIGHER_IS_BETTER = {"loss": False, "accuracy": True, "gap": False, "grad_norm_sq": False}
-TIME_PARTS = {"t_setup": "setup (plan, round communicator)", "t_compute": "compute", "t_comm": "communication",
-              "t_aggregate": "aggregation", "t_io": "I/O", "t_eval": "eval"}
+TIME_PARTS = {
+    "t_setup": "setup (plan, round communicator)",
+    "t_compute": "compute",
+    "t_comm": "communication",
+    "t_aggregate": "aggregation",
+    "t_io": "I/O",
+    "t_eval": "eval",
+}
 OTHER_TIME = "other"
 
 
@@ -62,8 +72,15 @@ def metric_table(evals: pd.DataFrame) -> pd.DataFrame:
             continue
         pick = np.where(finite, v, -np.inf if HIGHER_IS_BETTER[m] else np.inf)
         i = int(np.argmax(pick) if HIGHER_IS_BETTER[m] else np.argmin(pick))
-        rows.append({"metric": m, "initial": float(v[0]), "final": float(v[-1]), "best": float(v[i]),
-                     "best_round": int(evals["round"].iloc[i])})
+        rows.append(
+            {
+                "metric": m,
+                "initial": float(v[0]),
+                "final": float(v[-1]),
+                "best": float(v[i]),
+                "best_round": int(evals["round"].iloc[i]),
+            }
+        )
     return pd.DataFrame(rows, columns=["metric", "initial", "final", "best", "best_round"])
 
 
@@ -92,10 +109,15 @@ def byzantine_table(rounds: pd.DataFrame) -> pd.DataFrame:
     d = rounds["dist_honest_mean"].astype(float)
     rel = d / rounds["honest_mean_norm"].astype(float).replace(0.0, np.nan)
     g = pd.DataFrame({"byzantine": rounds["byzantine"].astype(int), "d": d, "rel": rel}).groupby("byzantine")
-    out = pd.DataFrame({
-        "rounds": g.size(), "dist_mean": g["d"].mean(), "dist_median": g["d"].median(), "dist_max": g["d"].max(),
-        "rel_dist_mean": g["rel"].mean(),
-    }).reset_index()
+    out = pd.DataFrame(
+        {
+            "rounds": g.size(),
+            "dist_mean": g["d"].mean(),
+            "dist_median": g["d"].median(),
+            "dist_max": g["d"].max(),
+            "rel_dist_mean": g["rel"].mean(),
+        }
+    ).reset_index()
     out["share"] = out["rounds"] / len(rounds)
     return out[cols]
 
@@ -106,9 +128,15 @@ def sampling_stats(rounds: pd.DataFrame) -> dict[str, float]:
         return {}
     byz = rounds["byzantine"].to_numpy(dtype=np.int64)
     m = rounds["sampled"].to_numpy(dtype=np.int64)
-    return {"sampled_mean": float(m.mean()), "sampled_min": int(m.min()), "sampled_max": int(m.max()),
-            "byzantine_mean": float(byz.mean()), "byzantine_max": int(byz.max()),
-            "rounds_with_byzantine": int((byz > 0).sum()), "rounds_with_majority": int((2 * byz > m).sum())}
+    return {
+        "sampled_mean": float(m.mean()),
+        "sampled_min": int(m.min()),
+        "sampled_max": int(m.max()),
+        "byzantine_mean": float(byz.mean()),
+        "byzantine_max": int(byz.max()),
+        "rounds_with_byzantine": int((byz > 0).sum()),
+        "rounds_with_majority": int((2 * byz > m).sum()),
+    }
 
 
 # -- what the aggregator kept ---------------------------------------------------------------
@@ -140,8 +168,14 @@ def kept_by_client(messages: pd.DataFrame) -> pd.DataFrame:
     """Per client: messages received (with a weight), kept, kept rate, mean share."""
     m = _kept_frame(messages)
     g = m.groupby("client")
-    out = pd.DataFrame({"byzantine": g["byzantine"].max().astype(bool), "messages": g.size(),
-                        "kept": g["kept"].sum(), "mean_share": g["share"].mean()}).reset_index()
+    out = pd.DataFrame(
+        {
+            "byzantine": g["byzantine"].max().astype(bool),
+            "messages": g.size(),
+            "kept": g["kept"].sum(),
+            "mean_share": g["share"].mean(),
+        }
+    ).reset_index()
     out["rate"] = out["kept"] / out["messages"]
     return out[["client", "byzantine", "messages", "kept", "rate", "mean_share"]]
 
@@ -153,9 +187,15 @@ def kept_by_group(messages: pd.DataFrame) -> pd.DataFrame:
     for flag, name in ((0, "honest"), (1, "Byzantine")):
         part = m[m["byzantine"].astype(int) == flag]
         n = len(part)
-        rows.append({"group": name, "messages": n, "kept": int(part["kept"].sum()),
-                     "rate": part["kept"].sum() / n if n else math.nan,
-                     "mean_share": float(part["share"].mean()) if n else math.nan})
+        rows.append(
+            {
+                "group": name,
+                "messages": n,
+                "kept": int(part["kept"].sum()),
+                "rate": part["kept"].sum() / n if n else math.nan,
+                "mean_share": float(part["share"].mean()) if n else math.nan,
+            }
+        )
     return pd.DataFrame(rows, columns=["group", "messages", "kept", "rate", "mean_share"])
 
 
@@ -192,8 +232,12 @@ def clipping_table(rounds: pd.DataFrame, messages: pd.DataFrame | None = None) -
         m = messages[messages["clipped"] != NOT_APPLICABLE]
         for flag, name in ((0, "honest"), (1, "Byzantine")):
             part = m[m["byzantine"].astype(int) == flag]
-            rows.append({"quantity": f"clipped rate, {name} messages",
-                         "value": float(part["clipped"].astype(int).mean()) if len(part) else math.nan})
+            rows.append(
+                {
+                    "quantity": f"clipped rate, {name} messages",
+                    "value": float(part["clipped"].astype(int).mean()) if len(part) else math.nan,
+                }
+            )
     return pd.DataFrame(rows, columns=["quantity", "value"])
 
 
@@ -223,8 +267,14 @@ def rejection_table(messages: pd.DataFrame, reasons: dict[int, str]) -> pd.DataF
     rows = []
     for code, count in messages["rejected"].astype(int).value_counts().sort_index().items():
         part = messages[messages["rejected"].astype(int) == code]
-        rows.append({"code": int(code), "reason": reasons.get(int(code), "?"), "messages": int(count),
-                     "byzantine": int(part["byzantine"].astype(int).sum())})
+        rows.append(
+            {
+                "code": int(code),
+                "reason": reasons.get(int(code), "?"),
+                "messages": int(count),
+                "byzantine": int(part["byzantine"].astype(int).sum()),
+            }
+        )
     return pd.DataFrame(rows, columns=["code", "reason", "messages", "byzantine"])
 
 
@@ -233,8 +283,9 @@ def communication_table(rounds: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for col in ("bytes_up", "bytes_down"):
         total = int(rounds[col].astype(np.int64).sum()) if n else 0
-        rows.append({"direction": col.split("_")[1], "total_bytes": total,
-                     "bytes_per_round": total / n if n else math.nan})
+        rows.append(
+            {"direction": col.split("_")[1], "total_bytes": total, "bytes_per_round": total / n if n else math.nan}
+        )
     return pd.DataFrame(rows, columns=["direction", "total_bytes", "bytes_per_round"])
 
 
@@ -243,10 +294,18 @@ def run_row(t: Any) -> dict[str, Any]:
     """The summary columns of a run (``t``: a :class:`~byzmpi.analysis.load.TraceData`)."""
     a, r, e = t.attrs, t.rounds, t.evals
     row: dict[str, Any] = {
-        "run": t.label, "path": str(t.path), "status": t.status, "rounds_done": int(a.get("rounds_done", -1)),
-        "rounds": len(r), "rounds_planned": t.rounds_planned, "simulation": t.simulation,
-        "world_size": a.get("world_size"), "n_clients": a.get("n_clients"), "n_byzantine": len(t.byzantine_ids),
-        "wall_seconds": _f(a.get("wall_seconds")), "f_star": t.f_star,
+        "run": t.label,
+        "path": str(t.path),
+        "status": t.status,
+        "rounds_done": int(a.get("rounds_done", -1)),
+        "rounds": len(r),
+        "rounds_planned": t.rounds_planned,
+        "simulation": t.simulation,
+        "world_size": a.get("world_size"),
+        "n_clients": a.get("n_clients"),
+        "n_byzantine": len(t.byzantine_ids),
+        "wall_seconds": _f(a.get("wall_seconds")),
+        "f_star": t.f_star,
     }
     for m in METRICS:
         row[f"final_{m}"] = float(e[m].iloc[-1]) if len(e) else math.nan

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from . import figures as F
 from . import metrics as M
 from .load import TraceData, read_trace
-from .markdown import fmt, table
+from .markdown import table
 
 
 @dataclass
@@ -54,15 +54,23 @@ def run_table(t: TraceData) -> pd.DataFrame:
     agg = cfg.get("aggregator", {})
     pre = agg.get("pre") or []
     rows = [
-        ("trace", str(t.path)), ("status", t.status), ("rounds traced", len(t.rounds)),
-        ("rounds planned", t.rounds_planned), ("method", a.get("method")),
+        ("trace", str(t.path)),
+        ("status", t.status),
+        ("rounds traced", len(t.rounds)),
+        ("rounds planned", t.rounds_planned),
+        ("method", a.get("method")),
         ("aggregator", str(a.get("aggregator")) + (f" after {' -> '.join(pre)}" if pre else "")),
-        ("aggregator f", agg.get("f")), ("attack", a.get("attack")), ("threat model", a.get("threat_model")),
+        ("aggregator f", agg.get("f")),
+        ("attack", a.get("attack")),
+        ("threat model", a.get("threat_model")),
         ("simulation (omniscient attack built by the server)", t.simulation),
-        ("clients", a.get("n_clients")), ("Byzantine clients", len(t.byzantine_ids)),
+        ("clients", a.get("n_clients")),
+        ("Byzantine clients", len(t.byzantine_ids)),
         ("Byzantine ids", ", ".join(map(str, t.byzantine_ids)) or "none"),
         ("sampled per round (config)", cfg.get("clients", {}).get("per_round") or "all"),
-        ("MPI ranks", a.get("world_size")), ("seed", a.get("seed")), ("f* (optimum)", t.f_star),
+        ("MPI ranks", a.get("world_size")),
+        ("seed", a.get("seed")),
+        ("f* (optimum)", t.f_star),
         ("wall seconds", float(a.get("wall_seconds", math.nan))),
     ]
     return pd.DataFrame(rows, columns=["field", "value"])
@@ -83,8 +91,10 @@ def build(trace: TraceData | str | Path, out: str | Path | None = None) -> Repor
     if msg is None or len(msg) == 0:
         rep.notes["kept"] = "The trace has no per-message table (run.trace_messages = false): kept rates not available."
     elif not M.has_weights(msg):
-        rep.notes["kept"] = (f"The aggregation rule ({t.attrs.get('aggregator')}) gives no per-message weights "
-                             "(messages.weight is NaN): which clients it kept is not recorded.")
+        rep.notes["kept"] = (
+            f"The aggregation rule ({t.attrs.get('aggregator')}) gives no per-message weights "
+            "(messages.weight is NaN): which clients it kept is not recorded."
+        )
     else:
         rep.tables["kept_group"] = M.kept_by_group(msg)
         rep.tables["kept_client"] = M.kept_by_client(msg)
@@ -134,11 +144,17 @@ def _clean(v: Any) -> Any:
 
 
 def to_json(rep: Report) -> dict[str, Any]:
-    return {"trace": str(rep.trace.path), "status": rep.trace.status, "oracle_fields": rep.trace.oracle_fields,
-            "simulation": rep.trace.simulation, "notes": rep.notes,
-            "figures": {k: {"file": v.path.name, "panels": v.panels} for k, v in rep.figures.items()},
-            "tables": {k: [{c: _clean(x) for c, x in row.items()} for row in df.to_dict("records")]
-                       for k, df in rep.tables.items()}}
+    return {
+        "trace": str(rep.trace.path),
+        "status": rep.trace.status,
+        "oracle_fields": rep.trace.oracle_fields,
+        "simulation": rep.trace.simulation,
+        "notes": rep.notes,
+        "figures": {k: {"file": v.path.name, "panels": v.panels} for k, v in rep.figures.items()},
+        "tables": {
+            k: [{c: _clean(x) for c, x in row.items()} for row in df.to_dict("records")] for k, df in rep.tables.items()
+        },
+    }
 
 
 def _fig(rep: Report, name: str) -> str:
@@ -149,37 +165,79 @@ def _fig(rep: Report, name: str) -> str:
 def markdown(rep: Report) -> str:
     """The report as markdown; tables under unique headings, figures linked by file name."""
     t, T = rep.trace, rep.tables
-    lines = [f"# Run report: {t.name}", "",
-             f"Trace `{t.path}` ({t.status}): {len(t.rounds)} of {t.rounds_planned} rounds traced. "
-             "Columns marked *(oracle)* use knowledge only a simulation has (who is Byzantine; the trace's "
-             f"`oracle_fields`: {', '.join(t.oracle_fields) or 'none'}).", ""]
+    lines = [
+        f"# Run report: {t.name}",
+        "",
+        f"Trace `{t.path}` ({t.status}): {len(t.rounds)} of {t.rounds_planned} rounds traced. "
+        "Columns marked *(oracle)* use knowledge only a simulation has (who is Byzantine; the trace's "
+        f"`oracle_fields`: {', '.join(t.oracle_fields) or 'none'}).",
+        "",
+    ]
     lines += ["## Run", "", table(T["run"]), ""]
     lines += ["## Metrics", ""]
     if len(T["metrics"]):
-        lines += [table(T["metrics"], headers=["metric", "initial", "final", "best", "best at round"]), "",
-                  "Evaluated on the server model; `round` counts updates applied. Bytes sent = up + down.",
-                  _fig(rep, "convergence")]
+        lines += [
+            table(T["metrics"], headers=["metric", "initial", "final", "best", "best at round"]),
+            "",
+            "Evaluated on the server model; `round` counts updates applied. Bytes sent = up + down.",
+            _fig(rep, "convergence"),
+        ]
     else:
         lines += ["No evaluation in the trace yet.", ""]
     if "sampling" in T:
-        lines += ["## Sampling", "", table(T["sampling"], headers=[
-            "sampled/round (mean)", "min", "max", "Byzantine/round (mean, oracle)", "Byzantine max (oracle)",
-            "rounds with Byzantine (oracle)", "rounds with Byzantine majority (oracle)"]), ""]
-        lines += ["## Byzantine impact (oracle)", "",
-                  "Distance of the aggregate to the mean of the round's honest messages, by the number of "
-                  "Byzantine clients sampled in the round.", "",
-                  table(T["byzantine"], headers=["Byzantine sampled", "rounds", "share of rounds", "mean distance",
-                                                 "median distance", "max distance", "mean relative distance"]),
-                  _fig(rep, "byzantine_impact")]
+        lines += [
+            "## Sampling",
+            "",
+            table(
+                T["sampling"],
+                headers=[
+                    "sampled/round (mean)",
+                    "min",
+                    "max",
+                    "Byzantine/round (mean, oracle)",
+                    "Byzantine max (oracle)",
+                    "rounds with Byzantine (oracle)",
+                    "rounds with Byzantine majority (oracle)",
+                ],
+            ),
+            "",
+        ]
+        lines += [
+            "## Byzantine impact (oracle)",
+            "",
+            "Distance of the aggregate to the mean of the round's honest messages, by the number of "
+            "Byzantine clients sampled in the round.",
+            "",
+            table(
+                T["byzantine"],
+                headers=[
+                    "Byzantine sampled",
+                    "rounds",
+                    "share of rounds",
+                    "mean distance",
+                    "median distance",
+                    "max distance",
+                    "mean relative distance",
+                ],
+            ),
+            _fig(rep, "byzantine_impact"),
+        ]
     lines += ["## Aggregator: what it kept", ""]
     if "kept_group" in T:
-        lines += ["A message is *kept* when its aggregator weight is > 0; its *share* is weight × messages "
-                  "accepted that round (1 = a fair share).", "",
-                  table(T["kept_group"], headers=["group (oracle)", "messages", "kept", "kept rate", "mean share"]),
-                  "", "### Per client", "",
-                  table(T["kept_client"], headers=["client", "Byzantine (oracle)", "messages", "kept", "kept rate",
-                                                   "mean share"]),
-                  _fig(rep, "kept_rate")]
+        lines += [
+            "A message is *kept* when its aggregator weight is > 0; its *share* is weight × messages "
+            "accepted that round (1 = a fair share).",
+            "",
+            table(T["kept_group"], headers=["group (oracle)", "messages", "kept", "kept rate", "mean share"]),
+            "",
+            "### Per client",
+            "",
+            table(
+                T["kept_client"],
+                headers=["client", "Byzantine (oracle)", "messages", "kept", "kept rate", "mean share"],
+            ),
+            _fig(rep, "kept_rate"),
+        ]
     else:
         lines += [rep.notes["kept"], ""]
     lines += ["## Clipping", ""]
@@ -188,16 +246,29 @@ def markdown(rep: Report) -> str:
     else:
         lines += [rep.notes["clipping"], ""]
     if "rejected" in T:
-        lines += ["## Validation", "", "Messages by validation outcome (rejected messages are left out of the "
-                  "aggregate).", "", table(T["rejected"], headers=["code", "outcome", "messages",
-                                                                   "of which Byzantine (oracle)"]), ""]
+        lines += [
+            "## Validation",
+            "",
+            "Messages by validation outcome (rejected messages are left out of the aggregate).",
+            "",
+            table(T["rejected"], headers=["code", "outcome", "messages", "of which Byzantine (oracle)"]),
+            "",
+        ]
     if "communication" in T:
-        lines += ["## Communication", "", table(T["communication"], headers=["direction", "bytes", "bytes per round"]),
-                  ""]
+        lines += [
+            "## Communication",
+            "",
+            table(T["communication"], headers=["direction", "bytes", "bytes per round"]),
+            "",
+        ]
     if "time" in T:
-        lines += ["## Time per round", "",
-                  "Server-side timings; compute is the slowest sampled host's, communication the rest of the "
-                  "server's wait for the gather.", "",
-                  table(T["time"], headers=["part", "trace column", "total s", "ms per round", "share of round"]),
-                  _fig(rep, "time_split")]
+        lines += [
+            "## Time per round",
+            "",
+            "Server-side timings; compute is the slowest sampled host's, communication the rest of the "
+            "server's wait for the gather.",
+            "",
+            table(T["time"], headers=["part", "trace column", "total s", "ms per round", "share of round"]),
+            _fig(rep, "time_split"),
+        ]
     return "\n".join(lines).rstrip() + "\n"

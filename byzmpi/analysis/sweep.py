@@ -15,8 +15,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,8 +26,17 @@ from .markdown import fmt
 from .metrics import HIGHER_IS_BETTER
 
 BOOKKEEPING_PREFIXES = ("debug.", "checkpoint.")
-BOOKKEEPING = {"run.name", "run.trace", "run.trace_messages", "run.flush_every", "run.flush_seconds", "run.progress",
-               "run.log_every", "run.plugins", "clients.byzantine_ids"}
+BOOKKEEPING = {
+    "run.name",
+    "run.trace",
+    "run.trace_messages",
+    "run.flush_every",
+    "run.flush_seconds",
+    "run.progress",
+    "run.log_every",
+    "run.plugins",
+    "clients.byzantine_ids",
+}
 REPLICATES = ("run.seed", "task.seed")
 #: sections in the order their fields are kept when two fields mirror each other
 SECTION_PRIORITY = ("attack", "clients", "task", "method", "compressor", "run", "aggregator")
@@ -84,8 +94,14 @@ def _priority(field_: str) -> tuple[int, str]:
 
 def swept_fields(runs: pd.DataFrame) -> list[str]:
     """The config fields a sweep varied (see the module doc for what is left out)."""
-    cols = [c for c in config_columns(runs) if c not in BOOKKEEPING and c not in REPLICATES
-            and not c.startswith(BOOKKEEPING_PREFIXES) and _n_values(runs[c]) > 1]
+    cols = [
+        c
+        for c in config_columns(runs)
+        if c not in BOOKKEEPING
+        and c not in REPLICATES
+        and not c.startswith(BOOKKEEPING_PREFIXES)
+        and _n_values(runs[c]) > 1
+    ]
     cols = [c for c in cols if not _implied_by_name(runs, c)]
     kept: list[str] = []
     for c in sorted(cols, key=_priority):
@@ -96,8 +112,7 @@ def swept_fields(runs: pd.DataFrame) -> list[str]:
 
 def _label(row: pd.Series, name_col: str, fields: Sequence[str]) -> str:
     name = str(_key(row.get(name_col, MISSING)))
-    extra = [f"{f.split('.', 1)[1]}={value_text(row[f])}" for f in fields
-             if f != name_col and _key(row[f]) != MISSING]
+    extra = [f"{f.split('.', 1)[1]}={value_text(row[f])}" for f in fields if f != name_col and _key(row[f]) != MISSING]
     return f"{name}({', '.join(extra)})" if extra else name
 
 
@@ -156,19 +171,30 @@ def analyse(runs: pd.DataFrame) -> Sweep:
     other = [f for f in swept if f not in attack and f not in defence]
     runs["attack"] = runs.apply(lambda r: _label(r, "attack.name", attack), axis=1) if len(runs) else []
     runs["defence"] = runs.apply(lambda r: _label(r, "aggregator.name", defence), axis=1) if len(runs) else []
-    runs["setting"] = runs.apply(
-        lambda r: ", ".join([r["defence"], *(f"{f}={value_text(r[f])}" for f in other)]), axis=1) if len(runs) else []
+    runs["setting"] = (
+        runs.apply(lambda r: ", ".join([r["defence"], *(f"{f}={value_text(r[f])}" for f in other)]), axis=1)
+        if len(runs)
+        else []
+    )
     if len(runs):
         rank = {c: runs[c].map(lambda v: _ORDER.get(str(v).split("(")[0], len(_ORDER))) for c in ("defence", "attack")}
-        runs = runs.assign(_d=rank["defence"], _a=rank["attack"]).sort_values(
-            ["_d", "defence", "_a", "attack"], kind="stable").drop(columns=["_d", "_a"]).reset_index(drop=True)
+        runs = (
+            runs.assign(_d=rank["defence"], _a=rank["attack"])
+            .sort_values(["_d", "defence", "_a", "attack"], kind="stable")
+            .drop(columns=["_d", "_a"])
+            .reset_index(drop=True)
+        )
     reps = [c for c in REPLICATES if c in runs and _n_values(runs[c]) > 1]
     return Sweep(runs, swept, attack, defence, other, reps)
 
 
 #: common rules and attacks in a readable order (baselines first); others follow alphabetically
-_ORDER = {n: i for i, n in enumerate(["mean", "median", "trimmed_mean", "krum", "multi_krum", "none", "sign_flip",
-                                      "gaussian", "alie"])}
+_ORDER = {
+    n: i
+    for i, n in enumerate(
+        ["mean", "median", "trimmed_mean", "krum", "multi_krum", "none", "sign_flip", "gaussian", "alie"]
+    )
+}
 
 
 def badness(values: pd.Series | np.ndarray, metric: str) -> np.ndarray:
@@ -188,14 +214,22 @@ def cells(sweep: Sweep, metric: str) -> pd.DataFrame:
     col = f"final_{metric}"
     keys = [*sweep.other_fields, "defence", "attack", "setting"]
     rows = []
-    for key, g in sweep.runs.groupby([sweep.runs[k].map(_key) if k in sweep.other_fields else sweep.runs[k]
-                                      for k in keys], sort=False):
+    for key, g in sweep.runs.groupby(
+        [sweep.runs[k].map(_key) if k in sweep.other_fields else sweep.runs[k] for k in keys], sort=False
+    ):
         v = g[col].to_numpy(dtype=float)
         ok = np.isfinite(v)
-        rows.append({**dict(zip(keys, key)), "value": float(v.mean()) if ok.all() else _worst_value(metric),
-                     "runs": len(v), "diverged": int((~ok).sum()),
-                     "min": float(np.nanmin(v)) if ok.any() else math.nan,
-                     "max": float(np.nanmax(v)) if ok.any() else math.nan, "example": g["run"].iloc[0]})
+        rows.append(
+            {
+                **dict(zip(keys, key)),
+                "value": float(v.mean()) if ok.all() else _worst_value(metric),
+                "runs": len(v),
+                "diverged": int((~ok).sum()),
+                "min": float(np.nanmin(v)) if ok.any() else math.nan,
+                "max": float(np.nanmax(v)) if ok.any() else math.nan,
+                "example": g["run"].iloc[0],
+            }
+        )
     return pd.DataFrame(rows, columns=[*keys, "value", "runs", "diverged", "min", "max", "example"])
 
 
@@ -220,14 +254,33 @@ def worst_case(sweep: Sweep, metric: str, no_attack: str = "none") -> pd.DataFra
         bad = badness(g["value"], metric)
         i = int(np.argmax(bad))
         none = g[g["attack"] == no_attack]["value"]
-        rows.append({"setting": setting, "defence": g["defence"].iloc[0],
-                     **{f: g[f].iloc[0] for f in sweep.other_fields},
-                     "worst": float(g["value"].iloc[i]), "worst_attack": g["attack"].iloc[i],
-                     "no_attack": float(none.iloc[0]) if len(none) else math.nan,
-                     "mean_over_attacks": float(g["value"].mean()), "attacks": len(g),
-                     "worst_run": g["example"].iloc[i]})
-    out = pd.DataFrame(rows, columns=["setting", "defence", *sweep.other_fields, "worst", "worst_attack", "no_attack",
-                                      "mean_over_attacks", "attacks", "worst_run"])
+        rows.append(
+            {
+                "setting": setting,
+                "defence": g["defence"].iloc[0],
+                **{f: g[f].iloc[0] for f in sweep.other_fields},
+                "worst": float(g["value"].iloc[i]),
+                "worst_attack": g["attack"].iloc[i],
+                "no_attack": float(none.iloc[0]) if len(none) else math.nan,
+                "mean_over_attacks": float(g["value"].mean()),
+                "attacks": len(g),
+                "worst_run": g["example"].iloc[i],
+            }
+        )
+    out = pd.DataFrame(
+        rows,
+        columns=[
+            "setting",
+            "defence",
+            *sweep.other_fields,
+            "worst",
+            "worst_attack",
+            "no_attack",
+            "mean_over_attacks",
+            "attacks",
+            "worst_run",
+        ],
+    )
     if len(out):
         order = np.lexsort((badness(out["mean_over_attacks"], metric), badness(out["worst"], metric)))
         out = out.iloc[order].reset_index(drop=True)
@@ -244,8 +297,10 @@ def select(runs: pd.DataFrame, filters: Sequence[str]) -> pd.DataFrame:
         if not sep or key.strip() not in runs:
             from ..errors import SetupError
 
-            raise SetupError(f"--select {text}: expected FIELD=VALUE with FIELD a runs column "
-                             f"(e.g. attack.name=alie, aggregator.name=krum, run=NAME)")
+            raise SetupError(
+                f"--select {text}: expected FIELD=VALUE with FIELD a runs column "
+                f"(e.g. attack.name=alie, aggregator.name=krum, run=NAME)"
+            )
         col = runs[key.strip()].map(lambda v: value_text(v) if not isinstance(v, str) else v)
         mask &= (col == value.strip()).to_numpy()
     return runs[mask]

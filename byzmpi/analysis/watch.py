@@ -13,9 +13,10 @@ import math
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 import numpy as np
 
@@ -59,7 +60,12 @@ def snapshot(live: LiveTrace, wall_rate: float = math.nan) -> Snapshot:
         rate, source = (len(r) / busy if busy > 0 else math.nan), "trace"
     last = e.iloc[-1] if len(e) else None
     return Snapshot(
-        name=t.name, status=t.status, rounds=len(r), planned=t.rounds_planned, rate=rate, rate_source=source,
+        name=t.name,
+        status=t.status,
+        rounds=len(r),
+        planned=t.rounds_planned,
+        rate=rate,
+        rate_source=source,
         eval_round=int(last["round"]) if last is not None else None,
         loss=float(last["loss"]) if last is not None else math.nan,
         accuracy=float(last["accuracy"]) if last is not None else math.nan,
@@ -81,8 +87,7 @@ def format_snapshot(s: Snapshot) -> str:
     """One line: ``NAME STATUS k/K rounds (p%) rate ETA loss acc gap @round byz rejected``."""
     done = f"{s.rounds}/{s.planned}" if s.planned else f"{s.rounds}"
     pct = f" ({100.0 * s.rounds / s.planned:.0f}%)" if s.planned else ""
-    rate = f"{s.rate:.3g} rounds/s" + ("" if s.rate_source == "wall" else " (server time)") \
-        if s.rate > 0 else "rate ?"
+    rate = f"{s.rate:.3g} rounds/s" + ("" if s.rate_source == "wall" else " (server time)") if s.rate > 0 else "rate ?"
     bits = [f"{s.name}", s.status, f"{done} rounds{pct}", rate]
     if s.status == "running":
         bits.append(f"ETA {_duration(s.eta_seconds)}")
@@ -97,9 +102,17 @@ def format_snapshot(s: Snapshot) -> str:
     return "  ".join(bits)
 
 
-def follow(path: str | Path, *, interval: float = 5.0, once: bool = False, timeout: float | None = None,
-           stale: float | None = None, out: TextIO | None = None,
-           clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> int:
+def follow(
+    path: str | Path,
+    *,
+    interval: float = 5.0,
+    once: bool = False,
+    timeout: float | None = None,
+    stale: float | None = None,
+    out: TextIO | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
     """Print a line per poll until the trace's status is final; returns the exit status."""
     out = out if out is not None else sys.stdout
     path = Path(path)
@@ -131,8 +144,12 @@ def follow(path: str | Path, *, interval: float = 5.0, once: bool = False, timeo
             if once:
                 return 0
             if stale is not None and now - last_growth >= stale:
-                print(f"no new round for {now - last_growth:.0f} s and status still '{live.status}': "
-                      "the job may have been killed", file=out, flush=True)
+                print(
+                    f"no new round for {now - last_growth:.0f} s and status still '{live.status}': "
+                    "the job may have been killed",
+                    file=out,
+                    flush=True,
+                )
                 return EXIT_STALE
             if timeout is not None and now - start >= timeout:
                 return EXIT_TIMEOUT

@@ -63,8 +63,13 @@ register_attack(
         _build,
         "A little is enough: mu - z*sigma of the honest messages (Baruch et al. 2019).",
         params={
-            "z": Param("z", float, None, "fixed z; default Phi^-1((G-s)/G), s = floor(m/2+1) - b for the "
-                       "round's m messages and b Byzantine", nullable=True),
+            "z": Param(
+                "z",
+                float,
+                None,
+                "fixed z; default Phi^-1((G-s)/G), s = floor(m/2+1) - b for the round's m messages and b Byzantine",
+                nullable=True,
+            ),
         },
         local=_local,
         needs_coalition=True,

@@ -46,14 +46,28 @@ def _zeros(ctx: AttackContext | LocalContext) -> Tensor:
     return constant_payload(ctx.own, 0.0)
 
 
-register_attack(Attack("nan_payload", _nan, "Send NaN everywhere: rejected by the server's validation and counted.",
-                       local=_nan))
-register_attack(Attack("inf_payload", _inf, "Send +Inf everywhere: rejected by the server's validation and counted.",
-                       local=_inf))
-register_attack(Attack(
-    "huge_payload", _huge, "Send a huge finite value everywhere (1e38 by default): accepted, tests the rule.",
-    params={"value": Param("value", float, 1e38, "the value of every coordinate; |value| <= float32 max keeps "
-                           "it finite on the wire", minimum=-FLOAT32_MAX, maximum=FLOAT32_MAX)},
-    local=_huge,
-))
+register_attack(
+    Attack("nan_payload", _nan, "Send NaN everywhere: rejected by the server's validation and counted.", local=_nan)
+)
+register_attack(
+    Attack("inf_payload", _inf, "Send +Inf everywhere: rejected by the server's validation and counted.", local=_inf)
+)
+register_attack(
+    Attack(
+        "huge_payload",
+        _huge,
+        "Send a huge finite value everywhere (1e38 by default): accepted, tests the rule.",
+        params={
+            "value": Param(
+                "value",
+                float,
+                1e38,
+                "the value of every coordinate; |value| <= float32 max keeps it finite on the wire",
+                minimum=-FLOAT32_MAX,
+                maximum=FLOAT32_MAX,
+            )
+        },
+        local=_huge,
+    )
+)
 register_attack(Attack("zero_payload", _zeros, "Send the zero vector: accepted, tests the rule.", local=_zeros))

@@ -70,9 +70,16 @@ register_attack(
         _build,
         "Every Byzantine copies one honest client's message (Karimireddy et al. 2022); locally: the "
         "coalition mean of the Byzantines' own honest messages.",
-        params={"rule": Param("rule", str, "first", "which honest message to copy: the lowest-id one "
-                              "received, or the extreme one along the top principal direction",
-                              choices=MIMIC_RULES)},
+        params={
+            "rule": Param(
+                "rule",
+                str,
+                "first",
+                "which honest message to copy: the lowest-id one "
+                "received, or the extreme one along the top principal direction",
+                choices=MIMIC_RULES,
+            )
+        },
         local=_local,
         needs_coalition=True,
     )

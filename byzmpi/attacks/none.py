@@ -11,5 +11,6 @@ def _build(ctx: AttackContext) -> Tensor:
     return ctx.own.clone()
 
 
-register_attack(Attack("none", _build, "No attack: Byzantine clients behave honestly.",
-                       local=lambda ctx: ctx.own.clone()))
+register_attack(
+    Attack("none", _build, "No attack: Byzantine clients behave honestly.", local=lambda ctx: ctx.own.clone())
+)

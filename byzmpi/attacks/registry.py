@@ -17,8 +17,8 @@ models).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -82,7 +82,7 @@ class CoalitionStats:
     std: Tensor
 
     @classmethod
-    def from_sums(cls, count: int, total: Tensor, total_sq: Tensor) -> "CoalitionStats":
+    def from_sums(cls, count: int, total: Tensor, total_sq: Tensor) -> CoalitionStats:
         mean = total / count
         if count < 2:
             return cls(count, mean, torch.zeros_like(mean))

@@ -8,7 +8,7 @@ the scale whose aggregate lands farthest from the honest mean.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -40,8 +40,9 @@ def deviation(aggregate: Tensor, centre: Tensor) -> float:
     return value if math.isfinite(value) else -math.inf
 
 
-def search_scale(defender: Callable[[Tensor], Tensor], centre: Tensor, candidate: Callable[[float], Tensor],
-                 grid: Sequence[float]) -> tuple[float, Tensor]:
+def search_scale(
+    defender: Callable[[Tensor], Tensor], centre: Tensor, candidate: Callable[[float], Tensor], grid: Sequence[float]
+) -> tuple[float, Tensor]:
     """The scale s of ``grid`` maximising ‖defender(candidate(s)) − centre‖, and its block.
 
     ``candidate(s)`` is the (B, L) block of Byzantine messages for scale s. The grid is scanned in
@@ -63,6 +64,9 @@ def search_scale(defender: Callable[[Tensor], Tensor], centre: Tensor, candidate
 def require_defender(ctx, name: str) -> Callable[[Tensor], Tensor]:
     """``ctx.defender``, or a clear error naming the attack when the server gave none."""
     if ctx.defender is None:
-        raise ConfigError("attack.name", f"{name!r} searches its scale against the server's aggregator, but "
-                          "this AttackContext has no defender (omniscient threat model only)")
+        raise ConfigError(
+            "attack.name",
+            f"{name!r} searches its scale against the server's aggregator, but "
+            "this AttackContext has no defender (omniscient threat model only)",
+        )
     return ctx.defender

@@ -40,12 +40,18 @@ def shift_back(ctx: AttackContext, *, mult: float = 1.0) -> Tensor:
     if not strict_majority(ctx.n_byzantine, ctx.m):
         return ctx.own.clone()
     if ctx.model is None or ctx.x0 is None or ctx.lr is None:
-        raise ConfigError("attack.name", "'shift_back' needs the model trajectory (x^k, x^0, step size), "
-                          "which this method does not expose (Method.trajectory)")
+        raise ConfigError(
+            "attack.name",
+            "'shift_back' needs the model trajectory (x^k, x^0, step size), "
+            "which this method does not expose (Method.trajectory)",
+        )
     vec = shift_back_vector(ctx.model, ctx.x0, float(ctx.lr), mult=mult)
     if vec.shape[-1] != ctx.own.shape[-1]:
-        raise ConfigError("attack.name", f"'shift_back' sends a model-sized vector ({vec.shape[-1]}), but this "
-                          f"method's messages have length {ctx.own.shape[-1]}")
+        raise ConfigError(
+            "attack.name",
+            f"'shift_back' sends a model-sized vector ({vec.shape[-1]}), but this "
+            f"method's messages have length {ctx.own.shape[-1]}",
+        )
     return vec.to(ctx.own).expand(ctx.n_byzantine, -1).clone()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .registry import Attack, AttackContext, register_attack
+from .registry import Attack, register_attack
 
 
 def sign_flip(own: Tensor) -> Tensor:
@@ -15,5 +15,11 @@ def sign_flip(own: Tensor) -> Tensor:
     return -own
 
 
-register_attack(Attack("sign_flip", lambda ctx: sign_flip(ctx.own), "Send the negation of the honest message.",
-                       local=lambda ctx: sign_flip(ctx.own)))
+register_attack(
+    Attack(
+        "sign_flip",
+        lambda ctx: sign_flip(ctx.own),
+        "Send the negation of the honest message.",
+        local=lambda ctx: sign_flip(ctx.own),
+    )
+)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from mpi4py import MPI
@@ -141,8 +142,7 @@ class World:
         """The mpi4py version and the first line of the MPI library's version string."""
         import mpi4py
 
-        return {"mpi4py": mpi4py.__version__,
-                "mpi": MPI.Get_library_version().strip("\x00").strip().splitlines()[0]}
+        return {"mpi4py": mpi4py.__version__, "mpi": MPI.Get_library_version().strip("\x00").strip().splitlines()[0]}
 
     def exit(self, code: int) -> None:
         """End this rank after every rank agreed to stop: finalize MPI cleanly (no MPI_Abort

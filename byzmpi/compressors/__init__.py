@@ -54,7 +54,19 @@ from .sparsity import keep_count, sparsity_problem
 from .topk import TopK
 
 __all__ = [
-    "COMPRESSORS", "WIRE_DTYPE", "Compressor", "CompressorSpec", "build_compressor", "register_compressor",
-    "Identity", "RandK", "TopK", "random_subset", "keep_count", "sparsity_problem",
-    "pack_indices", "unpack_indices", "bad_index_rows",
+    "COMPRESSORS",
+    "WIRE_DTYPE",
+    "Compressor",
+    "CompressorSpec",
+    "build_compressor",
+    "register_compressor",
+    "Identity",
+    "RandK",
+    "TopK",
+    "random_subset",
+    "keep_count",
+    "sparsity_problem",
+    "pack_indices",
+    "unpack_indices",
+    "bad_index_rows",
 ]

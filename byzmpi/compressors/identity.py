@@ -32,13 +32,23 @@ class Identity(Compressor):
         self._check_out(out)
         return out.copy_(x)
 
-    def decode_rows(self, wire_rows: Tensor, clients: np.ndarray, round: int, *,
-                    dtype: torch.dtype = torch.float32, out: Tensor | None = None) -> Tensor:
+    def decode_rows(
+        self,
+        wire_rows: Tensor,
+        clients: np.ndarray,
+        round: int,
+        *,
+        dtype: torch.dtype = torch.float32,
+        out: Tensor | None = None,
+    ) -> Tensor:
         self._check_rows(wire_rows, clients)
         if out is None:
             return wire_rows.to(dtype=dtype, copy=True)
         return self._output(wire_rows, dtype, out).copy_(wire_rows)
 
 
-register_compressor(CompressorSpec("identity", lambda d, seed: Identity(d, seed),
-                                   "No compression: the d values travel as float32 (wire_len = d)."))
+register_compressor(
+    CompressorSpec(
+        "identity", lambda d, seed: Identity(d, seed), "No compression: the d values travel as float32 (wire_len = d)."
+    )
+)

@@ -37,8 +37,16 @@ class RandK(Compressor):
     unbiased = True
     delta = None
 
-    def __init__(self, d: int, seed: int, *, k: int | None = None, ratio: float | None = None,
-                 coordinated: bool = False, cache_size: int = 8) -> None:
+    def __init__(
+        self,
+        d: int,
+        seed: int,
+        *,
+        k: int | None = None,
+        ratio: float | None = None,
+        coordinated: bool = False,
+        cache_size: int = 8,
+    ) -> None:
         self.d = int(d)
         self.k = keep_count(self.d, k=k, ratio=ratio)
         self.wire_len = self.k
@@ -76,8 +84,15 @@ class RandK(Compressor):
         idx = self._mask(round, client).to(x.device, non_blocking=True)
         return out.copy_(x.index_select(0, idx))
 
-    def decode_rows(self, wire_rows: Tensor, clients: np.ndarray, round: int, *,
-                    dtype: torch.dtype = torch.float32, out: Tensor | None = None) -> Tensor:
+    def decode_rows(
+        self,
+        wire_rows: Tensor,
+        clients: np.ndarray,
+        round: int,
+        *,
+        dtype: torch.dtype = torch.float32,
+        out: Tensor | None = None,
+    ) -> Tensor:
         """Row i → (d/K)·Σ_{j∈S_i} v_ij e_j in ``dtype`` (values and d/K both in dtype, one rounding).
 
         An accepted (finite) value with |v|·d/K > 3.4e38 overflows to ±Inf in float32: a server
@@ -108,7 +123,18 @@ def _spec(name: str, coordinated: bool, doc: str) -> CompressorSpec:
     )
 
 
-register_compressor(_spec("randk", False, "Rand-k, independent mask per client from (seed, round, client); "
-                          "K values travel, scaled by d/K on the server (ω = d/K − 1)."))
-register_compressor(_spec("randk_coordinated", True, "Rand-k with one global mask per round for all clients "
-                          "(RoSDHB); K values travel, scaled by d/K (ω = d/K − 1)."))
+register_compressor(
+    _spec(
+        "randk",
+        False,
+        "Rand-k, independent mask per client from (seed, round, client); "
+        "K values travel, scaled by d/K on the server (ω = d/K − 1).",
+    )
+)
+register_compressor(
+    _spec(
+        "randk_coordinated",
+        True,
+        "Rand-k with one global mask per round for all clients (RoSDHB); K values travel, scaled by d/K (ω = d/K − 1).",
+    )
+)

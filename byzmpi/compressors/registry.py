@@ -11,8 +11,8 @@ talking (see :mod:`byzmpi.compressors` for the wire formats).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -62,27 +62,38 @@ class Compressor(ABC):
         """Client side: write client ``client``'s round-``round`` payload for x into ``out``; returns out."""
 
     @abstractmethod
-    def decode_rows(self, wire_rows: Tensor, clients: np.ndarray, round: int, *,
-                    dtype: torch.dtype = torch.float32, out: Tensor | None = None) -> Tensor:
+    def decode_rows(
+        self,
+        wire_rows: Tensor,
+        clients: np.ndarray,
+        round: int,
+        *,
+        dtype: torch.dtype = torch.float32,
+        out: Tensor | None = None,
+    ) -> Tensor:
         """Server side: (m, wire_len) accepted rows, row i sent by ``clients[i]`` → (m, d) Q(x_i).
 
         ``out``: an (m, d) tensor on the wire's device to overwrite (its dtype wins over ``dtype``);
         reusing one saves the page faults of a fresh (m, d) allocation every round."""
 
-    def decode(self, wire: Tensor, *, round: int, client: int, dtype: torch.dtype = torch.float32,
-               out: Tensor | None = None) -> Tensor:
+    def decode(
+        self, wire: Tensor, *, round: int, client: int, dtype: torch.dtype = torch.float32, out: Tensor | None = None
+    ) -> Tensor:
         """Server side: one payload → Q(x) ∈ R^d (the same numbers as the matching row of decode_rows)."""
         rows_out = None if out is None else out.view(1, -1)
-        return self.decode_rows(wire.reshape(1, -1), np.array([client], dtype=np.int64), round, dtype=dtype,
-                                out=rows_out)[0]
+        return self.decode_rows(
+            wire.reshape(1, -1), np.array([client], dtype=np.int64), round, dtype=dtype, out=rows_out
+        )[0]
 
     def reject_codes(self, wire_rows: Tensor) -> Tensor:
         """uint8 code per received row (see :mod:`byzmpi.validation`): BAD_LENGTH when the row length
         is not wire_len, else NON_FINITE when a value slot is NaN/±Inf, else compressor-specific
         checks (top-k: BAD_INDEX), else ACCEPTED."""
         if wire_rows.dim() != 2 or wire_rows.dtype != WIRE_DTYPE:
-            raise ValueError(f"{self.name}: reject_codes takes float32 (m, L) rows as received, "
-                             f"got {wire_rows.dtype} {tuple(wire_rows.shape)}")
+            raise ValueError(
+                f"{self.name}: reject_codes takes float32 (m, L) rows as received, "
+                f"got {wire_rows.dtype} {tuple(wire_rows.shape)}"
+            )
         if wire_rows.shape[1] != self.wire_len:
             return torch.full((wire_rows.shape[0],), BAD_LENGTH, dtype=torch.uint8, device=wire_rows.device)
         finite = finite_rows(wire_rows[:, : self.value_len])
@@ -115,13 +126,17 @@ class Compressor(ABC):
 
     def _check_out(self, out: Tensor) -> None:
         if out.dtype != WIRE_DTYPE or out.dim() != 1 or out.shape[0] != self.wire_len:
-            raise ValueError(f"{self.name}: out must be float32 of length wire_len={self.wire_len}, "
-                             f"got {out.dtype} {tuple(out.shape)}")
+            raise ValueError(
+                f"{self.name}: out must be float32 of length wire_len={self.wire_len}, "
+                f"got {out.dtype} {tuple(out.shape)}"
+            )
 
     def _check_rows(self, wire_rows: Tensor, clients: np.ndarray) -> None:
         if wire_rows.dtype != WIRE_DTYPE or wire_rows.dim() != 2 or wire_rows.shape[1] != self.wire_len:
-            raise ValueError(f"{self.name}: wire rows must be float32 (m, {self.wire_len}), "
-                             f"got {wire_rows.dtype} {tuple(wire_rows.shape)}")
+            raise ValueError(
+                f"{self.name}: wire rows must be float32 (m, {self.wire_len}), "
+                f"got {wire_rows.dtype} {tuple(wire_rows.shape)}"
+            )
         if len(clients) != wire_rows.shape[0]:
             raise ValueError(f"{self.name}: {wire_rows.shape[0]} rows but {len(clients)} client ids")
 
@@ -131,8 +146,10 @@ class Compressor(ABC):
         if out is None:
             return torch.zeros(m, self.d, dtype=dtype, device=wire_rows.device)
         if out.shape != (m, self.d) or out.device != wire_rows.device or not out.is_floating_point():
-            raise ValueError(f"{self.name}: out must be a float ({m}, {self.d}) tensor on {wire_rows.device}, "
-                             f"got {out.dtype} {tuple(out.shape)} on {out.device}")
+            raise ValueError(
+                f"{self.name}: out must be a float ({m}, {self.d}) tensor on {wire_rows.device}, "
+                f"got {out.dtype} {tuple(out.shape)} on {out.device}"
+            )
         return out.zero_()
 
     def __repr__(self) -> str:

@@ -11,8 +11,9 @@ MAX_D = 0x7F800000 - 1
 
 SPARSITY_PARAMS: dict[str, Param] = {
     "k": Param("k", int, None, "coordinates kept per message (give k or ratio)", minimum=1, nullable=True),
-    "ratio": Param("ratio", float, None, "K = max(1, floor(ratio·d)) (give k or ratio)", minimum=0.0,
-                   maximum=1.0, nullable=True),
+    "ratio": Param(
+        "ratio", float, None, "K = max(1, floor(ratio·d)) (give k or ratio)", minimum=0.0, maximum=1.0, nullable=True
+    ),
 }
 
 

@@ -64,8 +64,15 @@ class TopK(Compressor):
         bad = bad_index_rows(self.indices(wire_rows), self.d) & (codes == ACCEPTED)
         return codes.masked_fill_(bad, BAD_INDEX)
 
-    def decode_rows(self, wire_rows: Tensor, clients: np.ndarray, round: int, *,
-                    dtype: torch.dtype = torch.float32, out: Tensor | None = None) -> Tensor:
+    def decode_rows(
+        self,
+        wire_rows: Tensor,
+        clients: np.ndarray,
+        round: int,
+        *,
+        dtype: torch.dtype = torch.float32,
+        out: Tensor | None = None,
+    ) -> Tensor:
         """Row i → Σ_j v_ij e_{i_ij}. Refuses (ValueError) any index outside [0, d) rather than crash;
         duplicates must have been rejected by :meth:`reject_codes` (else which value lands is unspecified)."""
         self._check_rows(wire_rows, clients)
@@ -78,10 +85,12 @@ class TopK(Compressor):
         return out.scatter_(1, idx.long(), wire_rows[:, : self.k].to(out.dtype))
 
 
-register_compressor(CompressorSpec(
-    "topk",
-    lambda d, seed, k=None, ratio=None: TopK(d, seed, k=k, ratio=ratio),
-    "Top-k by magnitude (biased, δ = K/d); K values and K int32 indices packed into 2K float32 slots.",
-    dict(SPARSITY_PARAMS),
-    check=sparsity_problem,
-))
+register_compressor(
+    CompressorSpec(
+        "topk",
+        lambda d, seed, k=None, ratio=None: TopK(d, seed, k=k, ratio=ratio),
+        "Top-k by magnitude (biased, δ = K/d); K values and K int32 indices packed into 2K float32 slots.",
+        dict(SPARSITY_PARAMS),
+        check=sparsity_problem,
+    )
+)

@@ -10,8 +10,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -22,10 +22,10 @@ from ..params import Param
 
 CLIP_PARAMS = {
     "clip": Param("clip", bool, False, "clip differences on the server (eq. 10 / Alg. 1)"),
-    "clip_alpha": Param("clip_alpha", float, 1.0, "paper radius lambda_{k+1} = alpha*|x^{k+1} - x^k|",
-                        minimum=0.0),
-    "clip_mult": Param("clip_mult", float, None, "code radius clip_mult*|g^k| (overrides clip_alpha)",
-                       minimum=0.0, nullable=True),
+    "clip_alpha": Param("clip_alpha", float, 1.0, "paper radius lambda_{k+1} = alpha*|x^{k+1} - x^k|", minimum=0.0),
+    "clip_mult": Param(
+        "clip_mult", float, None, "code radius clip_mult*|g^k| (overrides clip_alpha)", minimum=0.0, nullable=True
+    ),
 }
 
 
@@ -44,8 +44,9 @@ def clip_radius(*, alpha: float, clip_mult: float | None, step_norm: float, g_no
     return value if math.isfinite(value) else 0.0
 
 
-def clipped_difference_aggregate(aggregate: Callable[[Tensor], Aggregate], rows: Tensor, reference: Tensor,
-                                 radius: float) -> tuple[Tensor, Tensor]:
+def clipped_difference_aggregate(
+    aggregate: Callable[[Tensor], Aggregate], rows: Tensor, reference: Tensor, radius: float
+) -> tuple[Tensor, Tensor]:
     """g = reference + Agg(clip_λ(rows − reference)) (eq. 10); returns (g, clipped-per-row)."""
     diffs, clipped = clip_rows(rows - reference, radius)
     return reference + aggregate(diffs).value.to(reference.dtype), clipped
@@ -74,8 +75,9 @@ class DifferenceClipping:
     alpha: float
     mult: float | None
 
-    def aggregate(self, aggregate: Callable[[Tensor], Aggregate], rows: Tensor,
-                  state: StepState) -> tuple[Tensor, float, np.ndarray | None]:
+    def aggregate(
+        self, aggregate: Callable[[Tensor], Aggregate], rows: Tensor, state: StepState
+    ) -> tuple[Tensor, float, np.ndarray | None]:
         """(g, radius, clipped-per-row): eq. (10) once a step exists, else the plain aggregate."""
         if not (self.enabled and state.started):
             return aggregate(rows).value.to(state.x.dtype), float("nan"), None

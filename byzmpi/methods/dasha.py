@@ -49,9 +49,21 @@ class DashaClient:
 class ByzDashaPage(WireMixin):
     name = "dasha_page"
 
-    def __init__(self, task: Task, *, compressor: Compressor, n_clients: int, lr: float, p: float,
-                 a: float | None, clip: bool, clip_alpha: float, clip_mult: float | None, seed: int,
-                 dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self,
+        task: Task,
+        *,
+        compressor: Compressor,
+        n_clients: int,
+        lr: float,
+        p: float,
+        a: float | None,
+        clip: bool,
+        clip_alpha: float,
+        clip_mult: float | None,
+        seed: int,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         self.task, self.lr, self.p, self.dtype, self.n = task, lr, p, dtype, n_clients
         self.clipping = DifferenceClipping(clip, clip_alpha, clip_mult)
         self.compressor, self.dense = compressor, Identity(task.dim)
@@ -68,8 +80,14 @@ class ByzDashaPage(WireMixin):
 
     def init_server(self, x0: Tensor) -> DashaServer:
         x = x0.to(self.dtype).clone()
-        return DashaServer(x=x, x0=x.clone(), g=torch.zeros_like(x), step_norm=0.0, started=False,
-                           g_clients=torch.zeros(self.n, self.task.dim, dtype=self.dtype))
+        return DashaServer(
+            x=x,
+            x0=x.clone(),
+            g=torch.zeros_like(x),
+            step_norm=0.0,
+            started=False,
+            g_clients=torch.zeros(self.n, self.task.dim, dtype=self.dtype),
+        )
 
     def init_client(self, client: int) -> DashaClient:
         return DashaClient(h=torch.zeros(self.task.dim), g=torch.zeros(self.task.dim))
@@ -82,8 +100,9 @@ class ByzDashaPage(WireMixin):
         out[:d].copy_(server.x - self.lr * server.g)
         out[d:].copy_(server.x)
 
-    def client_message(self, state: DashaClient, down: Tensor, plan: RoundPlan, client: int, out: Tensor,
-                       *, flip: bool = False) -> None:
+    def client_message(
+        self, state: DashaClient, down: Tensor, plan: RoundPlan, client: int, out: Tensor, *, flip: bool = False
+    ) -> None:
         d, task = self.task.dim, self.task
         x_next, x_cur = down[:d], down[d:]
         if plan.round == 0:
@@ -102,8 +121,9 @@ class ByzDashaPage(WireMixin):
         state.g.add_(self.compressor.decode(out, round=plan.round, client=client, dtype=state.g.dtype))
         state.h.copy_(h_new)
 
-    def server_update(self, server: DashaServer, rows: Tensor, clients: np.ndarray, plan: RoundPlan,
-                      aggregate: Aggregator) -> RoundInfo:
+    def server_update(
+        self, server: DashaServer, rows: Tensor, clients: np.ndarray, plan: RoundPlan, aggregate: Aggregator
+    ) -> RoundInfo:
         idx = torch.from_numpy(np.asarray(clients, dtype=np.int64))
         rows = rows.to(self.dtype)
         if plan.round == 0:
@@ -129,15 +149,23 @@ register_method(
     MethodSpec(
         name="dasha_page",
         build=lambda task, *, seed, dtype, compressor, n_clients, **params: ByzDashaPage(
-            task, compressor=compressor, n_clients=n_clients, seed=seed, dtype=dtype, **params),
+            task, compressor=compressor, n_clients=n_clients, seed=seed, dtype=dtype, **params
+        ),
         doc="Byz-DASHA-PAGE (Rammal et al. 2024): compressed DASHA messages with PAGE estimators; the server "
-            "aggregates every client's accumulated g_i.",
+        "aggregates every client's accumulated g_i.",
         params={
             "lr": Param("lr", float, 0.1, "step size gamma", minimum=0.0),
-            "p": Param("p", float, 0.01, "PAGE probability of a full local gradient (b/m in the paper)",
-                       minimum=0.0, maximum=1.0),
-            "a": Param("a", float, None, "DASHA momentum (default 1/(2*omega + 1))", minimum=0.0, maximum=1.0,
-                       nullable=True),
+            "p": Param(
+                "p",
+                float,
+                0.01,
+                "PAGE probability of a full local gradient (b/m in the paper)",
+                minimum=0.0,
+                maximum=1.0,
+            ),
+            "a": Param(
+                "a", float, None, "DASHA momentum (default 1/(2*omega + 1))", minimum=0.0, maximum=1.0, nullable=True
+            ),
             **CLIP_PARAMS,
         },
         coin=lambda params: (params["p"], True),

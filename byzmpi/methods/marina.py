@@ -50,9 +50,21 @@ class VRMarina(WireMixin):
     name = "vr_marina_pp"
     full_rounds_dense = True
 
-    def __init__(self, task: Task, *, compressor: Compressor, lr: float, p: float, clip: bool, clip_alpha: float,
-                 clip_mult: float | None, plus: bool, full_batch: int, seed: int,
-                 dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self,
+        task: Task,
+        *,
+        compressor: Compressor,
+        lr: float,
+        p: float,
+        clip: bool,
+        clip_alpha: float,
+        clip_mult: float | None,
+        plus: bool,
+        full_batch: int,
+        seed: int,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         self.task, self.lr, self.p, self.dtype = task, lr, p, dtype
         self.clip, self.clip_alpha, self.clip_mult, self.plus = clip, clip_alpha, clip_mult, plus
         self.full_batch = full_batch
@@ -82,8 +94,9 @@ class VRMarina(WireMixin):
         out[:d].copy_(self._next(server))
         out[d:].copy_(server.x)
 
-    def client_message(self, state: MarinaClient, down: Tensor, plan: RoundPlan, client: int, out: Tensor,
-                       *, flip: bool = False) -> None:
+    def client_message(
+        self, state: MarinaClient, down: Tensor, plan: RoundPlan, client: int, out: Tensor, *, flip: bool = False
+    ) -> None:
         d, task = self.task.dim, self.task
         x_next, x_cur = down[:d], down[d:]
         if plan.full:
@@ -97,8 +110,9 @@ class VRMarina(WireMixin):
         diff = task.gradient(x_next, idx, flip=flip).sub_(task.gradient(x_cur, idx, flip=flip))
         self.compressor.encode(diff, round=plan.round, client=client, out=out)
 
-    def server_update(self, server: MarinaServer, rows: Tensor, clients: np.ndarray, plan: RoundPlan,
-                      aggregate: Aggregator) -> RoundInfo:
+    def server_update(
+        self, server: MarinaServer, rows: Tensor, clients: np.ndarray, plan: RoundPlan, aggregate: Aggregator
+    ) -> RoundInfo:
         x_next = self._next(server)
         step = finite_norm(x_next - server.x)
         radius, clipped = float("nan"), None
@@ -106,8 +120,9 @@ class VRMarina(WireMixin):
             g = aggregate(rows).value.to(self.dtype).clone()  # not a view of the reused rows buffer
         else:
             if self.clip:
-                radius = clip_radius(alpha=self.clip_alpha, clip_mult=self.clip_mult, step_norm=step,
-                                     g_norm=finite_norm(server.g))
+                radius = clip_radius(
+                    alpha=self.clip_alpha, clip_mult=self.clip_mult, step_norm=step, g_norm=finite_norm(server.g)
+                )
                 rows, mask = clip_rows(rows, radius)
                 clipped = mask.numpy()
             delta = rows.mean(0) if self.plus else aggregate(rows).value
@@ -119,22 +134,28 @@ class VRMarina(WireMixin):
         return RoundInfo(aggregate_norm=norm, update_norm=step, clip_radius=radius, clipped=clipped)
 
 
-def _build(task: Task, *, seed: int, dtype: torch.dtype, compressor: Compressor, n_clients: int,
-           **params) -> VRMarina:
+def _build(task: Task, *, seed: int, dtype: torch.dtype, compressor: Compressor, n_clients: int, **params) -> VRMarina:
     return VRMarina(task, compressor=compressor, seed=seed, dtype=dtype, **params)
 
 
 def _check_independent(params: dict, cfg) -> None:
     if cfg.compressor.name == "randk_coordinated":
-        raise ConfigError("compressor.name", "Byz-VR-MARINA(-PP) uses independent masks per client (randk); "
-                          "randk_coordinated is RoSDHB's")
+        raise ConfigError(
+            "compressor.name",
+            "Byz-VR-MARINA(-PP) uses independent masks per client (randk); randk_coordinated is RoSDHB's",
+        )
 
 
 MARINA_PARAMS = {
     "lr": Param("lr", float, 0.1, "step size gamma", minimum=0.0),
     "p": Param("p", float, 0.01, "probability of a full-gradient round (coin c_k)", minimum=0.0, maximum=1.0),
-    "full_batch": Param("full_batch", int, 0, "full rounds: 0 = full local gradient; b' > 0 = a b'-minibatch "
-                        "(Algorithms 4/5)", minimum=0),
+    "full_batch": Param(
+        "full_batch",
+        int,
+        0,
+        "full rounds: 0 = full local gradient; b' > 0 = a b'-minibatch (Algorithms 4/5)",
+        minimum=0,
+    ),
 }
 
 register_method(
@@ -142,10 +163,12 @@ register_method(
         name="vr_marina_pp",
         build=_build,
         doc="Byz-VR-MARINA-PP (Malinovsky et al. 2024, Alg. 1): partial participation, compressed PAGE "
-            "differences, server-side clipping with radius alpha*|x^{k+1}-x^k|; plus = PP+ (Alg. 3).",
-        params={**MARINA_PARAMS, **{**CLIP_PARAMS, "clip": Param("clip", bool, True, "clip differences (Alg. 1)")},
-                "plus": Param("plus", bool, False, "Byz-VR-MARINA-PP+: plain mean of clipped differences "
-                              "when c_k = 0")},
+        "differences, server-side clipping with radius alpha*|x^{k+1}-x^k|; plus = PP+ (Alg. 3).",
+        params={
+            **MARINA_PARAMS,
+            **{**CLIP_PARAMS, "clip": Param("clip", bool, True, "clip differences (Alg. 1)")},
+            "plus": Param("plus", bool, False, "Byz-VR-MARINA-PP+: plain mean of clipped differences when c_k = 0"),
+        },
         coin=lambda params: (params["p"], True),
         check=_check_independent,
     )
@@ -155,8 +178,16 @@ register_method(
     MethodSpec(
         name="vr_marina",
         build=lambda task, *, seed, dtype, compressor, n_clients, **params: VRMarina(
-            task, compressor=compressor, seed=seed, dtype=dtype, clip=False, clip_alpha=1.0, clip_mult=None,
-            plus=False, **params),
+            task,
+            compressor=compressor,
+            seed=seed,
+            dtype=dtype,
+            clip=False,
+            clip_alpha=1.0,
+            clip_mult=None,
+            plus=False,
+            **params,
+        ),
         doc="Byz-VR-MARINA (Gorbunov et al. 2023): full participation, compressed PAGE differences, no clipping.",
         params=dict(MARINA_PARAMS),
         coin=lambda params: (params["p"], True),

@@ -42,9 +42,20 @@ class SGDClient:
 class RobustSGD(WireMixin):
     name = "sgd"
 
-    def __init__(self, task: Task, *, compressor: Compressor, lr: float, momentum: float, momentum_form: str,
-                 clip: bool, clip_alpha: float, clip_mult: float | None, seed: int,
-                 dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self,
+        task: Task,
+        *,
+        compressor: Compressor,
+        lr: float,
+        momentum: float,
+        momentum_form: str,
+        clip: bool,
+        clip_alpha: float,
+        clip_mult: float | None,
+        seed: int,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         self.task, self.lr, self.beta, self.form, self.dtype = task, lr, momentum, momentum_form, dtype
         self.clipping = DifferenceClipping(clip, clip_alpha, clip_mult)
         self.compressor, self.dense = compressor, Identity(task.dim)
@@ -66,16 +77,18 @@ class RobustSGD(WireMixin):
     def downlink(self, server: SGDServer, plan: RoundPlan, out: Tensor) -> None:
         out.copy_(server.x)
 
-    def client_message(self, state: SGDClient, down: Tensor, plan: RoundPlan, client: int, out: Tensor,
-                       *, flip: bool = False) -> None:
+    def client_message(
+        self, state: SGDClient, down: Tensor, plan: RoundPlan, client: int, out: Tensor, *, flip: bool = False
+    ) -> None:
         grad = self.task.gradient(down, self.task.batch(client, plan.round), flip=flip)
         if state.momentum is not None:
             state.momentum.mul_(self.beta).add_(grad, alpha=1.0 - self.beta if self.form == "ema" else 1.0)
             grad = state.momentum
         self.compressor.encode(grad, round=plan.round, client=client, out=out)
 
-    def server_update(self, server: SGDServer, rows: Tensor, clients: np.ndarray, plan: RoundPlan,
-                      aggregate: Aggregator) -> RoundInfo:
+    def server_update(
+        self, server: SGDServer, rows: Tensor, clients: np.ndarray, plan: RoundPlan, aggregate: Aggregator
+    ) -> RoundInfo:
         g, radius, clipped = self.clipping.aggregate(aggregate, rows, server)
         return take_step(server, g, self.lr, radius, clipped)
 
@@ -83,16 +96,28 @@ class RobustSGD(WireMixin):
 register_method(
     MethodSpec(
         name="sgd",
-        build=lambda task, *, seed, dtype, compressor, n_clients, lr, momentum, momentum_form, clip, clip_alpha, clip_mult:
-            RobustSGD(task, compressor=compressor, lr=lr, momentum=momentum, momentum_form=momentum_form,
-                      clip=clip, clip_alpha=clip_alpha, clip_mult=clip_mult, seed=seed, dtype=dtype),
+        build=lambda task, *, seed, dtype, compressor, n_clients, lr, momentum, momentum_form, clip, clip_alpha, clip_mult: (
+            RobustSGD(
+                task,
+                compressor=compressor,
+                lr=lr,
+                momentum=momentum,
+                momentum_form=momentum_form,
+                clip=clip,
+                clip_alpha=clip_alpha,
+                clip_mult=clip_mult,
+                seed=seed,
+                dtype=dtype,
+            )
+        ),
         doc="Robust SGD with optional client momentum (Karimireddy et al. 2021) and optional clipping of "
-            "differences (eq. 10 of Malinovsky et al. 2024); the Krum paper's setting.",
+        "differences (eq. 10 of Malinovsky et al. 2024); the Krum paper's setting.",
         params={
             "lr": Param("lr", float, 0.1, "step size gamma", minimum=0.0),
             "momentum": Param("momentum", float, 0.0, "client momentum beta", minimum=0.0, maximum=0.999999),
-            "momentum_form": Param("momentum_form", str, "ema", "ema: b*m + (1-b)*g; heavy_ball: b*m + g",
-                                   choices=("ema", "heavy_ball")),
+            "momentum_form": Param(
+                "momentum_form", str, "ema", "ema: b*m + (1-b)*g; heavy_ball: b*m + g", choices=("ema", "heavy_ball")
+            ),
             **CLIP_PARAMS,
         },
     )

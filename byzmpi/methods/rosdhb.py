@@ -42,8 +42,20 @@ class RosClient:
 class RoSDHB(WireMixin):
     name = "rosdhb"
 
-    def __init__(self, task: Task, *, compressor: Compressor, n_clients: int, lr: float, beta: float, clip: bool,
-                 clip_alpha: float, clip_mult: float | None, seed: int, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self,
+        task: Task,
+        *,
+        compressor: Compressor,
+        n_clients: int,
+        lr: float,
+        beta: float,
+        clip: bool,
+        clip_alpha: float,
+        clip_mult: float | None,
+        seed: int,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         self.task, self.lr, self.beta, self.dtype, self.n = task, lr, beta, dtype, n_clients
         self.clipping = DifferenceClipping(clip, clip_alpha, clip_mult)
         self.compressor, self.dense = compressor, Identity(task.dim)
@@ -51,8 +63,14 @@ class RoSDHB(WireMixin):
 
     def init_server(self, x0: Tensor) -> RosServer:
         x = x0.to(self.dtype).clone()
-        return RosServer(x=x, x0=x.clone(), g=torch.zeros_like(x), step_norm=0.0, started=False,
-                         momenta=torch.zeros(self.n, self.task.dim, dtype=self.dtype))
+        return RosServer(
+            x=x,
+            x0=x.clone(),
+            g=torch.zeros_like(x),
+            step_norm=0.0,
+            started=False,
+            momenta=torch.zeros(self.n, self.task.dim, dtype=self.dtype),
+        )
 
     def init_client(self, client: int) -> RosClient:
         return RosClient()
@@ -63,13 +81,15 @@ class RoSDHB(WireMixin):
     def downlink(self, server: RosServer, plan: RoundPlan, out: Tensor) -> None:
         out.copy_(server.x)
 
-    def client_message(self, state: RosClient, down: Tensor, plan: RoundPlan, client: int, out: Tensor,
-                       *, flip: bool = False) -> None:
+    def client_message(
+        self, state: RosClient, down: Tensor, plan: RoundPlan, client: int, out: Tensor, *, flip: bool = False
+    ) -> None:
         grad = self.task.gradient(down, self.task.batch(client, plan.round), flip=flip)
         self.compressor.encode(grad, round=plan.round, client=client, out=out)
 
-    def server_update(self, server: RosServer, rows: Tensor, clients: np.ndarray, plan: RoundPlan,
-                      aggregate: Aggregator) -> RoundInfo:
+    def server_update(
+        self, server: RosServer, rows: Tensor, clients: np.ndarray, plan: RoundPlan, aggregate: Aggregator
+    ) -> RoundInfo:
         idx = torch.from_numpy(np.asarray(clients, dtype=np.int64))
         server.momenta[idx] = server.momenta[idx] * self.beta + rows.to(self.dtype) * (1.0 - self.beta)
         g, radius, clipped = self.clipping.aggregate(aggregate, server.momenta[idx], server)
@@ -83,12 +103,12 @@ register_method(
     MethodSpec(
         name="rosdhb",
         build=lambda task, *, seed, dtype, compressor, n_clients, **params: RoSDHB(
-            task, compressor=compressor, n_clients=n_clients, seed=seed, dtype=dtype, **params),
+            task, compressor=compressor, n_clients=n_clients, seed=seed, dtype=dtype, **params
+        ),
         doc="RoSDHB (Gupta et al. 2026): coordinated rand-k sparsification, server-side Polyak momentum per "
-            "client, robust aggregation of the momenta; stateless clients.",
+        "client, robust aggregation of the momenta; stateless clients.",
         params={
-            "lr": Param("lr", float, 0.128, "step size gamma (the code's gamma_s * eta_c = 0.8 * 0.16)",
-                        minimum=0.0),
+            "lr": Param("lr", float, 0.128, "step size gamma (the code's gamma_s * eta_c = 0.8 * 0.16)", minimum=0.0),
             "beta": Param("beta", float, 0.9, "server momentum beta (EMA form)", minimum=0.0, maximum=0.999999),
             **CLIP_PARAMS,
         },

@@ -36,8 +36,9 @@ class WireMixin:
     def reject_codes(self, wire: Tensor, plan: RoundPlan) -> Tensor:
         return self.codec(plan).reject_codes(wire)
 
-    def decode(self, wire: Tensor, clients: np.ndarray, plan: RoundPlan, dtype: torch.dtype,
-               out: Tensor | None = None) -> Tensor:
+    def decode(
+        self, wire: Tensor, clients: np.ndarray, plan: RoundPlan, dtype: torch.dtype, out: Tensor | None = None
+    ) -> Tensor:
         """The accepted payloads as dense (m, d) rows (into ``out`` when given)."""
         return self.codec(plan).decode_rows(wire, clients, plan.round, dtype=dtype, out=out)
 

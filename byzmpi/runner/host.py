@@ -48,8 +48,15 @@ class Host:
             sums = torch.stack([own.double().sum(0), own.double().square().sum(0)])
             self.world.coalition_sum(byz_hosts, sums, plan.round)
             coalition = CoalitionStats.from_sums(plan.n_byzantine, sums[0], sums[1])
-        ctx = LocalContext(own=own, clients=clients, coalition=coalition, m=plan.m,
-                           n_byzantine=plan.n_byzantine, seed=self.s.cfg.run.seed, round=plan.round)
+        ctx = LocalContext(
+            own=own,
+            clients=clients,
+            coalition=coalition,
+            m=plan.m,
+            n_byzantine=plan.n_byzantine,
+            seed=self.s.cfg.run.seed,
+            round=plan.round,
+        )
         attack = self.attack.local(ctx, **self.attack_params)
         for row, client, v in zip(rows.tolist(), clients.tolist(), attack):
             method.encode_writable(v, plan, client, wire[row])

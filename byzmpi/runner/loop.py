@@ -44,8 +44,11 @@ def run_rounds(s: Setup, world: Any) -> tuple[str, RunSummary | None]:
             if requested:
                 status = "preempted"
                 if world.is_server:
-                    print(f"[byzmpi] {cfg.run.name}: stop requested, checkpoint at round {done} written to "
-                          f"{cfg.checkpoint_path}", flush=True)
+                    print(
+                        f"[byzmpi] {cfg.run.name}: stop requested, checkpoint at round {done} written to "
+                        f"{cfg.checkpoint_path}",
+                        flush=True,
+                    )
                 break
         else:
             if keep_checkpoint:

@@ -34,9 +34,15 @@ BYTES_PER_FLOAT = 4
 def _versions(world: Any) -> dict[str, str]:
     import h5py
 
-    return {"byzmpi": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "h5py": h5py.__version__, "hdf5": h5py.version.hdf5_version,
-            **world.versions()}
+    return {
+        "byzmpi": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "h5py": h5py.__version__,
+        "hdf5": h5py.version.hdf5_version,
+        **world.versions(),
+    }
 
 
 @dataclass
@@ -64,31 +70,49 @@ class Server:
             self.state, self.pipeline.state = load_server(s.resume.path, self.state)
         self.down = torch.zeros(method.downlink_len, dtype=torch.float32)
         self.dtype = torch.float64 if cfg.run.server_dtype == "float64" else torch.float32
-        self.recv = torch.zeros(max(cfg.clients.per_round, cfg.clients.full_round) * method.max_wire_len,
-                                dtype=torch.float32)
+        self.recv = torch.zeros(
+            max(cfg.clients.per_round, cfg.clients.full_round) * method.max_wire_len, dtype=torch.float32
+        )
         self.rows = torch.empty(max(cfg.clients.per_round, cfg.clients.full_round), s.task.dim, dtype=self.dtype)
         self.honest_clients = torch.ones(cfg.clients.n, dtype=torch.bool)
         self.honest_clients[list(cfg.byzantine_ids)] = False
         self.attack = ATTACKS[cfg.attack.name]
         self.attack_params = dict(cfg.attack.params)
-        self.simulated = (cfg.attack.name != "none" and cfg.clients.byzantine > 0
-                          and cfg.attack.extra["threat_model"] == "omniscient")
+        self.simulated = (
+            cfg.attack.name != "none" and cfg.clients.byzantine > 0 and cfg.attack.extra["threat_model"] == "omniscient"
+        )
         attrs = {
-            "config": cfg.to_dict(), "config_fingerprint": cfg.fingerprint(), "versions": _versions(world),
-            "world_size": world.size, "n_clients": cfg.clients.n, "byzantine_ids": list(cfg.byzantine_ids),
-            "method": cfg.method.name, "aggregator": cfg.aggregator.name, "attack": cfg.attack.name,
-            "threat_model": cfg.attack.extra["threat_model"], "compressor": cfg.compressor.name, "seed": cfg.run.seed,
-            "simulation": self.simulated, "f_star": NAN if s.task.f_star is None else s.task.f_star,
-            "dim": s.task.dim, "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "config": cfg.to_dict(),
+            "config_fingerprint": cfg.fingerprint(),
+            "versions": _versions(world),
+            "world_size": world.size,
+            "n_clients": cfg.clients.n,
+            "byzantine_ids": list(cfg.byzantine_ids),
+            "method": cfg.method.name,
+            "aggregator": cfg.aggregator.name,
+            "attack": cfg.attack.name,
+            "threat_model": cfg.attack.extra["threat_model"],
+            "compressor": cfg.compressor.name,
+            "seed": cfg.run.seed,
+            "simulation": self.simulated,
+            "f_star": NAN if s.task.f_star is None else s.task.f_star,
+            "dim": s.task.dim,
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "accuracy_split": "test" if s.task.dataset.X_test is not None else "honest training data",
         }
-        self.trace = TraceWriter(cfg.trace_path, attrs, s.task.dim, flush_rows=cfg.run.flush_every,
-                                 flush_seconds=cfg.run.flush_seconds, messages=cfg.run.trace_messages,
-                                 params_dtype="f8" if cfg.run.server_dtype == "float64" else "f4",
-                                 resume_rows=None if s.resume is None else s.resume.trace_rows)
+        self.trace = TraceWriter(
+            cfg.trace_path,
+            attrs,
+            s.task.dim,
+            flush_rows=cfg.run.flush_every,
+            flush_seconds=cfg.run.flush_seconds,
+            messages=cfg.run.trace_messages,
+            params_dtype="f8" if cfg.run.server_dtype == "float64" else "f4",
+            resume_rows=None if s.resume is None else s.resume.trace_rows,
+        )
         self.client_sizes = [packed_size(method.init_client(c)) for c in range(cfg.clients.n)]
-        self.totals = {"t_setup": 0.0, "t_compute": 0.0, "t_comm": 0.0, "t_aggregate": 0.0, "t_io": 0.0,
-                       "t_eval": 0.0}
+        self.totals = {"t_setup": 0.0, "t_compute": 0.0, "t_comm": 0.0, "t_aggregate": 0.0, "t_io": 0.0, "t_eval": 0.0}
         self.bytes_up = self.bytes_down = self.rejected = 0
         self.last_eval: dict[str, float] = {}
 
@@ -96,8 +120,13 @@ class Server:
     def evaluate(self, done: int) -> float:
         t0 = time.perf_counter()
         ev = self.s.task.evaluate(self.s.method.model(self.state))
-        self.last_eval = {"round": done, "loss": ev.loss, "accuracy": ev.accuracy, "gap": ev.gap,
-                          "grad_norm_sq": ev.grad_norm_sq}
+        self.last_eval = {
+            "round": done,
+            "loss": ev.loss,
+            "accuracy": ev.accuracy,
+            "gap": ev.gap,
+            "grad_norm_sq": ev.grad_norm_sq,
+        }
         self.trace.append("eval", np.array([(done, ev.loss, ev.accuracy, ev.gap, ev.grad_norm_sq)], EVAL_DTYPE))
         return time.perf_counter() - t0
 
@@ -123,8 +152,18 @@ class Server:
 
         view = getattr(method, "trajectory", None)
         model, x0, lr = view(self.state, plan) if view is not None else (None, None, None)
-        ctx = AttackContext(honest=rows[honest_ok], own=rows[byz], clients=byz_clients, m=plan.m,
-                            seed=self.s.cfg.run.seed, round=plan.round, defender=defender, model=model, x0=x0, lr=lr)
+        ctx = AttackContext(
+            honest=rows[honest_ok],
+            own=rows[byz],
+            clients=byz_clients,
+            m=plan.m,
+            seed=self.s.cfg.run.seed,
+            round=plan.round,
+            defender=defender,
+            model=model,
+            x0=x0,
+            lr=lr,
+        )
         rows[byz] = restrict(self.attack.build(ctx, **self.attack_params))
         codes[byz] = ACCEPTED
 
@@ -174,10 +213,18 @@ class Server:
         def aggregate(x: torch.Tensor) -> Aggregate:
             out = self.pipeline(x, f=f_eff, round_=k)
             if "value" not in record:
-                honest = honest_rows if x.shape[0] == honest_rows.numel() else (
-                    self.honest_clients if x.shape[0] == self.honest_clients.numel() else None)
-                record.update(value=out.value, weights=out.weights, inputs=x, per_message=honest is honest_rows,
-                              centre=None if honest is None else honest_mean(x, honest))
+                honest = (
+                    honest_rows
+                    if x.shape[0] == honest_rows.numel()
+                    else (self.honest_clients if x.shape[0] == self.honest_clients.numel() else None)
+                )
+                record.update(
+                    value=out.value,
+                    weights=out.weights,
+                    inputs=x,
+                    per_message=honest is honest_rows,
+                    centre=None if honest is None else honest_mean(x, honest),
+                )
             return out
 
         if rows.shape[0] == 0:
@@ -199,15 +246,39 @@ class Server:
         t_io = time.perf_counter() - t2
         t_round = time.perf_counter() - t_start
         t_comm = max(t_wait - t_compute, 0.0)
-        row = (k, plan.full, plan.m, plan.n_byzantine, n_rejected, info.skipped, info.aggregate_norm,
-               NAN if centre is None else float(centre.norm()),
-               distance(record["value"], centre) if "value" in record else NAN,
-               info.update_norm, info.clip_radius, 0 if info.clipped is None else int(info.clipped.sum()),
-               bytes_up, bytes_down, t_setup, t_compute, t_comm, t_agg, t_io, t_eval, t_round,
-               time.perf_counter() - self.t0)
+        row = (
+            k,
+            plan.full,
+            plan.m,
+            plan.n_byzantine,
+            n_rejected,
+            info.skipped,
+            info.aggregate_norm,
+            NAN if centre is None else float(centre.norm()),
+            distance(record["value"], centre) if "value" in record else NAN,
+            info.update_norm,
+            info.clip_radius,
+            0 if info.clipped is None else int(info.clipped.sum()),
+            bytes_up,
+            bytes_down,
+            t_setup,
+            t_compute,
+            t_comm,
+            t_agg,
+            t_io,
+            t_eval,
+            t_round,
+            time.perf_counter() - self.t0,
+        )
         self.trace.append("rounds", np.array([row], ROUND_DTYPE))
-        for key, value in (("t_setup", t_setup), ("t_compute", t_compute), ("t_comm", t_comm),
-                           ("t_aggregate", t_agg), ("t_io", t_io), ("t_eval", t_eval)):
+        for key, value in (
+            ("t_setup", t_setup),
+            ("t_compute", t_compute),
+            ("t_comm", t_comm),
+            ("t_aggregate", t_agg),
+            ("t_io", t_io),
+            ("t_eval", t_eval),
+        ):
             self.totals[key] += value
         self.bytes_up += bytes_up
         self.bytes_down += bytes_down
@@ -215,8 +286,17 @@ class Server:
         if not t_eval:
             self.progress.update(k + 1)
 
-    def _trace_messages(self, k: int, plan: RoundPlan, msgs: torch.Tensor, codes: torch.Tensor,
-                        accepted: torch.Tensor, record: dict, info: RoundInfo, width: int) -> None:
+    def _trace_messages(
+        self,
+        k: int,
+        plan: RoundPlan,
+        msgs: torch.Tensor,
+        codes: torch.Tensor,
+        accepted: torch.Tensor,
+        record: dict,
+        info: RoundInfo,
+        width: int,
+    ) -> None:
         if not self.trace.with_messages:
             return
         m = plan.m
@@ -252,14 +332,16 @@ class Server:
 
     def start(self) -> None:
         cfg = self.s.cfg
-        self.progress = Progress(cfg.run.rounds, mode=cfg.run.progress, every=cfg.run.log_every, name=cfg.run.name,
-                                 start=self.s.start_round)
+        self.progress = Progress(
+            cfg.run.rounds, mode=cfg.run.progress, every=cfg.run.log_every, name=cfg.run.name, start=self.s.start_round
+        )
         self.t0 = time.perf_counter()
         if self.s.resume is None:
             self.totals["t_eval"] += self.evaluate(0)
         else:
-            print(f"[byzmpi] {cfg.run.name}: resuming at round {self.s.start_round} from {self.s.resume.path}",
-                  flush=True)
+            print(
+                f"[byzmpi] {cfg.run.name}: resuming at round {self.s.start_round} from {self.s.resume.path}", flush=True
+            )
 
     def checkpoint(self, done: int, complete: bool) -> None:
         """Flush the trace, gather every client's state, write the checkpoint atomically."""
@@ -274,17 +356,41 @@ class Server:
             unpack_into(state, raw[offset : offset + self.client_sizes[c]])
             offset += self.client_sizes[c]
             clients[c] = state
-        write_checkpoint(cfg.checkpoint_path, config_json=cfg.to_json(), fingerprint=cfg.fingerprint(),
-                         rounds_done=done, trace_rows=self.trace.rows(), complete=complete, server=self.state,
-                         aggregator=self.pipeline.state, clients=clients)
+        write_checkpoint(
+            cfg.checkpoint_path,
+            config_json=cfg.to_json(),
+            fingerprint=cfg.fingerprint(),
+            rounds_done=done,
+            trace_rows=self.trace.rows(),
+            complete=complete,
+            server=self.state,
+            aggregator=self.pipeline.state,
+            clients=clients,
+        )
         self.checkpoint_seconds = getattr(self, "checkpoint_seconds", 0.0) + time.perf_counter() - t0
 
     def finish(self, status: str, done: int) -> RunSummary:
         cfg = self.s.cfg
         self.progress.close()
         wall = time.perf_counter() - self.t0
-        self.trace.close(status, self.s.method.model(self.state).numpy() if status == "finished" else None, done,
-                         {"wall_seconds": wall, "final_eval": self.last_eval,
-                          "checkpoint_seconds": getattr(self, "checkpoint_seconds", 0.0)})
-        return RunSummary(done - self.s.start_round, wall, str(cfg.trace_path), dict(self.last_eval),
-                          dict(self.totals), self.bytes_up, self.bytes_down, self.rejected, {"status": status})
+        self.trace.close(
+            status,
+            self.s.method.model(self.state).numpy() if status == "finished" else None,
+            done,
+            {
+                "wall_seconds": wall,
+                "final_eval": self.last_eval,
+                "checkpoint_seconds": getattr(self, "checkpoint_seconds", 0.0),
+            },
+        )
+        return RunSummary(
+            done - self.s.start_round,
+            wall,
+            str(cfg.trace_path),
+            dict(self.last_eval),
+            dict(self.totals),
+            self.bytes_up,
+            self.bytes_down,
+            self.rejected,
+            {"status": status},
+        )

@@ -65,11 +65,14 @@ def find_resume(cfg: Config) -> Header | None:
     if mode == "auto" and header.rounds_done >= cfg.run.rounds:
         return None  # a finished run: start again from scratch
     if header.rounds_done > cfg.run.rounds:
-        raise SetupError(f"checkpoint {cfg.checkpoint_path} is at round {header.rounds_done}, beyond run.rounds = "
-                         f"{cfg.run.rounds}")
+        raise SetupError(
+            f"checkpoint {cfg.checkpoint_path} is at round {header.rounds_done}, beyond run.rounds = {cfg.run.rounds}"
+        )
     if not cfg.trace_path.exists():
-        raise SetupError(f"checkpoint {cfg.checkpoint_path} exists but its trace {cfg.trace_path} is missing; "
-                         "run with --fresh to start again")
+        raise SetupError(
+            f"checkpoint {cfg.checkpoint_path} exists but its trace {cfg.trace_path} is missing; "
+            "run with --fresh to start again"
+        )
     return header
 
 
@@ -80,8 +83,15 @@ def setup(cfg: Config, world_size: int, rank: int) -> Setup:
     layout = Layout(cfg.clients.n, world_size)
     p, first_full = sampler_coin(cfg)
     c = cfg.clients
-    sampler = Sampler(seed=cfg.run.seed, n=c.n, per_round=c.per_round, full_round=c.full_round, p=p,
-                      byzantine_ids=np.asarray(c.byzantine_ids, dtype=np.int64), first_full=first_full)
+    sampler = Sampler(
+        seed=cfg.run.seed,
+        n=c.n,
+        per_round=c.per_round,
+        full_round=c.full_round,
+        p=p,
+        byzantine_ids=np.asarray(c.byzantine_ids, dtype=np.int64),
+        first_full=first_full,
+    )
     task = build_task(cfg)
     if rank == 0:
         task.f_star = optimum(task)
@@ -90,6 +100,7 @@ def setup(cfg: Config, world_size: int, rank: int) -> Setup:
     if problem:
         raise ConfigError("compressor", f"{cfg.compressor.name}: {problem} (the model has d = {task.dim})")
     compressor = build_compressor(cfg.compressor.name, task.dim, cfg.run.seed, **cfg.compressor.params)
-    method = METHODS[cfg.method.name].build(task, seed=cfg.run.seed, dtype=dtype, compressor=compressor,
-                                            n_clients=cfg.clients.n, **cfg.method.params)
+    method = METHODS[cfg.method.name].build(
+        task, seed=cfg.run.seed, dtype=dtype, compressor=compressor, n_clients=cfg.clients.n, **cfg.method.params
+    )
     return Setup(cfg, layout, sampler, task, method, cfg.aggregator.extra["f"], task.init_params(), resume)

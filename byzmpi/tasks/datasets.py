@@ -72,7 +72,7 @@ def parse_libsvm(path: str | Path, n_features: int | None = None) -> tuple[np.nd
     the raw float64 labels. Raises SetupError naming the file and line on malformed input."""
     rows, cols, vals, labels = [], [], [], []
     try:
-        with open(path, "r", encoding="ascii", errors="strict") as fh:
+        with open(path, encoding="ascii", errors="strict") as fh:
             for lineno, line in enumerate(fh, 1):
                 parts = line.split()
                 if not parts:
@@ -127,22 +127,39 @@ def load_libsvm(path: str | Path, n_features: int | None = None, test_fraction: 
     return _split(path.name, X, y, n_classes, test_fraction, seed)
 
 
-def _split(name: str, X: np.ndarray, y: np.ndarray, n_classes: int, test_fraction: float, seed: int,
-           groups: np.ndarray | None = None) -> Dataset:
+def _split(
+    name: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    test_fraction: float,
+    seed: int,
+    groups: np.ndarray | None = None,
+) -> Dataset:
     if test_fraction <= 0:
         return Dataset(name, torch.from_numpy(X), torch.from_numpy(y), n_classes, groups=groups)
     perm = rng.generator(seed, rng.SETUP_ROUND, "test-split").permutation(X.shape[0])
     n_test = int(round(test_fraction * X.shape[0]))
     test, train = np.sort(perm[:n_test]), np.sort(perm[n_test:])
     return Dataset(
-        name, torch.from_numpy(X[train]), torch.from_numpy(y[train]), n_classes,
-        torch.from_numpy(X[test]), torch.from_numpy(y[test]),
+        name,
+        torch.from_numpy(X[train]),
+        torch.from_numpy(y[train]),
+        n_classes,
+        torch.from_numpy(X[test]),
+        torch.from_numpy(y[test]),
         groups=None if groups is None else groups[train],
     )
 
 
 def synthetic(
-    *, seed: int, n_clients: int, samples: int, features: int, heterogeneity: float, label_noise: float,
+    *,
+    seed: int,
+    n_clients: int,
+    samples: int,
+    features: int,
+    heterogeneity: float,
+    label_noise: float,
     test_fraction: float,
 ) -> Dataset:
     """Heterogeneous synthetic binary classification (needs no files).

@@ -20,8 +20,15 @@ def solve_optimum(task: Task, *, max_rounds: int = 50, tol: float = 1e-11) -> fl
     """Minimise the honest objective with L-BFGS (strong Wolfe) until ‖∇f‖ < tol or f stops
     decreasing (float64 round-off); returns f*."""
     theta = torch.zeros(task.dim, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([theta], lr=1.0, max_iter=500, history_size=30, tolerance_grad=tol,
-                            tolerance_change=0.0, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [theta],
+        lr=1.0,
+        max_iter=500,
+        history_size=30,
+        tolerance_grad=tol,
+        tolerance_change=0.0,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure() -> torch.Tensor:
         value, grad = task.objective(theta.detach())

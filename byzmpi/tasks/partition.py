@@ -33,8 +33,9 @@ def natural(groups: np.ndarray, n_clients: int) -> list[np.ndarray]:
     return [np.flatnonzero(groups == i) for i in range(n_clients)]
 
 
-def dirichlet(labels: np.ndarray, n_clients: int, alpha: float, gen: np.random.Generator,
-              min_size: int = 1, max_tries: int = 100) -> list[np.ndarray]:
+def dirichlet(
+    labels: np.ndarray, n_clients: int, alpha: float, gen: np.random.Generator, min_size: int = 1, max_tries: int = 100
+) -> list[np.ndarray]:
     classes = np.unique(labels)
     for _ in range(max_tries):
         shards: list[list[np.ndarray]] = [[] for _ in range(n_clients)]
@@ -52,8 +53,17 @@ def dirichlet(labels: np.ndarray, n_clients: int, alpha: float, gen: np.random.G
     )
 
 
-def partition(kind: str, *, n_samples: int, n_clients: int, labels: np.ndarray, groups: np.ndarray | None,
-              alpha: float, gen: np.random.Generator, min_size: int = 1) -> list[np.ndarray]:
+def partition(
+    kind: str,
+    *,
+    n_samples: int,
+    n_clients: int,
+    labels: np.ndarray,
+    groups: np.ndarray | None,
+    alpha: float,
+    gen: np.random.Generator,
+    min_size: int = 1,
+) -> list[np.ndarray]:
     """Dispatch on the partition name; raises SetupError when ``natural`` has no groups."""
     if kind == "full":
         return full(n_samples, n_clients)

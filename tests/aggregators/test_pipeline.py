@@ -63,5 +63,6 @@ def test_stateful_rule_state_and_peek():
     assert torch.equal(second, peeked) and torch.equal(pipe.state["centre"], second)
     # a centre of the wrong shape (d changed) is ignored: restart from the median
     pipe.state["centre"] = torch.zeros(99, dtype=x.dtype)
-    assert torch.equal(pipe(x, f=1, round_=2).value, pipeline("centered_clipping", tau=0.5, iterations=1)(
-        x, f=1, round_=0).value)
+    assert torch.equal(
+        pipe(x, f=1, round_=2).value, pipeline("centered_clipping", tau=0.5, iterations=1)(x, f=1, round_=0).value
+    )

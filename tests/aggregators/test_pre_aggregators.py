@@ -98,5 +98,6 @@ def test_mix_reproduces_the_output(name):
     out = apply(name, x, 2)
     assert out.mix is not None and out.mix.dtype == torch.float64
     assert torch.allclose(out.mix @ x, out.x)
-    assert (out.x.shape[0], out.f) == PRE_AGGREGATORS[name].shape(9, 2, **{k: p.default for k, p in
-                                                                            PRE_AGGREGATORS[name].params.items()})
+    assert (out.x.shape[0], out.f) == PRE_AGGREGATORS[name].shape(
+        9, 2, **{k: p.default for k, p in PRE_AGGREGATORS[name].params.items()}
+    )

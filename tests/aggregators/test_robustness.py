@@ -7,8 +7,18 @@ import torch
 
 from .helpers import rule_value
 
-ROBUST = ["median", "trimmed_mean", "meamed", "krum", "multi_krum", "geometric_median", "centered_clipping",
-          "mda", "bulyan", "caf"]
+ROBUST = [
+    "median",
+    "trimmed_mean",
+    "meamed",
+    "krum",
+    "multi_krum",
+    "geometric_median",
+    "centered_clipping",
+    "mda",
+    "bulyan",
+    "caf",
+]
 
 
 def contaminated(m: int, f: int, d: int, dtype: torch.dtype, where: str, kind: str, seed: int = 0):

@@ -9,8 +9,20 @@ import pytest
 import torch
 
 from byzmpi.aggregators import (
-    bulyan, bulyan_select, caf, centered_clipping, coordinate_median, geometric_median, krum, krum_scores, mda,
-    meamed, mean, monna, multi_krum, trimmed_mean,
+    bulyan,
+    bulyan_select,
+    caf,
+    centered_clipping,
+    coordinate_median,
+    geometric_median,
+    krum,
+    krum_scores,
+    mda,
+    meamed,
+    mean,
+    monna,
+    multi_krum,
+    trimmed_mean,
 )
 
 from .helpers import aggregate, pipeline
@@ -103,8 +115,9 @@ def test_monna():
     # f = 2, pivot 0: the 3 nearest to 0 are 0, 1, 5 -> 2; pivot 3 (value 6): 6, 5, 1 -> 4
     assert monna(x, f=2).item() == pytest.approx(2.0, rel=1e-15)
     assert monna(x, f=2, pivot=3).item() == pytest.approx(4.0, rel=1e-15)
-    assert torch.allclose(aggregate("monna", x, 2, pivot=3).weights,
-                          torch.tensor([0, 1, 1, 1, 0], dtype=torch.float64) / 3)
+    assert torch.allclose(
+        aggregate("monna", x, 2, pivot=3).weights, torch.tensor([0, 1, 1, 1, 0], dtype=torch.float64) / 3
+    )
 
 
 def test_mda():

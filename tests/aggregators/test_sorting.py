@@ -83,6 +83,7 @@ def test_compile_failure_falls_back_with_a_warning(monkeypatch):
     def broken(m, reduction):
         def kernel(x):
             raise RuntimeError("no compiler here")
+
         return kernel
 
     monkeypatch.setattr(sorting, "_make_kernel", broken)
@@ -101,14 +102,18 @@ def test_compile_failure_falls_back_with_a_warning(monkeypatch):
 
 
 def test_importing_byzmpi_compiles_nothing():
-    code = ("import sys, byzmpi, byzmpi.aggregators, byzmpi.catalogue; "
-            "print(any(k.startswith(('torch._dynamo', 'torch._inductor')) for k in sys.modules))")
+    code = (
+        "import sys, byzmpi, byzmpi.aggregators, byzmpi.catalogue; "
+        "print(any(k.startswith(('torch._dynamo', 'torch._inductor')) for k in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "False"
 
 
-@pytest.mark.skipif(os.environ.get("BYZMPI_TEST_COMPILE") != "1",
-                    reason="compiles a kernel (tens of seconds); set BYZMPI_TEST_COMPILE=1")
+@pytest.mark.skipif(
+    os.environ.get("BYZMPI_TEST_COMPILE") != "1",
+    reason="compiles a kernel (tens of seconds); set BYZMPI_TEST_COMPILE=1",
+)
 @pytest.mark.parametrize("reduction", [Median(), TrimmedMean(1), MeanAroundMedian(4)])
 def test_compiled_path_matches_fallback_and_numpy(reduction):
     previous = sorting.set_compile_enabled(True)

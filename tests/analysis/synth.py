@@ -12,12 +12,30 @@ import numpy as np
 from byzmpi.trace import EVAL_DTYPE, MESSAGE_DTYPE, NOT_APPLICABLE, ROUND_DTYPE, TraceWriter
 
 BASE_CONFIG: dict[str, Any] = {
-    "run": {"name": "synth", "seed": 1, "rounds": 40, "eval_every": 10, "trace": "x.h5", "trace_messages": True,
-            "flush_every": 256, "flush_seconds": 2.0, "progress": "none", "log_every": 10.0,
-            "server_dtype": "float32", "plugins": []},
+    "run": {
+        "name": "synth",
+        "seed": 1,
+        "rounds": 40,
+        "eval_every": 10,
+        "trace": "x.h5",
+        "trace_messages": True,
+        "flush_every": 256,
+        "flush_seconds": 2.0,
+        "progress": "none",
+        "log_every": 10.0,
+        "server_dtype": "float32",
+        "plugins": [],
+    },
     "clients": {"n": 6, "byzantine": 2, "byzantine_ids": [4, 5], "per_round": 4, "full_round": None},
-    "task": {"name": "synthetic", "features": 5, "samples": 100, "heterogeneity": 0.5, "lam": 0.01,
-             "batch_size": 8, "seed": None},
+    "task": {
+        "name": "synthetic",
+        "features": 5,
+        "samples": 100,
+        "heterogeneity": 0.5,
+        "lam": 0.01,
+        "batch_size": 8,
+        "seed": None,
+    },
     "method": {"name": "sgd", "lr": 0.1, "momentum": 0.0, "momentum_form": "ema"},
     "aggregator": {"name": "krum", "f": 2},
     "attack": {"name": "alie", "threat_model": "omniscient", "z": None},
@@ -37,14 +55,26 @@ def config(**sections: dict[str, Any]) -> dict[str, Any]:
 
 
 def attrs_for(cfg: dict[str, Any], *, simulation: bool = True) -> dict[str, Any]:
-    return {"config": cfg, "world_size": 3, "n_clients": cfg["clients"]["n"],
-            "byzantine_ids": list(cfg["clients"]["byzantine_ids"]), "method": cfg["method"]["name"],
-            "aggregator": cfg["aggregator"]["name"], "attack": cfg["attack"]["name"],
-            "threat_model": cfg["attack"]["threat_model"], "compressor": "identity", "seed": cfg["run"]["seed"],
-            "simulation": simulation, "f_star": 0.25, "dim": 6}
+    return {
+        "config": cfg,
+        "world_size": 3,
+        "n_clients": cfg["clients"]["n"],
+        "byzantine_ids": list(cfg["clients"]["byzantine_ids"]),
+        "method": cfg["method"]["name"],
+        "aggregator": cfg["aggregator"]["name"],
+        "attack": cfg["attack"]["name"],
+        "threat_model": cfg["attack"]["threat_model"],
+        "compressor": "identity",
+        "seed": cfg["run"]["seed"],
+        "simulation": simulation,
+        "f_star": 0.25,
+        "dim": 6,
+    }
 
 
-def round_rows(k0: int, k1: int, cfg: dict[str, Any], rng: np.random.Generator, *, clip: bool) -> tuple[np.ndarray, np.ndarray]:
+def round_rows(
+    k0: int, k1: int, cfg: dict[str, Any], rng: np.random.Generator, *, clip: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Rows of rounds [k0, k1) and their messages: random sampling, weights (the rule keeps the
     two messages of smallest norm), a rejected message now and then, clipping when ``clip``."""
     n, m = cfg["clients"]["n"], cfg["clients"]["per_round"]
@@ -67,7 +97,9 @@ def round_rows(k0: int, k1: int, cfg: dict[str, Any], rng: np.random.Generator, 
             weight[chosen] = 1.0 / len(chosen)
         out["weight"] = weight
         radius = float(rng.uniform(1.0, 3.0)) if clip else np.nan
-        out["clipped"] = np.where(acc, out["norm"] > radius, NOT_APPLICABLE).astype(np.uint8) if clip else NOT_APPLICABLE
+        out["clipped"] = (
+            np.where(acc, out["norm"] > radius, NOT_APPLICABLE).astype(np.uint8) if clip else NOT_APPLICABLE
+        )
         msgs.append(out)
         r = rounds[i]
         r["round"], r["sampled"], r["byzantine"], r["rejected"] = k, m, int(byz.sum()), int((~acc).sum())
@@ -88,9 +120,18 @@ def eval_row(done: int, acc: float, gap: float) -> np.ndarray:
     return np.array([(done, 0.25 + gap, acc, gap, gap / 10)], EVAL_DTYPE)
 
 
-def write_trace(path: str | Path, cfg: dict[str, Any] | None = None, *, seed: int = 0, clip: bool = True,
-                weights: bool = True, final_accuracy: float = 0.9, final_gap: float = 0.01,
-                messages: bool = True, status: str = "finished") -> Path:
+def write_trace(
+    path: str | Path,
+    cfg: dict[str, Any] | None = None,
+    *,
+    seed: int = 0,
+    clip: bool = True,
+    weights: bool = True,
+    final_accuracy: float = 0.9,
+    final_gap: float = 0.01,
+    messages: bool = True,
+    status: str = "finished",
+) -> Path:
     """A complete trace: ``run.rounds`` rounds, evaluations every ``eval_every`` rounds whose
     accuracy and gap move geometrically from (0.5, 1.0) to (final_accuracy, final_gap)."""
     cfg = copy.deepcopy(cfg or BASE_CONFIG)

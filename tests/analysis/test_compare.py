@@ -42,11 +42,21 @@ def sweep_dir(tmp_path_factory):
                 for attack in ATTACKS:
                     name = f"{rule}-{attack}-lr{lr}-s{seed}"
                     att = {"name": attack, **({"std": 200.0} if attack == "gaussian" else {})}
-                    cfg = config(run={"name": name, "seed": seed, "rounds": 20}, aggregator={"name": rule},
-                                 attack=att, method={"lr": lr})
+                    cfg = config(
+                        run={"name": name, "seed": seed, "rounds": 20},
+                        aggregator={"name": rule},
+                        attack=att,
+                        method={"lr": lr},
+                    )
                     gap = planned_gap(rule, attack, lr, seed)
-                    write_trace(d / f"{name}.h5", cfg, seed=seed, final_gap=gap,
-                                final_accuracy=0.95 - min(gap, 0.4), messages=False)
+                    write_trace(
+                        d / f"{name}.h5",
+                        cfg,
+                        seed=seed,
+                        final_gap=gap,
+                        final_accuracy=0.95 - min(gap, 0.4),
+                        messages=False,
+                    )
     return d
 
 
@@ -80,9 +90,12 @@ def test_worst_case_and_ranking_match_direct_reads(sweep_dir):
         none = np.mean([final_gap(sweep_dir / f"{rule}-none-lr{lr}-s{s}.h5") for s in (1, 2)])
         assert row["no_attack"] == pytest.approx(none, rel=1e-12)
     # ranking: by worst-case gap, lower first; the diverged setting last
-    expected = sorted(((r, lr) for r in RULES for lr in (0.1, 0.5)),
-                      key=lambda k: np.inf if k == ("mean", 0.5) else
-                      np.mean([planned_gap(k[0], WORST[k[0]], k[1], s) for s in (1, 2)]))
+    expected = sorted(
+        ((r, lr) for r in RULES for lr in (0.1, 0.5)),
+        key=lambda k: (
+            np.inf if k == ("mean", 0.5) else np.mean([planned_gap(k[0], WORST[k[0]], k[1], s) for s in (1, 2)])
+        ),
+    )
     assert list(zip(comp.ranking["defence"], comp.ranking["method.lr"])) == expected
     assert list(comp.ranking["rank"]) == list(range(1, 7))
 
@@ -100,9 +113,16 @@ def test_heatmap_cells_equal_replicate_means(sweep_dir):
 def test_compare_folder_figures_and_markdown(sweep_dir, tmp_path):
     out = tmp_path / "cmp"
     comp = C.build(sweep_dir, out)
-    assert {p.name for p in out.iterdir()} >= {"compare.md", "runs.csv", "cells.csv", "ranking.csv",
-                                               "heatmap_gap.png", "heatmap_accuracy.png", "worst_gap.png",
-                                               "curves.png"}
+    assert {p.name for p in out.iterdir()} >= {
+        "compare.md",
+        "runs.csv",
+        "cells.csv",
+        "ranking.csv",
+        "heatmap_gap.png",
+        "heatmap_accuracy.png",
+        "worst_gap.png",
+        "curves.png",
+    }
     heat = comp.figures["heatmap_gap"][1]
     data_axes = [ax for ax in heat.axes if ax.get_label() != "<colorbar>"]
     assert [ax.get_title() for ax in data_axes] == ["method.lr=0.1", "method.lr=0.5"]
@@ -140,12 +160,19 @@ def test_select_chooses_curves_and_cli(sweep_dir, tmp_path, capsys):
 
 
 def test_mirrored_and_implied_fields_are_not_swept():
-    runs = pd.DataFrame({
-        "run": list("abcd"), "clients.byzantine": [1, 1, 2, 2], "aggregator.f": [1, 1, 2, 2],
-        "aggregator.name": ["krum"] * 4, "attack.name": ["gaussian", "alie", "gaussian", "alie"],
-        "attack.std": [200.0, np.nan, 200.0, np.nan], "run.seed": [0, 0, 0, 0], "run.name": list("abcd"),
-        "run.trace": list("abcd"),
-    })
+    runs = pd.DataFrame(
+        {
+            "run": list("abcd"),
+            "clients.byzantine": [1, 1, 2, 2],
+            "aggregator.f": [1, 1, 2, 2],
+            "aggregator.name": ["krum"] * 4,
+            "attack.name": ["gaussian", "alie", "gaussian", "alie"],
+            "attack.std": [200.0, np.nan, 200.0, np.nan],
+            "run.seed": [0, 0, 0, 0],
+            "run.name": list("abcd"),
+            "run.trace": list("abcd"),
+        }
+    )
     assert S.swept_fields(runs) == ["attack.name", "clients.byzantine"]
     runs.loc[2, "attack.std"] = 100.0  # now the std itself varies within gaussian
     sw = S.analyse(runs)
@@ -154,14 +181,29 @@ def test_mirrored_and_implied_fields_are_not_swept():
 
 
 def test_boolean_fields_are_labelled_as_in_toml():
-    runs = pd.DataFrame({"run": list("abcd"), "aggregator.name": ["krum", "krum", "mean", "mean"],
-                         "attack.name": ["alie"] * 4, "method.clip": [False, True, False, True],
-                         "final_gap": [0.1, 0.2, 0.3, 0.4], "status": ["finished"] * 4})
+    runs = pd.DataFrame(
+        {
+            "run": list("abcd"),
+            "aggregator.name": ["krum", "krum", "mean", "mean"],
+            "attack.name": ["alie"] * 4,
+            "method.clip": [False, True, False, True],
+            "final_gap": [0.1, 0.2, 0.3, 0.4],
+            "status": ["finished"] * 4,
+        }
+    )
     sw = S.analyse(runs)
     assert [S.facet_title(f) for f in sw.facets()] == ["method.clip=false", "method.clip=true"]
-    assert set(sw.runs["setting"]) == {"krum, method.clip=false", "krum, method.clip=true",
-                                       "mean, method.clip=false", "mean, method.clip=true"}
+    assert set(sw.runs["setting"]) == {
+        "krum, method.clip=false",
+        "krum, method.clip=true",
+        "mean, method.clip=false",
+        "mean, method.clip=true",
+    }
     assert sorted(S.select(sw.runs, ["method.clip=true"])["run"]) == ["b", "d"]
     wc = S.worst_case(sw, "gap")
-    assert list(wc["setting"]) == ["krum, method.clip=false", "krum, method.clip=true",
-                                   "mean, method.clip=false", "mean, method.clip=true"]
+    assert list(wc["setting"]) == [
+        "krum, method.clip=false",
+        "krum, method.clip=true",
+        "mean, method.clip=false",
+        "mean, method.clip=true",
+    ]

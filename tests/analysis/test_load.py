@@ -46,9 +46,12 @@ def test_flatten_config():
 def test_many_traces_from_folder_and_glob(tmp_path):
     sweep = tmp_path / "sweep"
     for i, rule in enumerate(("mean", "median", "krum")):
-        write_trace(sweep / f"job_{i}" / f"{rule}.h5", config(run={"name": rule, "seed": i},
-                                                              aggregator={"name": rule}), seed=i,
-                    final_accuracy=0.7 + 0.1 * i)
+        write_trace(
+            sweep / f"job_{i}" / f"{rule}.h5",
+            config(run={"name": rule, "seed": i}, aggregator={"name": rule}),
+            seed=i,
+            final_accuracy=0.7 + 0.1 * i,
+        )
     (sweep / "notes.txt").write_text("not a trace")
     assert [p.name for p in find_traces(sweep)] == ["mean.h5", "median.h5", "krum.h5"]
     assert len(find_traces(f"{sweep}/*/*.h5")) == 3
@@ -79,8 +82,13 @@ def test_labels_stay_unique_when_run_names_repeat(tmp_path):
 
 def test_live_trace_reads_only_new_rows_while_writer_appends(tmp_path):
     path, go = tmp_path / "live.h5", tmp_path / "go"
-    proc = subprocess.Popen([sys.executable, "-m", "tests.analysis.live_writer", str(path), "12", "40", str(go)],
-                            cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.analysis.live_writer", str(path), "12", "40", str(go)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         assert proc.stdout.readline().strip() == "ready"
         with LiveTrace(path, messages=True) as live:

@@ -114,7 +114,9 @@ def test_clipping_validation_communication_and_time_tables(clipped_run):
         assert close(clip[f"clipped rate, {name} messages"], m["clipped"][sel].mean())
     for row in tables["Validation"]:
         sel = m["rejected"] == int(row["code"])
-        assert int(row["messages"]) == sel.sum() and int(row["of which Byzantine (oracle)"]) == m["byzantine"][sel].sum()
+        assert (
+            int(row["messages"]) == sel.sum() and int(row["of which Byzantine (oracle)"]) == m["byzantine"][sel].sum()
+        )
     assert sum(int(row["messages"]) for row in tables["Validation"]) == len(m)
     comm = {row["direction"]: row for row in tables["Communication"]}
     for d in ("up", "down"):
@@ -151,9 +153,18 @@ def test_figures_have_their_panels_and_are_drawn(clipped_run):
     _, out, rep, _ = clipped_run
     assert set(rep.figures) == {"convergence", "byzantine_impact", "time_split", "clipping", "kept_rate"}
     expected = {
-        "convergence": ["loss vs rounds", "optimality gap f(x) - f* vs rounds", "accuracy vs rounds",
-                        "loss vs bytes sent", "optimality gap f(x) - f* vs bytes sent", "accuracy vs bytes sent"],
-        "byzantine_impact": 2, "time_split": 2, "clipping": 2, "kept_rate": 2,
+        "convergence": [
+            "loss vs rounds",
+            "optimality gap f(x) - f* vs rounds",
+            "accuracy vs rounds",
+            "loss vs bytes sent",
+            "optimality gap f(x) - f* vs bytes sent",
+            "accuracy vs bytes sent",
+        ],
+        "byzantine_impact": 2,
+        "time_split": 2,
+        "clipping": 2,
+        "kept_rate": 2,
     }
     for name, info in rep.figures.items():
         want = expected[name]

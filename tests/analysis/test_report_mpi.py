@@ -18,8 +18,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_report_of_a_real_mpi_run(tmp_path, capsys):
     trace = tmp_path / "quick.h5"
-    res = byzmpi(3, "run", str(ROOT / "configs" / "quickstart.toml"), "--set", "run.rounds=40",
-                 "--set", f"run.trace={trace}", "--set", "run.progress=none", timeout=180, cwd=tmp_path)
+    res = byzmpi(
+        3,
+        "run",
+        str(ROOT / "configs" / "quickstart.toml"),
+        "--set",
+        "run.rounds=40",
+        "--set",
+        f"run.trace={trace}",
+        "--set",
+        "run.progress=none",
+        timeout=180,
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, (res.stdout[-2000:], res.stderr[-3000:])
     out = tmp_path / "report"
     assert main(["report", str(trace), "--out", str(out)]) == 0

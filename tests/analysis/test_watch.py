@@ -22,8 +22,13 @@ LINE = re.compile(r"^live  (\w+)  (\d+)/60 rounds")
 
 
 def start_writer(path: Path, go: Path, first: int = 10, total: int = 60) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.analysis.live_writer", str(path), str(first), str(total),
-                             str(go)], cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.analysis.live_writer", str(path), str(first), str(total), str(go)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     assert proc.stdout.readline().strip() == "ready"
     return proc
 
@@ -31,9 +36,14 @@ def start_writer(path: Path, go: Path, first: int = 10, total: int = 60) -> subp
 def test_watch_follows_a_trace_being_written(tmp_path):
     path, go = tmp_path / "live.h5", tmp_path / "go"
     writer = start_writer(path, go)
-    watch = subprocess.Popen([sys.executable, "-m", "byzmpi", "watch", str(path), "--interval", "0.1",
-                              "--timeout", "90"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, start_new_session=True)
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "byzmpi", "watch", str(path), "--interval", "0.1", "--timeout", "90"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         first = watch.stdout.readline()
         go.touch()  # the writer goes on only once watch has seen the partial trace

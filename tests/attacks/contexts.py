@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -15,13 +15,33 @@ def t(rows, dtype=torch.float64) -> Tensor:
     return torch.tensor(rows, dtype=dtype)
 
 
-def omniscient(honest: Tensor, own: Tensor, *, m: int | None = None, clients=None, seed: int = 0, round_: int = 0,
-               defender: Callable[[Tensor], Tensor] | None = None, model: Tensor | None = None,
-               x0: Tensor | None = None, lr: float | None = None) -> AttackContext:
+def omniscient(
+    honest: Tensor,
+    own: Tensor,
+    *,
+    m: int | None = None,
+    clients=None,
+    seed: int = 0,
+    round_: int = 0,
+    defender: Callable[[Tensor], Tensor] | None = None,
+    model: Tensor | None = None,
+    x0: Tensor | None = None,
+    lr: float | None = None,
+) -> AttackContext:
     b = own.shape[0]
     clients = np.arange(100, 100 + b) if clients is None else np.asarray(clients)
-    return AttackContext(honest=honest, own=own, clients=clients, m=honest.shape[0] + b if m is None else m,
-                         seed=seed, round=round_, defender=defender, model=model, x0=x0, lr=lr)
+    return AttackContext(
+        honest=honest,
+        own=own,
+        clients=clients,
+        m=honest.shape[0] + b if m is None else m,
+        seed=seed,
+        round=round_,
+        defender=defender,
+        model=model,
+        x0=x0,
+        lr=lr,
+    )
 
 
 def coalition_of(own_all: Tensor) -> CoalitionStats:
@@ -30,13 +50,28 @@ def coalition_of(own_all: Tensor) -> CoalitionStats:
     return CoalitionStats.from_sums(x.shape[0], x.sum(0), x.square().sum(0))
 
 
-def local(own: Tensor, *, coalition_rows: Tensor | None = None, m: int = 10, n_byzantine: int | None = None,
-          clients=None, seed: int = 0, round_: int = 0) -> LocalContext:
+def local(
+    own: Tensor,
+    *,
+    coalition_rows: Tensor | None = None,
+    m: int = 10,
+    n_byzantine: int | None = None,
+    clients=None,
+    seed: int = 0,
+    round_: int = 0,
+) -> LocalContext:
     """A host holding ``own``; the coalition is ``coalition_rows`` (default: just ``own``)."""
     rows = own if coalition_rows is None else coalition_rows
     clients = np.arange(100, 100 + own.shape[0]) if clients is None else np.asarray(clients)
-    return LocalContext(own=own, clients=clients, coalition=coalition_of(rows), m=m,
-                        n_byzantine=rows.shape[0] if n_byzantine is None else n_byzantine, seed=seed, round=round_)
+    return LocalContext(
+        own=own,
+        clients=clients,
+        coalition=coalition_of(rows),
+        m=m,
+        n_byzantine=rows.shape[0] if n_byzantine is None else n_byzantine,
+        seed=seed,
+        round=round_,
+    )
 
 
 def mean_defender(honest: Tensor) -> Callable[[Tensor], Tensor]:

@@ -9,8 +9,17 @@ import torch
 
 from byzmpi.aggregators import coordinate_median
 from byzmpi.attacks import (
-    ATTACKS, alie, alie_z, constant_payload, coordinate_std, ipm, mimic, mimic_target, shift_back_vector,
-    sign_flip, strict_majority,
+    ATTACKS,
+    alie,
+    alie_z,
+    constant_payload,
+    coordinate_std,
+    ipm,
+    mimic,
+    mimic_target,
+    shift_back_vector,
+    sign_flip,
+    strict_majority,
 )
 from byzmpi.errors import ConfigError
 from byzmpi.params import resolve_params
@@ -58,11 +67,11 @@ def test_none_sends_own():
 # -- ALIE -------------------------------------------------------------------------------------------
 def test_alie_z_formula_values():
     # z = Φ⁻¹((G − s)/G), G = n − f, s = ⌊n/2 + 1⌋ − f  (ALGORITHMS.md §7)
-    assert alie_z(20, 5) == pytest.approx(0.2533, abs=5e-5)   # s = 6, Φ⁻¹(9/15)
-    assert alie_z(5, 1) == 0.0                                # s = 2, Φ⁻¹(2/4) = 0
+    assert alie_z(20, 5) == pytest.approx(0.2533, abs=5e-5)  # s = 6, Φ⁻¹(9/15)
+    assert alie_z(5, 1) == 0.0  # s = 2, Φ⁻¹(2/4) = 0
     assert alie_z(11, 1) == 0.0
     assert alie_z(5, 2) == pytest.approx(0.430727, abs=1e-6)  # G = 3, s = 1, Φ⁻¹(2/3)
-    assert alie_z(4, 4) == 0.0                                # no honest input: degenerate → 0
+    assert alie_z(4, 4) == 0.0  # no honest input: degenerate → 0
 
 
 def test_alie_given_z_and_default_z():
@@ -191,8 +200,10 @@ def test_shift_back_keeps_the_message_dtype():
 
 
 # -- hostile payloads and the server's validation ------------------------------------------------------
-@pytest.mark.parametrize("name, code", [("nan_payload", NON_FINITE), ("inf_payload", NON_FINITE),
-                                        ("huge_payload", ACCEPTED), ("zero_payload", ACCEPTED)])
+@pytest.mark.parametrize(
+    "name, code",
+    [("nan_payload", NON_FINITE), ("inf_payload", NON_FINITE), ("huge_payload", ACCEPTED), ("zero_payload", ACCEPTED)],
+)
 def test_constant_payloads_and_what_validation_does_with_them(name, code):
     own = OWN.float()  # the wire dtype
     for out in (build(name, omniscient(HONEST.float(), own)), build_local(name, local(own))):

@@ -46,24 +46,39 @@ lr = 0.2
 
 CONFIGS = {
     # (a) label flip, full participation, trimmed mean
-    "label_flip": dict(clients="byzantine = 2", aggregator='name = "trimmed_mean"\nf = 2',
-                       attack='name = "label_flip"'),
+    "label_flip": dict(
+        clients="byzantine = 2", aggregator='name = "trimmed_mean"\nf = 2', attack='name = "label_flip"'
+    ),
     # (b) NaN payloads under partial participation: the number of sampled Byzantines varies
-    "nan": dict(clients="byzantine_ids = [1, 4, 8]\nper_round = 6", aggregator='name = "trimmed_mean"\nf = 2',
-                attack='name = "nan_payload"'),
+    "nan": dict(
+        clients="byzantine_ids = [1, 4, 8]\nper_round = 6",
+        aggregator='name = "trimmed_mean"\nf = 2',
+        attack='name = "nan_payload"',
+    ),
     # (c) IPM computed by the Byzantine hosts; Byzantines on all three hosts (two on host 1)
-    "ipm_local": dict(clients="byzantine_ids = [1, 2, 4, 8]", aggregator='name = "mean"',
-                      attack='name = "ipm"\nthreat_model = "local"\neps = 0.5'),
+    "ipm_local": dict(
+        clients="byzantine_ids = [1, 2, 4, 8]",
+        aggregator='name = "mean"',
+        attack='name = "ipm"\nthreat_model = "local"\neps = 0.5',
+    ),
     # (d) FOE searching eta against the server's trimmed mean
-    "foe": dict(clients="byzantine = 3", aggregator='name = "trimmed_mean"\nf = 3',
-                attack='name = "foe"\nthreat_model = "omniscient"\neta_steps = 20'),
+    "foe": dict(
+        clients="byzantine = 3",
+        aggregator='name = "trimmed_mean"\nf = 3',
+        attack='name = "foe"\nthreat_model = "omniscient"\neta_steps = 20',
+    ),
 }
 
 
 def _read(path) -> dict:
     with h5py.File(path, "r") as f:
-        return {"eval": f["eval"][...], "rounds": f["rounds"][...], "messages": f["messages"][...],
-                "params": f["final_params"][...], "attrs": dict(f.attrs)}
+        return {
+            "eval": f["eval"][...],
+            "rounds": f["rounds"][...],
+            "messages": f["messages"][...],
+            "params": f["final_params"][...],
+            "attrs": dict(f.attrs),
+        }
 
 
 @pytest.fixture(scope="module")

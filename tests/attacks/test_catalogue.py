@@ -10,8 +10,22 @@ from byzmpi.params import resolve_params
 
 from .contexts import local, mean_defender, omniscient
 
-EXPECTED = {"none", "sign_flip", "label_flip", "alie", "alie_search", "ipm", "foe", "gaussian", "mimic",
-            "shift_back", "nan_payload", "inf_payload", "huge_payload", "zero_payload"}
+EXPECTED = {
+    "none",
+    "sign_flip",
+    "label_flip",
+    "alie",
+    "alie_search",
+    "ipm",
+    "foe",
+    "gaussian",
+    "mimic",
+    "shift_back",
+    "nan_payload",
+    "inf_payload",
+    "huge_payload",
+    "zero_payload",
+}
 OMNISCIENT_ONLY = {"alie_search", "foe", "shift_back"}
 
 
@@ -49,8 +63,10 @@ def test_attacks_do_not_modify_their_inputs():
     for name in EXPECTED:
         attack = ATTACKS[name]
         params = resolve_params(attack.params, {}, "attack", name)
-        attack.build(omniscient(honest, own, defender=mean_defender(honest), model=torch.ones(4),
-                                x0=torch.zeros(4), lr=0.5), **params)
+        attack.build(
+            omniscient(honest, own, defender=mean_defender(honest), model=torch.ones(4), x0=torch.zeros(4), lr=0.5),
+            **params,
+        )
         if attack.local is not None:
             attack.local(local(own), **params)
         assert torch.equal(honest, keep_h) and torch.equal(own, keep_o), name

@@ -6,7 +6,8 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from byzmpi.aggregators import trimmed_mean
 from byzmpi.attacks import ATTACKS, alie_search, deviation, foe, ipm, scale_grid, search_scale
@@ -92,8 +93,12 @@ def test_alie_search_against_trimmed_mean():
 
 
 def test_search_returns_first_scale_when_every_aggregate_is_non_finite():
-    scale, block = search_scale(lambda byz: torch.full((2,), math.nan), t([0.0, 0.0]),
-                                lambda s: torch.full((1, 2), s, dtype=torch.float64), [0.5, 1.0, 2.0])
+    scale, block = search_scale(
+        lambda byz: torch.full((2,), math.nan),
+        t([0.0, 0.0]),
+        lambda s: torch.full((1, 2), s, dtype=torch.float64),
+        [0.5, 1.0, 2.0],
+    )
     assert scale == 0.5 and torch.equal(block, t([[0.5, 0.5]]))
 
 
@@ -102,8 +107,9 @@ def test_search_skips_scales_whose_aggregate_is_non_finite():
     def defender(byz):
         return torch.full((2,), math.nan) if float(byz.abs().max()) > 1.0 else byz.mean(0)
 
-    scale, _ = search_scale(defender, t([0.0, 0.0]), lambda s: torch.full((1, 2), s, dtype=torch.float64),
-                            [0.5, 1.0, 2.0])
+    scale, _ = search_scale(
+        defender, t([0.0, 0.0]), lambda s: torch.full((1, 2), s, dtype=torch.float64), [0.5, 1.0, 2.0]
+    )
     assert scale == 1.0
 
 
@@ -132,8 +138,10 @@ def test_search_picks_a_maximiser_of_the_grid(seed, g, b, d):
     ctx = omniscient(honest, torch.zeros(b, d), defender=defender)
     grid = scale_grid(0.1, 5.0, 12)
     mu = honest.mean(0)
-    for search, make in ((foe, lambda s: ipm(mu, eps=s)),
-                         (alie_search, lambda s: mu - s * honest.std(0, correction=1))):
+    for search, make in (
+        (foe, lambda s: ipm(mu, eps=s)),
+        (alie_search, lambda s: mu - s * honest.std(0, correction=1)),
+    ):
         chosen, block = search(ctx, grid)
         devs = [deviation(defender(make(s).expand(b, -1)), mu) for s in grid]
         best = max(devs)

@@ -39,10 +39,11 @@ def main(d: int = 10**6, ratio: float = 0.1, m: int = 10) -> None:
     x = torch.randn(d)
     print(f"d={d} K={k} m={m} torch threads={torch.get_num_threads()}")
     _row("mask: random_subset (ours)", lambda i: random_subset(rng.generator(1, i, "mask", 0), d, k))
-    _row("mask: Generator.choice + sort",
-         lambda i: np.sort(rng.generator(1, i, "mask", 0).choice(d, k, replace=False)))
-    _row("mask: torch.randperm[:K] + sort",
-         lambda i: torch.randperm(d, generator=rng.torch_generator(1, i, "mask", 0))[:k].sort())
+    _row("mask: Generator.choice + sort", lambda i: np.sort(rng.generator(1, i, "mask", 0).choice(d, k, replace=False)))
+    _row(
+        "mask: torch.randperm[:K] + sort",
+        lambda i: torch.randperm(d, generator=rng.torch_generator(1, i, "mask", 0))[:k].sort(),
+    )
     for cname in ("randk", "randk_coordinated", "topk"):
         comp = build_compressor(cname, d, 1, ratio=ratio)
         if cname != "topk":  # keep the m masks of round 0 cached for the "cached" rows

@@ -11,8 +11,23 @@ from byzmpi.compressors.masks import SEQUENTIAL_BELOW, _smallest_keys, random_su
 from .stats import chi2_upper, subset_chi2
 
 
-@pytest.mark.parametrize("d,k", [(1, 1), (1, 0), (5, 5), (100, 1), (100, 6), (100, 7), (100, 50), (100, 51),
-                                 (100, 99), (10**6, 10**5), (10**6, 9 * 10**5), (10**6, 10**3)])
+@pytest.mark.parametrize(
+    "d,k",
+    [
+        (1, 1),
+        (1, 0),
+        (5, 5),
+        (100, 1),
+        (100, 6),
+        (100, 7),
+        (100, 50),
+        (100, 51),
+        (100, 99),
+        (10**6, 10**5),
+        (10**6, 9 * 10**5),
+        (10**6, 10**3),
+    ],
+)
 def test_subset_is_sorted_distinct_in_range(d, k):
     idx = random_subset(rng.generator(3, 1, "mask", 2), d, k)
     assert idx.dtype == np.int64 and idx.shape == (k,)
@@ -27,11 +42,14 @@ def test_subset_rejects_impossible_sizes(d, k):
         random_subset(rng.generator(0, 0, "mask"), d, k)
 
 
-@pytest.mark.parametrize("d,k,n", [
-    (32, 2, 30_000),   # sequential draws (k·16 ≤ d): 496 subsets, ~60 per cell
-    (8, 3, 20_000),    # random keys, smallest-k branch: 56 subsets
-    (8, 6, 20_000),    # random keys, complement branch (k > d/2): 28 subsets
-])
+@pytest.mark.parametrize(
+    "d,k,n",
+    [
+        (32, 2, 30_000),  # sequential draws (k·16 ≤ d): 496 subsets, ~60 per cell
+        (8, 3, 20_000),  # random keys, smallest-k branch: 56 subsets
+        (8, 6, 20_000),  # random keys, complement branch (k > d/2): 28 subsets
+    ],
+)
 def test_subset_law_is_uniform_over_all_k_subsets(d, k, n):
     """Pearson χ² against the uniform law on the C(d, k) subsets, rejected beyond the 5σ quantile."""
     assert (k * SEQUENTIAL_BELOW <= d) == (d == 32)  # the cases cover both constructions

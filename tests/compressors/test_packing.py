@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from byzmpi.compressors import bad_index_rows, pack_indices, unpack_indices
 
@@ -59,14 +60,17 @@ def test_unpack_of_a_non_contiguous_slice_is_exact():
 
 def test_bad_index_rows():
     d = 10
-    idx = torch.tensor([
-        [0, 3, 9],          # fine
-        [9, 0, 3],          # fine: unsorted but distinct
-        [0, 3, 10],         # = d
-        [-1, 3, 4],         # negative
-        [2, 5, 2],          # duplicate
-        [0x7FC00000, 1, 2],  # NaN bit pattern
-    ], dtype=torch.int32)
+    idx = torch.tensor(
+        [
+            [0, 3, 9],  # fine
+            [9, 0, 3],  # fine: unsorted but distinct
+            [0, 3, 10],  # = d
+            [-1, 3, 4],  # negative
+            [2, 5, 2],  # duplicate
+            [0x7FC00000, 1, 2],  # NaN bit pattern
+        ],
+        dtype=torch.int32,
+    )
     assert bad_index_rows(idx, d).tolist() == [False, False, True, True, True, True]
     assert bad_index_rows(torch.tensor([[3], [10]], dtype=torch.int32), d).tolist() == [False, True]
 

@@ -119,7 +119,17 @@ def test_masks_are_pinned():
     assert RandK(20, 7, k=15).mask(3, 5).tolist() == [0, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 15, 16, 17, 19]
     assert RandK(1000, 7, k=10).mask(3, 5).tolist() == [73, 200, 229, 378, 432, 585, 625, 824, 869, 888]
     assert RandK(1000, 7, k=10, coordinated=True).mask(3, 5).tolist() == [
-        139, 249, 285, 288, 338, 403, 613, 800, 856, 993]
+        139,
+        249,
+        285,
+        288,
+        338,
+        403,
+        613,
+        800,
+        856,
+        993,
+    ]
     big = RandK(10**5, 7, ratio=0.3).mask(3, 5)  # pins the split of raw words into 32-bit keys
     assert big[:5].tolist() == [0, 2, 3, 5, 7] and int(big.sum()) == 1493814899
 
@@ -172,8 +182,9 @@ def test_reject_codes_value_checks():
     assert comp.reject_codes(torch.ones(0, 4)).shape == (0,)
 
 
-@pytest.mark.parametrize("kw,k", [({"ratio": 0.1}, 100_000), ({"ratio": 1e-9}, 1), ({"ratio": 1.0}, 10**6),
-                                  ({"k": 7}, 7)])
+@pytest.mark.parametrize(
+    "kw,k", [({"ratio": 0.1}, 100_000), ({"ratio": 1e-9}, 1), ({"ratio": 1.0}, 10**6), ({"k": 7}, 7)]
+)
 def test_k_from_k_or_ratio(kw, k):
     assert build_compressor("randk", 10**6, 0, **kw).k == k
 

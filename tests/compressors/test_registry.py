@@ -11,8 +11,12 @@ from byzmpi.compressors.identity import Identity
 from byzmpi.params import resolve_params
 
 SPARSE = {"randk": {"ratio": 0.1}, "randk_coordinated": {"k": 13}, "topk": {"ratio": 0.25}, "identity": {}}
-WIRE_LEN = {"randk": lambda d, k: k, "randk_coordinated": lambda d, k: k, "topk": lambda d, k: 2 * k,
-            "identity": lambda d, k: d}
+WIRE_LEN = {
+    "randk": lambda d, k: k,
+    "randk_coordinated": lambda d, k: k,
+    "topk": lambda d, k: 2 * k,
+    "identity": lambda d, k: d,
+}
 
 
 def test_catalogue_lists_the_builtin_compressors_with_their_params():
@@ -25,7 +29,9 @@ def test_catalogue_lists_the_builtin_compressors_with_their_params():
     assert COMPRESSORS["identity"].params == {}
     # declared params go through the common config validation
     assert resolve_params(COMPRESSORS["randk"].params, {"ratio": 0.1}, "compressor", "randk") == {
-        "k": None, "ratio": 0.1}
+        "k": None,
+        "ratio": 0.1,
+    }
 
 
 def test_register_refuses_to_shadow_and_accepts_a_new_name():

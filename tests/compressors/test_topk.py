@@ -19,7 +19,7 @@ def _x(d: int = D, seed: int = 0, dtype=torch.float32) -> torch.Tensor:
 def _wire(values, indices) -> torch.Tensor:
     row = torch.empty(2 * len(values))
     row[: len(values)] = torch.tensor(values, dtype=torch.float32)
-    pack_indices(torch.tensor(indices, dtype=torch.int64), row[len(values):])
+    pack_indices(torch.tensor(indices, dtype=torch.int64), row[len(values) :])
     return row
 
 
@@ -71,23 +71,36 @@ def test_indices_above_the_denormal_range_and_near_d_survive():
 def test_hostile_rows_get_the_right_codes_without_crashing():
     comp = build_compressor("topk", 10, 0, k=3)
     nan_pattern = 0x7FC00000
-    rows = torch.stack([
-        _wire([1, 2, 3], [0, 4, 9]),                 # honest
-        _wire([1, float("nan"), 3], [0, 4, 9]),      # NaN value
-        _wire([1, 2, float("inf")], [0, 4, 9]),      # Inf value
-        _wire([1, 2, 3], [0, 4, 10]),                # index = d
-        _wire([1, 2, 3], [-1, 4, 9]),                # negative index
-        _wire([1, 2, 3], [4, 0, 4]),                 # duplicate
-        _wire([1, 2, 3], [nan_pattern, 0, 4]),       # NaN bit pattern in an index slot
-        _wire([1, 2, 3], [0x7F800000, 0, 4]),        # +Inf bit pattern
-        _wire([1, 2, 3], [-(2**31), 0, 4]),          # −0.0 bit pattern
-        _wire([1, 2, 3], [9, 0, 4]),                 # unsorted but distinct: accepted
-        _wire([float("nan"), 2, 3], [5, 5, 99]),     # both wrong: NON_FINITE reported
-    ])
+    rows = torch.stack(
+        [
+            _wire([1, 2, 3], [0, 4, 9]),  # honest
+            _wire([1, float("nan"), 3], [0, 4, 9]),  # NaN value
+            _wire([1, 2, float("inf")], [0, 4, 9]),  # Inf value
+            _wire([1, 2, 3], [0, 4, 10]),  # index = d
+            _wire([1, 2, 3], [-1, 4, 9]),  # negative index
+            _wire([1, 2, 3], [4, 0, 4]),  # duplicate
+            _wire([1, 2, 3], [nan_pattern, 0, 4]),  # NaN bit pattern in an index slot
+            _wire([1, 2, 3], [0x7F800000, 0, 4]),  # +Inf bit pattern
+            _wire([1, 2, 3], [-(2**31), 0, 4]),  # −0.0 bit pattern
+            _wire([1, 2, 3], [9, 0, 4]),  # unsorted but distinct: accepted
+            _wire([float("nan"), 2, 3], [5, 5, 99]),  # both wrong: NON_FINITE reported
+        ]
+    )
     codes = comp.reject_codes(rows)
     assert codes.dtype == torch.uint8
-    assert codes.tolist() == [ACCEPTED, NON_FINITE, NON_FINITE, BAD_INDEX, BAD_INDEX, BAD_INDEX, BAD_INDEX,
-                              BAD_INDEX, BAD_INDEX, ACCEPTED, NON_FINITE]
+    assert codes.tolist() == [
+        ACCEPTED,
+        NON_FINITE,
+        NON_FINITE,
+        BAD_INDEX,
+        BAD_INDEX,
+        BAD_INDEX,
+        BAD_INDEX,
+        BAD_INDEX,
+        BAD_INDEX,
+        ACCEPTED,
+        NON_FINITE,
+    ]
     ok = codes == ACCEPTED
     dec = comp.decode_rows(rows[ok], np.array([0, 9]), 0)
     assert dec[0].tolist() == [1, 0, 0, 0, 2, 0, 0, 0, 0, 3]

@@ -7,7 +7,6 @@ import sys
 import textwrap
 import uuid
 
-import numpy as np
 import pytest
 import torch
 
@@ -67,21 +66,21 @@ def error_of(path, overrides=()) -> ConfigError:
 # ---- each section's bad fields --------------------------------------------------------------
 BAD = [
     # (override, field named)
-    ("run.colour=1", "run.colour"),                       # unknown key
-    ("run.seed=abc", "run.seed"),                         # wrong type (bare string)
-    ("run.seed=1.5", "run.seed"),                         # float for int
-    ("run.seed=-1", "run.seed"),                          # out of range
+    ("run.colour=1", "run.colour"),  # unknown key
+    ("run.seed=abc", "run.seed"),  # wrong type (bare string)
+    ("run.seed=1.5", "run.seed"),  # float for int
+    ("run.seed=-1", "run.seed"),  # out of range
     ("run.rounds=0", "run.rounds"),
-    ("run.progress=fancy", "run.progress"),               # bad choice
+    ("run.progress=fancy", "run.progress"),  # bad choice
     ("run.server_dtype=float16", "run.server_dtype"),
-    ("run.trace_messages=1", "run.trace_messages"),       # int for bool
-    ("run.log_every=nan", "run.log_every"),               # NaN
-    ("run.plugins=plugin.py", "run.plugins"),             # a string, not a list
+    ("run.trace_messages=1", "run.trace_messages"),  # int for bool
+    ("run.log_every=nan", "run.log_every"),  # NaN
+    ("run.plugins=plugin.py", "run.plugins"),  # a string, not a list
     ("run.plugins=[1, 2]", "run.plugins"),
     ("clients.n=0", "clients.n"),
-    ("clients.byzantine=8", "clients.byzantine"),         # byzantine >= n
-    ("clients.byzantine=true", "clients.byzantine"),      # bool for int
-    ("clients.per_round=9", "clients.per_round"),         # per_round > n
+    ("clients.byzantine=8", "clients.byzantine"),  # byzantine >= n
+    ("clients.byzantine=true", "clients.byzantine"),  # bool for int
+    ("clients.per_round=9", "clients.per_round"),  # per_round > n
     ("clients.full_round=9", "clients.full_round"),
     ("clients.per_round=0", "clients.per_round"),
     ("clients.byzantine_ids=[0, 0]", "clients.byzantine_ids"),
@@ -90,8 +89,8 @@ BAD = [
     ("clients.byzantine_ids=[1.0]", "clients.byzantine_ids"),
     ("clients.hosts=2", "clients.hosts"),
     ("task.name=mnist", "task.name"),
-    ("task.name=libsvm", "task.path"),                    # libsvm without path
-    ("task.path=/tmp/a9a", "task.path"),                  # path without libsvm
+    ("task.name=libsvm", "task.path"),  # libsvm without path
+    ("task.path=/tmp/a9a", "task.path"),  # path without libsvm
     ("task.partition=round_robin", "task.partition"),
     ("task.test_fraction=0.95", "task.test_fraction"),
     ("task.alpha=0", "task.alpha"),
@@ -101,19 +100,19 @@ BAD = [
     ("method.lr=-0.1", "method.lr"),
     ("method.momentum=1.0", "method.momentum"),
     ("method.momentum_form=nesterov", "method.momentum_form"),
-    ("method.beta=0.5", "method.beta"),                   # unknown parameter of the method
+    ("method.beta=0.5", "method.beta"),  # unknown parameter of the method
     ("aggregator.name=krun", "aggregator.name"),
     ("aggregator.f=-1", "aggregator.f"),
     ("aggregator.trim=1.5", "aggregator.trim"),
-    ("aggregator.k=2", "aggregator.k"),                   # multi_krum's parameter, not trimmed_mean's
-    ("aggregator.pre=[\"bucketing_nope\"]", "aggregator.pre"),   # unknown pre-aggregator
+    ("aggregator.k=2", "aggregator.k"),  # multi_krum's parameter, not trimmed_mean's
+    ('aggregator.pre=["bucketing_nope"]', "aggregator.pre"),  # unknown pre-aggregator
     ("aggregator.pre=3", "aggregator.pre"),
-    ("aggregator.nope.s=2", "aggregator.nope"),           # a pre-aggregator table not listed in pre
+    ("aggregator.nope.s=2", "aggregator.nope"),  # a pre-aggregator table not listed in pre
     ("attack.name=nope", "attack.name"),
     ("attack.threat_model=remote", "attack.threat_model"),
-    ("attack.std=1.0", "attack.std"),                     # gaussian's parameter on sign_flip
+    ("attack.std=1.0", "attack.std"),  # gaussian's parameter on sign_flip
     ("debug.fail_rank=x", "debug.fail_rank"),
-    ("extra.key=1", "extra"),                             # unknown section
+    ("extra.key=1", "extra"),  # unknown section
 ]
 
 
@@ -140,7 +139,7 @@ def test_digits_refuses_logreg(base):
 
 
 def test_section_that_is_not_a_table(tmp_path):
-    path = write(tmp_path, 'run = 3\n')
+    path = write(tmp_path, "run = 3\n")
     assert error_of(path).field == "run"
     path = write(tmp_path, '[run]\nseed = 1\n[method]\nname = "sgd"\nlr = { a = 1 }\n')
     assert error_of(path).field == "method.lr"
@@ -167,8 +166,9 @@ def test_krum_invalid_for_the_sampled_round(base):
     # 9 > 2*3 + 2: valid
     load_config(base, ["clients.n=20", "clients.byzantine=3", "clients.per_round=9", "aggregator.name=krum"])
     # an explicit, smaller f makes it valid again
-    load_config(base, ["clients.n=20", "clients.byzantine=3", "clients.per_round=7", "aggregator.name=krum",
-                       "aggregator.f=2"])
+    load_config(
+        base, ["clients.n=20", "clients.byzantine=3", "clients.per_round=7", "aggregator.name=krum", "aggregator.f=2"]
+    )
 
 
 def test_trimmed_mean_boundary(base):
@@ -182,15 +182,21 @@ def coin_method():
     """A method whose rounds are full (C-hat clients) with probability 0.1."""
     name = f"coin_{uuid.uuid4().hex[:8]}"
     sgd = METHODS["sgd"]
-    METHODS[name] = MethodSpec(name=name, build=sgd.build, doc="test", params=sgd.params,
-                               coin=lambda params: (0.1, False))
+    METHODS[name] = MethodSpec(
+        name=name, build=sgd.build, doc="test", params=sgd.params, coin=lambda params: (0.1, False)
+    )
     yield name
     METHODS.pop(name, None)
 
 
 def test_validity_checks_full_rounds_only_when_they_can_happen(base, coin_method):
-    over = ["clients.n=20", "clients.byzantine=3", "clients.per_round=20", "clients.full_round=7",
-            "aggregator.name=krum"]
+    over = [
+        "clients.n=20",
+        "clients.byzantine=3",
+        "clients.per_round=20",
+        "clients.full_round=7",
+        "aggregator.name=krum",
+    ]
     load_config(base, over)  # sgd never flips the coin: C-hat = 7 cannot happen
     err = error_of(base, over + [f"method.name={coin_method}"])
     assert err.field == "aggregator.f" and "m = 7" in str(err)
@@ -212,17 +218,20 @@ def test_local_threat_model_needs_a_local_implementation(base, attack_without_lo
 
 
 # ---- overrides ------------------------------------------------------------------------------
-@pytest.mark.parametrize("text, path, value", [
-    ("run.seed=5", ["run", "seed"], 5),
-    ("method.lr=2.5e-1", ["method", "lr"], 0.25),
-    ("run.name=plain", ["run", "name"], "plain"),
-    ('run.name="quoted name"', ["run", "name"], "quoted name"),
-    ("run.trace=runs/x-{seed}.h5", ["run", "trace"], "runs/x-{seed}.h5"),
-    ("clients.byzantine_ids=[1, 4]", ["clients", "byzantine_ids"], [1, 4]),
-    ("run.trace_messages=false", ["run", "trace_messages"], False),
-    ("a.b.c=x=y", ["a", "b", "c"], "x=y"),
-    (" run . seed = 7", ["run", "seed"], 7),
-])
+@pytest.mark.parametrize(
+    "text, path, value",
+    [
+        ("run.seed=5", ["run", "seed"], 5),
+        ("method.lr=2.5e-1", ["method", "lr"], 0.25),
+        ("run.name=plain", ["run", "name"], "plain"),
+        ('run.name="quoted name"', ["run", "name"], "quoted name"),
+        ("run.trace=runs/x-{seed}.h5", ["run", "trace"], "runs/x-{seed}.h5"),
+        ("clients.byzantine_ids=[1, 4]", ["clients", "byzantine_ids"], [1, 4]),
+        ("run.trace_messages=false", ["run", "trace_messages"], False),
+        ("a.b.c=x=y", ["a", "b", "c"], "x=y"),
+        (" run . seed = 7", ["run", "seed"], 7),
+    ],
+)
 def test_parse_override(text, path, value):
     assert parse_override(text) == (path, value)
 
@@ -241,8 +250,18 @@ def test_nested_overrides_build_tables():
 
 
 def test_overrides_reach_the_resolved_config(base):
-    cfg = load_config(base, ["run.seed=9", "method.lr=0.05", "run.name=other", "aggregator.name=median",
-                             "clients.byzantine_ids=[3, 1]", "attack.name=gaussian", "attack.std=3"])
+    cfg = load_config(
+        base,
+        [
+            "run.seed=9",
+            "method.lr=0.05",
+            "run.name=other",
+            "aggregator.name=median",
+            "clients.byzantine_ids=[3, 1]",
+            "attack.name=gaussian",
+            "attack.std=3",
+        ],
+    )
     assert cfg.run.seed == 9 and cfg.method.params.lr == 0.05 and cfg.run.name == "other"
     assert cfg.aggregator.name == "median"
     assert cfg.byzantine_ids == [1, 3] and cfg.clients.byzantine == 2
@@ -260,7 +279,10 @@ def test_resolved_defaults(tmp_path):
     assert cfg.task.test_fraction == 0.2 and cfg.task.seed == 4
     assert cfg.method.name == "sgd"
     assert {k: cfg.method.params[k] for k in ("lr", "momentum", "momentum_form")} == {
-        "lr": 0.1, "momentum": 0.0, "momentum_form": "ema"}
+        "lr": 0.1,
+        "momentum": 0.0,
+        "momentum_form": "ema",
+    }
     assert cfg.aggregator.name == "mean" and cfg.aggregator.extra.f == 3
     assert cfg.attack.name == "none" and cfg.attack.extra.threat_model == "omniscient"
     assert cfg.debug.fail_rank == -1
@@ -290,14 +312,27 @@ def test_to_json_round_trips(base):
 
 # ---- fingerprint ----------------------------------------------------------------------------
 def test_fingerprint_ignores_key_order_and_logging(tmp_path):
-    a = parse_config({"run": {"seed": 1, "rounds": 5}, "clients": {"n": 6, "byzantine": 1},
-                      "aggregator": {"name": "median", "f": 1}})
-    b = parse_config({"aggregator": {"f": 1, "name": "median"}, "clients": {"byzantine": 1, "n": 6},
-                      "run": {"rounds": 5, "seed": 1}})
+    a = parse_config(
+        {"run": {"seed": 1, "rounds": 5}, "clients": {"n": 6, "byzantine": 1}, "aggregator": {"name": "median", "f": 1}}
+    )
+    b = parse_config(
+        {"aggregator": {"f": 1, "name": "median"}, "clients": {"byzantine": 1, "n": 6}, "run": {"rounds": 5, "seed": 1}}
+    )
     assert a.fingerprint() == b.fingerprint()
-    c = parse_config({"run": {"seed": 1, "rounds": 5, "trace": str(tmp_path / "elsewhere.h5"), "name": "x",
-                              "progress": "none", "flush_every": 3}, "clients": {"n": 6, "byzantine": 1},
-                      "aggregator": {"name": "median", "f": 1}})
+    c = parse_config(
+        {
+            "run": {
+                "seed": 1,
+                "rounds": 5,
+                "trace": str(tmp_path / "elsewhere.h5"),
+                "name": "x",
+                "progress": "none",
+                "flush_every": 3,
+            },
+            "clients": {"n": 6, "byzantine": 1},
+            "aggregator": {"name": "median", "f": 1},
+        }
+    )
     assert c.fingerprint() == a.fingerprint()
 
 
@@ -305,8 +340,13 @@ def test_fingerprint_changes_with_what_shapes_the_trajectory():
     base = {"run": {"seed": 1}, "clients": {"n": 6, "byzantine": 1}}
     fp = parse_config(base).fingerprint()
     assert len(fp) == 32
-    for change in ({"run": {"seed": 2}}, {"clients": {"n": 7, "byzantine": 1}}, {"method": {"lr": 0.3}},
-                   {"aggregator": {"name": "median"}}, {"task": {"lam": 0.1}}):
+    for change in (
+        {"run": {"seed": 2}},
+        {"clients": {"n": 7, "byzantine": 1}},
+        {"method": {"lr": 0.3}},
+        {"aggregator": {"name": "median"}},
+        {"task": {"lam": 0.1}},
+    ):
         raw = {**base, **change}
         assert parse_config(raw).fingerprint() != fp, change
 

@@ -44,11 +44,14 @@ def test_forced_feature_count(tmp_path):
         parse_libsvm(path, n_features=3)
 
 
-@pytest.mark.parametrize("labels, expected", [
-    ("1 -1 1", [1, -1, 1]),
-    ("1 0 1", [1, -1, 1]),          # 0/1 labels map to -1/+1
-    ("2 1 2", [1, -1, 1]),          # the larger of two values is +1
-])
+@pytest.mark.parametrize(
+    "labels, expected",
+    [
+        ("1 -1 1", [1, -1, 1]),
+        ("1 0 1", [1, -1, 1]),  # 0/1 labels map to -1/+1
+        ("2 1 2", [1, -1, 1]),  # the larger of two values is +1
+    ],
+)
 def test_binary_labels_become_plus_minus_one(tmp_path, labels, expected):
     text = "".join(f"{lab} 1:1\n" for lab in labels.split())
     ds = load_libsvm(svm(tmp_path, text))

@@ -97,7 +97,7 @@ def test_mlp_init_is_seeded_and_bounded():
     b = model.init(torch.Generator().manual_seed(5))
     assert torch.equal(a, b) and a.shape == (model.dim,)
     w1 = a[: 4 * 16]
-    assert w1.abs().max() <= 1 / 16 ** 0.5 and w1.abs().max() > 0.15  # uniform(-1/4, 1/4)
+    assert w1.abs().max() <= 1 / 16**0.5 and w1.abs().max() > 0.15  # uniform(-1/4, 1/4)
 
 
 @pytest.mark.parametrize("kind, lam", [("l2", 0.3), ("nonconvex", 0.7), ("none", 0.5)])

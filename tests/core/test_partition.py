@@ -16,8 +16,9 @@ def gen(seed=0):
 
 def split(kind, n_samples=103, n_clients=5, labels=None, groups=None, alpha=1.0, seed=0, **kw):
     labels = np.arange(n_samples) % 3 if labels is None else labels
-    return partition(kind, n_samples=n_samples, n_clients=n_clients, labels=labels, groups=groups, alpha=alpha,
-                     gen=gen(seed), **kw)
+    return partition(
+        kind, n_samples=n_samples, n_clients=n_clients, labels=labels, groups=groups, alpha=alpha, gen=gen(seed), **kw
+    )
 
 
 def assert_disjoint_cover(shards, n_samples):

@@ -86,12 +86,15 @@ def test_byzantine_flags_align_with_sampled():
     assert s.is_byzantine(7) and not s.is_byzantine(8)
 
 
-@pytest.mark.parametrize("p, first_full, expected", [
-    (0.0, False, [5]),
-    (0.0, True, [5, 12]),
-    (0.5, False, [5, 12]),
-    (1.0, False, [12]),
-])
+@pytest.mark.parametrize(
+    "p, first_full, expected",
+    [
+        (0.0, False, [5]),
+        (0.0, True, [5, 12]),
+        (0.5, False, [5, 12]),
+        (1.0, False, [12]),
+    ],
+)
 def test_possible_sizes(p, first_full, expected):
     assert make(p=p, first_full=first_full).possible_sizes() == expected
 

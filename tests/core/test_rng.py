@@ -20,21 +20,25 @@ def test_same_key_gives_same_draws():
     assert np.array_equal(draws(7, 3, "batch", 2), draws(7, 3, "batch", 2))
 
 
-@pytest.mark.parametrize("other", [
-    (8, 3, "batch", 2),     # seed
-    (7, 4, "batch", 2),     # round
-    (7, 3, "attack", 2),    # purpose
-    (7, 3, "batch", 3),     # client
-    (7, 3, "batch", -1),    # round-level draw vs client 2
-    (7, -1, "batch", 2),    # setup round vs round 3
-])
+@pytest.mark.parametrize(
+    "other",
+    [
+        (8, 3, "batch", 2),  # seed
+        (7, 4, "batch", 2),  # round
+        (7, 3, "attack", 2),  # purpose
+        (7, 3, "batch", 3),  # client
+        (7, 3, "batch", -1),  # round-level draw vs client 2
+        (7, -1, "batch", 2),  # setup round vs round 3
+    ],
+)
 def test_any_field_changes_the_stream(other):
     assert not np.array_equal(draws(7, 3, "batch", 2), draws(*other))
 
 
 def test_no_collisions_over_a_grid_of_keys():
-    keys = [(s, r, p, c) for s in (0, 1) for r in (-1, 0, 1, 2) for p in ("sample", "coin", "batch")
-            for c in (-1, 0, 1, 2)]
+    keys = [
+        (s, r, p, c) for s in (0, 1) for r in (-1, 0, 1, 2) for p in ("sample", "coin", "batch") for c in (-1, 0, 1, 2)
+    ]
     firsts = {tuple(draws(*k, n=2)) for k in keys}
     assert len(firsts) == len(keys)
     seeds = {rng.torch_seed(*k) for k in keys}

@@ -27,9 +27,15 @@ def logistic_dataset(n=40, p=3, seed=0):
 
 def make_task(shards, honest, *, dataset=None, batch_size=4, lam=0.1, seed=0):
     ds = dataset if dataset is not None else logistic_dataset()
-    return Task(dataset=ds, shards=[np.asarray(s) for s in shards], model=LogisticRegression(ds.n_features),
-                regularizer=Regularizer("l2", lam), batch_size=batch_size, seed=seed,
-                honest_ids=np.asarray(honest))
+    return Task(
+        dataset=ds,
+        shards=[np.asarray(s) for s in shards],
+        model=LogisticRegression(ds.n_features),
+        regularizer=Regularizer("l2", lam),
+        batch_size=batch_size,
+        seed=seed,
+        honest_ids=np.asarray(honest),
+    )
 
 
 SHARDS = [np.arange(0, 10), np.arange(10, 25), np.arange(25, 40)]
@@ -158,8 +164,13 @@ def test_accuracy_on_held_out_split_when_present():
 
 
 def test_build_task_from_a_config():
-    cfg = parse_config({"run": {"seed": 2}, "clients": {"n": 4, "byzantine": 1},
-                        "task": {"features": 5, "samples": 200, "batch_size": 8}})
+    cfg = parse_config(
+        {
+            "run": {"seed": 2},
+            "clients": {"n": 4, "byzantine": 1},
+            "task": {"features": 5, "samples": 200, "batch_size": 8},
+        }
+    )
     t = build_task(cfg)
     assert t.dim == 6 and len(t.shards) == 4
     assert sum(s.numel() for s in t.shards) == 160  # 20 % held out, natural partition covers the rest

@@ -10,12 +10,17 @@ import threading
 
 import h5py
 import numpy as np
-import pytest
 
 from byzmpi.trace import EVAL_DTYPE, MESSAGE_DTYPE, ROUND_DTYPE, SCHEMA_VERSION, TraceWriter, open_trace
 
-ATTRS = {"config": {"run": {"seed": 3}}, "byzantine_ids": [1, 4], "method": "sgd", "seed": 3, "simulation": True,
-         "f_star": 0.25}
+ATTRS = {
+    "config": {"run": {"seed": 3}},
+    "byzantine_ids": [1, 4],
+    "method": "sgd",
+    "seed": 3,
+    "simulation": True,
+    "f_star": 0.25,
+}
 
 
 def rounds(start: int, count: int) -> np.ndarray:
@@ -144,8 +149,9 @@ def test_reader_in_another_process_follows_an_open_writer(tmp_path):
     w.append("rounds", rounds(0, 5))
     w.flush()
     w.append("rounds", rounds(5, 3))  # buffered: not visible yet
-    proc = subprocess.Popen([sys.executable, "-c", READER, str(path), "12"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", READER, str(path), "12"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     watchdog = threading.Timer(60, proc.kill)
     watchdog.start()
     try:

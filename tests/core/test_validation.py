@@ -14,16 +14,19 @@ F32_MAX = torch.finfo(torch.float32).max
 
 
 def rows():
-    return torch.tensor([
-        [1.0, 2.0, 3.0],             # ordinary
-        [float("nan"), 0.0, 0.0],    # NaN
-        [0.0, float("inf"), 0.0],    # +Inf
-        [0.0, 0.0, float("-inf")],   # -Inf
-        [1e38, -1e38, 1e38],         # huge but finite
-        [1e-45, -1e-45, 1e-40],      # float32 denormals
-        [F32_MAX, -F32_MAX, 0.0],    # the largest finite float32
-        [float("nan"), float("inf"), 1.0],
-    ], dtype=torch.float32)
+    return torch.tensor(
+        [
+            [1.0, 2.0, 3.0],  # ordinary
+            [float("nan"), 0.0, 0.0],  # NaN
+            [0.0, float("inf"), 0.0],  # +Inf
+            [0.0, 0.0, float("-inf")],  # -Inf
+            [1e38, -1e38, 1e38],  # huge but finite
+            [1e-45, -1e-45, 1e-40],  # float32 denormals
+            [F32_MAX, -F32_MAX, 0.0],  # the largest finite float32
+            [float("nan"), float("inf"), 1.0],
+        ],
+        dtype=torch.float32,
+    )
 
 
 def test_reject_codes_per_row():

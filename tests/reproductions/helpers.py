@@ -6,8 +6,8 @@ read back with h5py.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import h5py
 import numpy as np
@@ -17,9 +17,13 @@ from analysis.reproduce.common import CONFIGS, write_variants
 from tests.mpi import byzmpi
 
 # what the Makefile exports for the Open MPI wheel on a small machine (pytest may be run directly)
-for _k, _v in {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-               "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe", "OMPI_MCA_btl": "^ofi",
-               "OMP_NUM_THREADS": "1"}.items():
+for _k, _v in {
+    "OMPI_ALLOW_RUN_AS_ROOT": "1",
+    "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+    "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe",
+    "OMPI_MCA_btl": "^ofi",
+    "OMP_NUM_THREADS": "1",
+}.items():
     os.environ.setdefault(_k, _v)
 
 A9A = Path("/work/shared/data/a9a")
@@ -30,8 +34,9 @@ def needs_a9a():
     return pytest.mark.skipif(not A9A.exists(), reason=f"a9a LIBSVM file not found at {A9A}")
 
 
-def run_variants(tmp_path: Path, base: str, variants: Sequence[tuple[str, Mapping]], *, timeout: float = 150.0,
-                 ranks: int = RANKS) -> dict[str, dict[str, np.ndarray]]:
+def run_variants(
+    tmp_path: Path, base: str, variants: Sequence[tuple[str, Mapping]], *, timeout: float = 150.0, ranks: int = RANKS
+) -> dict[str, dict[str, np.ndarray]]:
     """Write the variants of configs/paper/BASE, run them in one MPI job, return each trace's tables
     ({"rounds", "eval", "messages"} structured arrays, plus "attrs")."""
     paths = write_variants(CONFIGS / base, variants, tmp_path / "configs", tmp_path / "traces")

@@ -13,10 +13,15 @@ pytestmark = [pytest.mark.mpi, needs_a9a()]
 
 def test_marina_linear_sgd_plateau(tmp_path):
     common = {"run.rounds": 700, "run.eval_every": 25, "attack.name": "sign_flip"}
-    traces = run_variants(tmp_path, "t3_marina.toml", [
-        ("marina", {**common}),
-        ("sgd", {**common, "method.name": "sgd", "method.p": None, "method.lr": 0.5, "method.momentum": 0.9}),
-    ], timeout=150)
+    traces = run_variants(
+        tmp_path,
+        "t3_marina.toml",
+        [
+            ("marina", {**common}),
+            ("sgd", {**common, "method.name": "sgd", "method.p": None, "method.lr": 0.5, "method.momentum": 0.9}),
+        ],
+        timeout=150,
+    )
     m, s = traces["marina"]["eval"], traces["sgd"]["eval"]
     gap0 = m["gap"][0]
     assert gap0 > 0.1 and np.isclose(s["gap"][0], gap0)

@@ -13,11 +13,16 @@ pytestmark = [pytest.mark.mpi, needs_a9a()]
 
 def test_clipping_vs_no_clipping_under_shift_back(tmp_path):
     common = {"run.rounds": 700, "run.eval_every": 25}
-    traces = run_variants(tmp_path, "t4_clipping.toml", [
-        ("clip", {**common}),
-        # the paper's a9a shift-back: Byzantines send x^k - x^0 (byzmpi mult = gamma)
-        ("noclip", {**common, "method.clip": False, "attack.mult": 0.2}),
-    ], timeout=150)
+    traces = run_variants(
+        tmp_path,
+        "t4_clipping.toml",
+        [
+            ("clip", {**common}),
+            # the paper's a9a shift-back: Byzantines send x^k - x^0 (byzmpi mult = gamma)
+            ("noclip", {**common, "method.clip": False, "attack.mult": 0.2}),
+        ],
+        timeout=150,
+    )
     c, u = traces["clip"]["eval"], traces["noclip"]["eval"]
     gap0 = c["gap"][0]
     assert np.isclose(u["gap"][0], gap0)
@@ -25,7 +30,7 @@ def test_clipping_vs_no_clipping_under_shift_back(tmp_path):
     assert c["gap"][-1] < 1e-2 * gap0, c["gap"]
     assert log_slope(c) < -1.0, log_slope(c)
     # without clipping: never gets anywhere near (stays around its start or blows up)
-    assert np.nanmin(u["gap"][len(u) // 2:]) > 0.1 * gap0, u["gap"]
+    assert np.nanmin(u["gap"][len(u) // 2 :]) > 0.1 * gap0, u["gap"]
     assert u["gap"][-1] > 1e3 * c["gap"][-1]
     # same sampling in both runs; Byzantine-majority rounds at the expected rate 155/4845 = 0.032
     rc, ru = traces["clip"]["rounds"], traces["noclip"]["rounds"]

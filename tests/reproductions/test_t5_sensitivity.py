@@ -14,11 +14,16 @@ pytestmark = [pytest.mark.mpi, needs_a9a()]
 
 def test_clipping_radii_and_full_participation(tmp_path):
     common = {"run.rounds": 700, "run.eval_every": 25}
-    traces = run_variants(tmp_path, "t5_sensitivity.toml", [
-        ("alpha1", {**common, "method.clip_alpha": 1.0}),
-        ("alpha3", {**common, "method.clip_alpha": 3.0}),
-        ("full", {**common, "method.clip": False, "clients.per_round": 20, "aggregator.f": 4}),
-    ], timeout=170)
+    traces = run_variants(
+        tmp_path,
+        "t5_sensitivity.toml",
+        [
+            ("alpha1", {**common, "method.clip_alpha": 1.0}),
+            ("alpha3", {**common, "method.clip_alpha": 3.0}),
+            ("full", {**common, "method.clip": False, "clients.per_round": 20, "aggregator.f": 4}),
+        ],
+        timeout=170,
+    )
     gap0 = traces["alpha1"]["eval"]["gap"][0]
     for name in ("alpha1", "alpha3", "full"):
         ev = traces[name]["eval"]

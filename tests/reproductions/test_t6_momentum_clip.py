@@ -13,19 +13,24 @@ pytestmark = pytest.mark.mpi
 
 
 def second_half(ev: np.ndarray) -> np.ndarray:
-    return ev["accuracy"][len(ev) // 2:]
+    return ev["accuracy"][len(ev) // 2 :]
 
 
 def test_clipping_rescues_momentum_sgd_from_shift_back(tmp_path):
     common = {"run.rounds": 500, "run.eval_every": 20}
     shb = {"attack.name": "shift_back", "attack.mult": 2.0}
     clip = {"method.clip": True, "method.clip_mult": 1.0}
-    traces = run_variants(tmp_path, "t6_momentum_clip.toml", [
-        ("shb_noclip", {**common, **shb}),
-        ("shb_clip", {**common, **shb, **clip}),
-        ("bf_noclip", {**common, "attack.name": "sign_flip"}),
-        ("bf_clip", {**common, "attack.name": "sign_flip", **clip}),
-    ], timeout=120)
+    traces = run_variants(
+        tmp_path,
+        "t6_momentum_clip.toml",
+        [
+            ("shb_noclip", {**common, **shb}),
+            ("shb_clip", {**common, **shb, **clip}),
+            ("bf_noclip", {**common, "attack.name": "sign_flip"}),
+            ("bf_clip", {**common, "attack.name": "sign_flip", **clip}),
+        ],
+        timeout=120,
+    )
     acc = {k: second_half(t["eval"]) for k, t in traces.items()}
     # SHB: the clipped run trains normally, the unclipped one keeps being thrown back
     assert acc["shb_clip"].mean() > 0.85, acc["shb_clip"]

@@ -22,11 +22,25 @@ def rounds_to(ev: np.ndarray, target: float) -> float:
 
 def test_rosdhb_reaches_target_before_dasha(tmp_path):
     common = {"run.rounds": 60, "run.eval_every": 5}
-    traces = run_variants(tmp_path, "t7_rosdhb_dasha.toml", [
-        ("rosdhb", {**common, "method.lr": 2.0}),
-        ("dasha", {**common, "method.name": "dasha_page", "method.beta": None, "method.lr": 0.6, "method.p": 1.0,
-                   "compressor.name": "randk"}),
-    ], timeout=150)
+    traces = run_variants(
+        tmp_path,
+        "t7_rosdhb_dasha.toml",
+        [
+            ("rosdhb", {**common, "method.lr": 2.0}),
+            (
+                "dasha",
+                {
+                    **common,
+                    "method.name": "dasha_page",
+                    "method.beta": None,
+                    "method.lr": 0.6,
+                    "method.p": 1.0,
+                    "compressor.name": "randk",
+                },
+            ),
+        ],
+        timeout=150,
+    )
     r, d = rounds_to(traces["rosdhb"]["eval"], 0.9), rounds_to(traces["dasha"]["eval"], 0.9)
     assert r <= 30, r
     assert r < d, (r, d)  # at least one evaluation (5 rounds) earlier; 20 vs 35 in the full run

@@ -19,10 +19,15 @@ def rounds_to(ev: np.ndarray, target: float) -> float:
 
 def test_global_mask_beats_independent_masks_early(tmp_path):
     common = {"run.rounds": 60, "run.eval_every": 5, "method.lr": 1.0}
-    traces = run_variants(tmp_path, "t8_masks.toml", [
-        ("global", {**common}),
-        ("independent", {**common, "compressor.name": "randk"}),
-    ], timeout=150)
+    traces = run_variants(
+        tmp_path,
+        "t8_masks.toml",
+        [
+            ("global", {**common}),
+            ("independent", {**common, "compressor.name": "randk"}),
+        ],
+        timeout=150,
+    )
     err = {}
     for name, t in traces.items():
         r = t["rounds"]

@@ -23,12 +23,22 @@ def bits_to(trace: dict, level: float) -> float:
 
 
 def test_dasha_and_marina_converge_dasha_cheaper_per_bit(tmp_path):
-    common = {"run.rounds": 700, "run.eval_every": 20, "attack.name": "sign_flip", "task.heterogeneity": 0.0,
-              "task.partition": "full"}
-    traces = run_variants(tmp_path, "t9_dasha_marina.toml", [
-        ("dasha", {**common, "method.lr": 0.1}),
-        ("marina", {**common, "method.name": "vr_marina", "method.lr": 0.03}),
-    ], timeout=150)
+    common = {
+        "run.rounds": 700,
+        "run.eval_every": 20,
+        "attack.name": "sign_flip",
+        "task.heterogeneity": 0.0,
+        "task.partition": "full",
+    }
+    traces = run_variants(
+        tmp_path,
+        "t9_dasha_marina.toml",
+        [
+            ("dasha", {**common, "method.lr": 0.1}),
+            ("marina", {**common, "method.name": "vr_marina", "method.lr": 0.03}),
+        ],
+        timeout=150,
+    )
     d, m = traces["dasha"], traces["marina"]
     g0 = d["eval"]["grad_norm_sq"][0]
     assert np.isclose(m["eval"]["grad_norm_sq"][0], g0)

@@ -33,8 +33,17 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SLURM_DIR = REPO / "slurm"
 LOCAL_SCRIPT = SLURM_DIR / "local" / "slurm-local.sh"
-TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
-            "DEADLINE", "PREEMPTED"}
+TERMINAL = {
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "PREEMPTED",
+}
 
 
 def _run(cmd: list[str], env: dict[str, str], timeout: float = 30.0) -> subprocess.CompletedProcess:
@@ -71,8 +80,14 @@ class Cluster:
             raise AssertionError(f"{' '.join(args)} -> rc {res.returncode}: {res.stderr.strip()}")
         return res
 
-    def sbatch(self, script: str | Path, *args: str, opts: tuple[str, ...] = (), workdir: Path,
-               env: dict[str, str] | None = None) -> Job:
+    def sbatch(
+        self,
+        script: str | Path,
+        *args: str,
+        opts: tuple[str, ...] = (),
+        workdir: Path,
+        env: dict[str, str] | None = None,
+    ) -> Job:
         """Submit ``sbatch [opts] script args`` from ``workdir`` with the test's environment plus ``env``."""
         job_env = {**self.env, "BYZMPI_VENV": sys.prefix, "BYZMPI_CACHE": str(workdir / "cache"), **(env or {})}
         res = _run(["sbatch", "--parsable", f"--chdir={workdir}", *opts, str(script), *args], job_env, timeout=30)
@@ -123,24 +138,34 @@ class Cluster:
                 return r
             early.append(time.monotonic())  # ended without the expected requeue: fail once it stays so
             if early[-1] - early[0] > 5:
-                raise AssertionError(f"job {job.id} ended after {r.get('Restarts')} restart(s), expected "
-                                     f"{restarts}\n{self.describe(job, recs)}")
+                raise AssertionError(
+                    f"job {job.id} ended after {r.get('Restarts')} restart(s), expected "
+                    f"{restarts}\n{self.describe(job, recs)}"
+                )
             return None
+
         return self.wait_for(job, done, timeout, f"final state after {restarts} restart(s)", poll=0.5)
 
     def wait_array(self, job: Job, n: int, timeout: float) -> dict[str, dict[str, str]]:
         """{array task id: record} once all ``n`` tasks of an array job are in a final state."""
+
         def done(recs):
             tasks = {r.get("ArrayTaskId"): r for r in recs}
             if len(tasks) == n and all(r.get("JobState") in TERMINAL for r in tasks.values()):
                 return tasks
             return None
+
         return self.wait_for(job, done, timeout, f"final state of all {n} array tasks", poll=0.5)
 
     def describe(self, job: Job, recs: list[dict[str, str]] | None = None) -> str:
         recs = recs if recs is not None else self.records(job)
-        parts = [" ".join(f"{k}={r.get(k)}" for k in ("JobId", "ArrayTaskId", "JobState", "Reason", "Restarts",
-                                                    "ExitCode", "RunTime")) for r in recs]
+        parts = [
+            " ".join(
+                f"{k}={r.get(k)}"
+                for k in ("JobId", "ArrayTaskId", "JobState", "Reason", "Restarts", "ExitCode", "RunTime")
+            )
+            for r in recs
+        ]
         for r in recs:
             out = r.get("StdOut")
             if out and Path(out).exists():
@@ -170,11 +195,13 @@ def slurm():
         log_dir = Path(conf).parent.parent / "log"
         yield Cluster(conf, None, log_dir if log_dir.is_dir() else None)
         return
-    why = (f"SLURM_CONF={conf} does not answer `scontrol ping`" if conf else "SLURM_CONF is not set")
+    why = f"SLURM_CONF={conf} does not answer `scontrol ping`" if conf else "SLURM_CONF is not set"
     if not start_local:
-        pytest.skip(f"no Slurm cluster ({why}). To run these tests: BYZMPI_SLURM_LOCAL=1 (starts a private "
-                    "single-node cluster with slurm/local/slurm-local.sh; root, apt), or start one and export "
-                    "SLURM_CONF; CI sets BYZMPI_REQUIRE_SLURM=1")
+        pytest.skip(
+            f"no Slurm cluster ({why}). To run these tests: BYZMPI_SLURM_LOCAL=1 (starts a private "
+            "single-node cluster with slurm/local/slurm-local.sh; root, apt), or start one and export "
+            "SLURM_CONF; CI sets BYZMPI_REQUIRE_SLURM=1"
+        )
     base = Path(tempfile.mkdtemp(prefix="byzmpi-slurm-", dir="/tmp"))
     env = {**os.environ, "SLURM_LOCAL_BASE": str(base)}
     env.pop("SLURM_CONF", None)
@@ -186,8 +213,11 @@ def slurm():
     if not ok:
         _run(["bash", str(LOCAL_SCRIPT), "stop"], env, timeout=120)
         shutil.rmtree(base, ignore_errors=True)
-        pytest.fail(f"{'BYZMPI_REQUIRE_SLURM=1' if require else 'BYZMPI_SLURM_LOCAL=1'} ({why}), and the local "
-                    f"cluster did not start: {LOCAL_SCRIPT} start -> {detail}", pytrace=False)
+        pytest.fail(
+            f"{'BYZMPI_REQUIRE_SLURM=1' if require else 'BYZMPI_SLURM_LOCAL=1'} ({why}), and the local "
+            f"cluster did not start: {LOCAL_SCRIPT} start -> {detail}",
+            pytrace=False,
+        )
     try:
         yield Cluster(str(base / "etc" / "slurm.conf"), base, base / "log")
     finally:

@@ -17,5 +17,9 @@ def _paced(x, **kwargs):
     return _base.apply(x, **kwargs)
 
 
-register_rule(dataclasses.replace(_base, name="paced_trimmed_mean", apply=_paced,
-                                  doc=f"trimmed_mean after a {PAUSE * 1e3:.0f} ms pause (tests)"), replace=True)
+register_rule(
+    dataclasses.replace(
+        _base, name="paced_trimmed_mean", apply=_paced, doc=f"trimmed_mean after a {PAUSE * 1e3:.0f} ms pause (tests)"
+    ),
+    replace=True,
+)

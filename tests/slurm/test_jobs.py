@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -31,11 +31,11 @@ pytestmark = pytest.mark.slurm
 RUN = SLURM_DIR / "run.sbatch"
 SWEEP = SLURM_DIR / "sweep.sbatch"
 NTASKS = 4
-SHORT = 60           # rounds of the plain runs
-LONG = 250           # rounds of the interrupted runs (long.toml: >= 10 ms each): >= 2.5 s to interrupt them in
+SHORT = 60  # rounds of the plain runs
+LONG = 250  # rounds of the interrupted runs (long.toml: >= 10 ms each): >= 2.5 s to interrupt them in
 LONG_SET = ("--set", f"run.rounds={LONG}", "--set", "run.flush_seconds=0.2", "--set", "run.eval_every=50")
 START_TIMEOUT = 240  # submit -> the job's first trace rows (4 ranks importing torch on a loaded 2-core box)
-JOB_TIMEOUT = 300    # submit or requeue -> final state
+JOB_TIMEOUT = 300  # submit or requeue -> final state
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +96,7 @@ def _output(rec: dict) -> str:
 
 def _wait_rows(slurm: Cluster, job: Job, trace: Path, rows: int, also: Path | None = None) -> int:
     """Wait until the running job's trace holds ``rows`` rounds (and ``also`` exists); the row count."""
+
     def ready(recs):
         state = recs[0].get("JobState")
         if state != "RUNNING":
@@ -103,13 +104,19 @@ def _wait_rows(slurm: Cluster, job: Job, trace: Path, rows: int, also: Path | No
             return None
         n = _rows(trace)
         return n if n >= rows and (also is None or also.exists()) else None
+
     return slurm.wait_for(job, ready, START_TIMEOUT, f"{rows} trace rows while RUNNING")
 
 
 def _wait_restarted(slurm: Cluster, job: Job) -> None:
     """Wait until the job runs again after one requeue (or has already ended after it)."""
-    slurm.wait_for(job, lambda r: int(r[0].get("Restarts", 0)) >= 1 and r[0].get("JobState") in {"RUNNING", *TERMINAL},
-                   JOB_TIMEOUT, "second start (Restarts=1, RUNNING)", poll=0.2)
+    slurm.wait_for(
+        job,
+        lambda r: int(r[0].get("Restarts", 0)) >= 1 and r[0].get("JobState") in {"RUNNING", *TERMINAL},
+        JOB_TIMEOUT,
+        "second start (Restarts=1, RUNNING)",
+        poll=0.2,
+    )
 
 
 def _check_finished(d: Path, name: str, rounds: int, world_size: int) -> dict:
@@ -135,28 +142,41 @@ def _check_resumed(d: Path, name: str, out: str, reference: Future, world_size: 
 
 # ---- (a) a plain run ----------------------------------------------------------------------------
 
+
 def test_run_sbatch_completes(slurm, workroot):
     d = _workdir(workroot, "plain")
     t0 = time.monotonic()
-    job = slurm.sbatch(RUN, "cfg.toml", "--set", f"run.rounds={SHORT}", "--set", "run.name=plain",
-                       opts=(f"--ntasks={NTASKS}", "--time=10"), workdir=d)
+    job = slurm.sbatch(
+        RUN,
+        "cfg.toml",
+        "--set",
+        f"run.rounds={SHORT}",
+        "--set",
+        "run.name=plain",
+        opts=(f"--ntasks={NTASKS}", "--time=10"),
+        workdir=d,
+    )
     rec = slurm.wait_done(job, JOB_TIMEOUT)
     out = _output(rec)
     assert rec["JobState"] == "COMPLETED" and rec["ExitCode"] == "0:0", slurm.describe(job)
     assert Path(rec["StdOut"]).name == f"byzmpi-{job.id}.out"  # the script's --output=%x-%j.out, in --chdir
     assert f"restart 0, {NTASKS} tasks: mpiexec -n {NTASKS}" in out and "finished" in out
     _check_finished(d, "plain", SHORT, NTASKS)
-    print(f"\n[slurm] (a) run.sbatch, {NTASKS} ranks, {SHORT} rounds: {time.monotonic() - t0:.1f} s submit -> COMPLETED")
+    print(
+        f"\n[slurm] (a) run.sbatch, {NTASKS} ranks, {SHORT} rounds: {time.monotonic() - t0:.1f} s submit -> COMPLETED"
+    )
 
 
 # ---- (b) USR1 -> checkpoint, exit 75, self-requeue, resume ----------------------------------------
+
 
 @pytest.mark.timeout(900)
 def test_usr1_checkpoints_requeues_and_resumes_bit_identically(slurm, workroot, reference):
     d = _workdir(workroot, "usr1")
     t0 = time.monotonic()
-    job = slurm.sbatch(RUN, "long.toml", *LONG_SET, "--set", "run.name=usr1",
-                       opts=(f"--ntasks={NTASKS}", "--time=10"), workdir=d)
+    job = slurm.sbatch(
+        RUN, "long.toml", *LONG_SET, "--set", "run.name=usr1", opts=(f"--ntasks={NTASKS}", "--time=10"), workdir=d
+    )
     rows = _wait_rows(slurm, job, d / "runs" / "usr1.h5", 20)
     slurm.cmd("scancel", "--signal=USR1", "--batch", job.id)
     t_sig = time.monotonic()
@@ -170,19 +190,31 @@ def test_usr1_checkpoints_requeues_and_resumes_bit_identically(slurm, workroot, 
     assert "restart 1, " in out
     k = _check_resumed(d, "usr1", out, reference)
     assert k >= rows
-    print(f"\n[slurm] (b) USR1 at trace row {rows}, resumed at round {k}; signal -> running again "
-          f"{t_back - t_sig:.1f} s; whole job {time.monotonic() - t0:.1f} s")
+    print(
+        f"\n[slurm] (b) USR1 at trace row {rows}, resumed at round {k}; signal -> running again "
+        f"{t_back - t_sig:.1f} s; whole job {time.monotonic() - t0:.1f} s"
+    )
 
 
 # ---- (c) scontrol requeue of a running job (TERM, then KILL) -------------------------------------
+
 
 @pytest.mark.timeout(900)
 def test_scontrol_requeue_resumes_from_a_checkpoint(slurm, workroot, reference):
     every = 25
     d = _workdir(workroot, "requeue")
     t0 = time.monotonic()
-    job = slurm.sbatch(RUN, "long.toml", *LONG_SET, "--set", "run.name=requeue", "--set", f"checkpoint.every={every}",
-                       opts=(f"--ntasks={NTASKS}", "--time=10"), workdir=d)
+    job = slurm.sbatch(
+        RUN,
+        "long.toml",
+        *LONG_SET,
+        "--set",
+        "run.name=requeue",
+        "--set",
+        f"checkpoint.every={every}",
+        opts=(f"--ntasks={NTASKS}", "--time=10"),
+        workdir=d,
+    )
     rows = _wait_rows(slurm, job, d / "runs" / "requeue.h5", 2 * every, also=d / "runs" / "requeue.ckpt.h5")
     slurm.cmd("scontrol", "requeue", job.id)
     t_req = time.monotonic()
@@ -198,8 +230,10 @@ def test_scontrol_requeue_resumes_from_a_checkpoint(slurm, workroot, reference):
     # the ranks also get Slurm's TERM: they may still write a checkpoint at the next round boundary
     # before the KILL; otherwise the last periodic one (a multiple of `every`) is used
     kind = "periodic" if k % every == 0 else "written on SIGTERM"
-    print(f"\n[slurm] (c) scontrol requeue at trace row {rows}, resumed at round {k} ({kind} checkpoint); "
-          f"requeue -> running again {t_back - t_req:.1f} s; whole job {time.monotonic() - t0:.1f} s")
+    print(
+        f"\n[slurm] (c) scontrol requeue at trace row {rows}, resumed at round {k} ({kind} checkpoint); "
+        f"requeue -> running again {t_back - t_req:.1f} s; whole job {time.monotonic() - t0:.1f} s"
+    )
 
 
 @pytest.mark.timeout(900)
@@ -210,12 +244,24 @@ def test_killed_job_requeued_resumes_from_the_periodic_checkpoint(slurm, workroo
     every = 25
     d = _workdir(workroot, "killed")
     t0 = time.monotonic()
-    job = slurm.sbatch(RUN, "long.toml", *LONG_SET, "--set", "run.name=killed", "--set", f"checkpoint.every={every}",
-                       opts=(f"--ntasks={NTASKS}", "--time=10"), workdir=d)
+    job = slurm.sbatch(
+        RUN,
+        "long.toml",
+        *LONG_SET,
+        "--set",
+        "run.name=killed",
+        "--set",
+        f"checkpoint.every={every}",
+        opts=(f"--ntasks={NTASKS}", "--time=10"),
+        workdir=d,
+    )
     rows = _wait_rows(slurm, job, d / "runs" / "killed.h5", 2 * every + 5, also=d / "runs" / "killed.ckpt.h5")
     # `scancel --signal=KILL` cancels the job (TERM first, then KILL): SIGKILL its processes directly
-    pids = [int(line.split()[0]) for line in slurm.cmd("scontrol", "listpids", job.id).stdout.splitlines()[1:]
-            if line.split() and line.split()[0].isdigit()]
+    pids = [
+        int(line.split()[0])
+        for line in slurm.cmd("scontrol", "listpids", job.id).stdout.splitlines()[1:]
+        if line.split() and line.split()[0].isdigit()
+    ]
     assert len(pids) >= NTASKS + 2, f"scontrol listpids {job.id}: {pids}"  # batch shell, mpiexec, the ranks
     for pid in pids:
         try:
@@ -231,11 +277,14 @@ def test_killed_job_requeued_resumes_from_the_periodic_checkpoint(slurm, workroo
     assert "stop requested" not in out  # nobody checkpointed on the way down
     k = _check_resumed(d, "killed", out, reference)
     assert k % every == 0 and every <= k <= rows + every, f"resumed at {k}, not at a periodic checkpoint"
-    print(f"\n[slurm] (c2) SIGKILL at trace row {rows} + requeue: resumed at round {k} (periodic); "
-          f"whole job {time.monotonic() - t0:.1f} s")
+    print(
+        f"\n[slurm] (c2) SIGKILL at trace row {rows} + requeue: resumed at round {k} (periodic); "
+        f"whole job {time.monotonic() - t0:.1f} s"
+    )
 
 
 # ---- (d) a job array sweep -------------------------------------------------------------------------
+
 
 @pytest.mark.timeout(600)
 def test_sweep_array_writes_one_trace_per_task(slurm, workroot):
@@ -246,13 +295,19 @@ def test_sweep_array_writes_one_trace_per_task(slurm, workroot):
         "\n"
         "cfg.toml --set 'aggregator.name=trimmed_mean' --set attack.name=ipm\n"
         "   # an indented comment\n"
-        "cfg.toml --set aggregator.name=mean --set \"attack.name=none\"\n"
+        'cfg.toml --set aggregator.name=mean --set "attack.name=none"\n'
     )
     expected = [("median", "alie"), ("trimmed_mean", "ipm"), ("mean", "none")]
     t0 = time.monotonic()
     # 2 ranks per task: 3 tasks fit the node at once; the extra argument goes to every task
-    job = slurm.sbatch(SWEEP, "grid.txt", "--set", "run.rounds=40",
-                       opts=(f"--array=0-{len(expected) - 1}", "--ntasks=2", "--time=10"), workdir=d)
+    job = slurm.sbatch(
+        SWEEP,
+        "grid.txt",
+        "--set",
+        "run.rounds=40",
+        opts=(f"--array=0-{len(expected) - 1}", "--ntasks=2", "--time=10"),
+        workdir=d,
+    )
     tasks = slurm.wait_array(job, len(expected), JOB_TIMEOUT)
     for i, (rule, attack) in enumerate(expected):
         rec = tasks[str(i)]
@@ -276,10 +331,26 @@ def test_submit_sweep_over_a_folder_of_configs(slurm, workroot):
     (grid / "a_mean.toml").write_text(base.replace('name = "trimmed_mean"', 'name = "mean"'))
     (grid / "notes.txt").write_text("not a config\n")
     t0 = time.monotonic()
-    res = subprocess.run(["bash", str(SLURM_DIR / "submit-sweep.sh"), "grid.d", "--parsable", f"--chdir={d}",
-                          "--ntasks=2", "--time=10", "--array-limit=2", "--", "--set", "run.rounds=20"],
-                         cwd=d, env={**slurm.env, "BYZMPI_VENV": sys.prefix, "BYZMPI_SWEEP_NAME": "fold"},
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [
+            "bash",
+            str(SLURM_DIR / "submit-sweep.sh"),
+            "grid.d",
+            "--parsable",
+            f"--chdir={d}",
+            "--ntasks=2",
+            "--time=10",
+            "--array-limit=2",
+            "--",
+            "--set",
+            "run.rounds=20",
+        ],
+        cwd=d,
+        env={**slurm.env, "BYZMPI_VENV": sys.prefix, "BYZMPI_SWEEP_NAME": "fold"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 0, res.stderr
     job = Job(res.stdout.strip().split(";")[0], d)
     tasks = slurm.wait_array(job, 2, JOB_TIMEOUT)
@@ -303,19 +374,32 @@ def test_sweep_rejects_an_index_beyond_the_grid(slurm, workroot):
 
 # ---- (e) srun --mpi=pmix, config through the environment, USR1 at start-up + requeue through srun ----
 
+
 @pytest.mark.timeout(900)
 def test_srun_pmix_launch_and_requeue(slurm, workroot, reference):
     """srun starts one 4-rank world (trace attr world_size); a USR1 sent as srun starts, before srun
     and the ranks can handle it, is held back by the script for a few seconds, then checkpoints."""
     d = _workdir(workroot, "srun")
     t0 = time.monotonic()
-    job = slurm.sbatch(RUN, opts=(f"--ntasks={NTASKS}", "--time=10"), workdir=d,
-                       env={"BYZMPI_LAUNCHER": "srun", "BYZMPI_CONFIG": "long.toml",
-                            "BYZMPI_ARGS": " ".join(LONG_SET + ("--set", "run.name=srun"))})
+    job = slurm.sbatch(
+        RUN,
+        opts=(f"--ntasks={NTASKS}", "--time=10"),
+        workdir=d,
+        env={
+            "BYZMPI_LAUNCHER": "srun",
+            "BYZMPI_CONFIG": "long.toml",
+            "BYZMPI_ARGS": " ".join(LONG_SET + ("--set", "run.name=srun")),
+        },
+    )
     # the script logs this line just before it starts srun: signal within the next second
     launched = f"restart 0, {NTASKS} tasks: srun"
-    slurm.wait_for(job, lambda r: r[0].get("StdOut") and Path(r[0]["StdOut"]).exists()
-                   and launched in Path(r[0]["StdOut"]).read_text(), START_TIMEOUT, "launch", poll=0.1)
+    slurm.wait_for(
+        job,
+        lambda r: r[0].get("StdOut") and Path(r[0]["StdOut"]).exists() and launched in Path(r[0]["StdOut"]).read_text(),
+        START_TIMEOUT,
+        "launch",
+        poll=0.1,
+    )
     slurm.cmd("scancel", "--signal=USR1", "--batch", job.id)
     rec = slurm.wait_done(job, 2 * JOB_TIMEOUT, restarts=1)
     out = _output(rec)
