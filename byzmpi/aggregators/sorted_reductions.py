@@ -68,10 +68,21 @@ class TrimmedMean(SortedReduction):
 class MeanAroundMedian(SortedReduction):
     """Mean of the ``keep`` values closest to the (midpoint) median of the column.
 
-    The k values closest to the median form a window r_a, …, r_{a+k−1} of the sorted column; the
-    window minimising max(med − r_a, r_{a+k−1} − med) is chosen, the lowest a on ties (so among
-    equally distant values the smaller ones are kept). Distances are compared halved (med/2 − r_a/2)
-    so that they cannot overflow. The W = m − k + 1 window sums are formed in float64 by additions
+    Definition (Xie et al. 2018, Meamed; El Mhamdi et al. 2018, Bulyan's last step): with
+    d_i = |r_i − med|, the mean of a k-subset N with Σ_{i∈N} d_i minimal, i.e. N holds every value
+    with d_i < D and only values with d_i ≤ D, D the k-th smallest distance. Tie rule (the
+    definition leaves it open): among values at the same distance D, i.e. med − D and med + D,
+    the **smaller** ones are kept (the k-subset is the first k of the column sorted by (d_i, r_i)).
+
+    How: d_i is quasiconvex along the sorted column (non-increasing up to med, non-decreasing
+    after), so the valid subsets are windows r_a, …, r_{a+k−1}. D is the smallest window cost
+    max(d_a, d_{a+k−1}); a window of cost D is valid iff no row outside it is strictly closer
+    than D (prefix/suffix "any closer" flags); the lowest valid a is taken (keeps the lower of
+    equally distant values). A window of cost D alone is not enough: with repeated values it can
+    drop a strictly closer value (x = −2, −2, 0, 1, 3, k = 3: {−2, −2, 0} has cost 2 like
+    {−2, 0, 1} but drops 1). Distances are halved (|r/2 − med/2|, in the input dtype) so that
+    they cannot overflow; rounding is monotone, so it can only merge distances into ties, which
+    the tie rule then settles. The W = m − k + 1 window sums are formed in float64 by additions
     only (no running difference, which would cancel against huge values): directly when windows
     are short (k ≤ W), otherwise as left part + common core + right part, sharing the partial sums.
     """
@@ -106,13 +117,27 @@ class MeanAroundMedian(SortedReduction):
 
     def __call__(self, rows: Sequence[Tensor]) -> Tensor:
         m, k = len(rows), self.keep
+        w = m - k + 1
         half_med = Median()(rows) * 0.5
+        dist = [(r * 0.5 - half_med).abs() for r in rows]
         sums = self.window_sums([r.to(torch.float64) for r in rows])
-        best_cost = torch.maximum(half_med - rows[0] * 0.5, rows[k - 1] * 0.5 - half_med)
+        costs = [torch.maximum(dist[a], dist[a + k - 1]) for a in range(w)]
+        kth = costs[0]  # D: the k-th smallest (halved) distance
+        for c in costs[1:]:
+            kth = torch.minimum(kth, c)
+        closer = [di < kth for di in dist]
+        before: list[Tensor] = [closer[0]]  # before[i]: some row 0 … i is strictly closer than D
+        for c in closer[1:]:
+            before.append(before[-1] | c)
+        after: list[Tensor] = [closer[-1]]  # after[j]: some row m−1−j … m−1 is strictly closer
+        for c in closer[-2::-1]:
+            after.append(after[-1] | c)
         best_sum = sums[0]
-        for a in range(1, m - k + 1):
-            cost = torch.maximum(half_med - rows[a] * 0.5, rows[a + k - 1] * 0.5 - half_med)
-            better = cost < best_cost
-            best_cost = torch.where(better, cost, best_cost)
-            best_sum = torch.where(better, sums[a], best_sum)
+        for a in range(w - 1, -1, -1):  # the lowest valid window is written last
+            valid = costs[a] <= kth
+            if a > 0:
+                valid = valid & ~before[a - 1]
+            if a + k < m:
+                valid = valid & ~after[m - 1 - (a + k)]
+            best_sum = torch.where(valid, sums[a], best_sum)
         return (best_sum / k).to(rows[0].dtype)
