@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     comp = compare.build(traces, args.out)
     print(compare.format_text(comp))
     # one run in full: Krum gives per-message weights, clipping gives radii: every report panel
-    example = args.traces / f"{run_name('krum', 'alie', True, args.seeds[0])}.h5"
+    example = Path(os.path.relpath(args.traces / f"{run_name('krum', 'alie', True, args.seeds[0])}.h5"))
     if example.exists():
         report.build(example, args.out / "example_report_krum_alie_clip")
     return 0

@@ -24,7 +24,7 @@ Run:  .venv/bin/python benchmarks/aggregators.py            full grid (about an 
                                                            one kernel compiled per m and order-statistic
                                                            rule, tens of seconds each when cold)
       .venv/bin/python benchmarks/aggregators.py --quick    m = 32, d = 1e6 only (a few minutes)
-      .venv/bin/python benchmarks/aggregators.py --m 32 --d 1e6 --rules median krum --out /tmp/a.json
+      .venv/bin/python benchmarks/aggregators.py --m 32 --d 1e6 --rules median krum --out runs/a.json
       ... --thp                                             with THP_MEM_ALLOC_ENABLE=1 (recorded in the JSON)
 Writes benchmarks/results/aggregators.json (merging with an existing file: entries for the same
 (m, d) are replaced, others kept, so a grid can be filled in several runs).

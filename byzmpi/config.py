@@ -456,6 +456,10 @@ def parse_config(raw: Mapping, base: Path | None = None) -> Config:
             ) from None
     _resolve_clients(clients, run["seed"])
     _resolve_task(task, run["seed"])
+    if task["path"]:  # relative to the config's folder, then $BYZMPI_DATA: the rule is in byzmpi/paths.py
+        from .paths import resolve_data_path
+
+        task["path"] = str(resolve_data_path(task["path"], base))
     cfg = Config(
         Section(run),
         Section(clients),

@@ -34,7 +34,7 @@ if not BYZMPI.exists():  # running from a different interpreter: use the project
     BYZMPI = ROOT / ".venv" / "bin" / "byzmpi"
 CONFIGS = ROOT / "configs" / "paper"
 RESULTS = ROOT / "analysis" / "results"
-A9A = Path("/work/shared/data/a9a")
+A9A = ROOT / "data" / "a9a"  # shipped with the repository (data/README.md)
 
 SECTION_ORDER = ("run", "clients", "task", "method", "compressor", "aggregator", "attack", "checkpoint", "debug")
 
@@ -92,6 +92,30 @@ def dump_toml(cfg: Mapping, header: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+def rebase_inputs(cfg: Mapping, src: Path, dst: Path) -> dict:
+    """``cfg`` (read from a file in folder ``src``) with its relative input paths (``task.path``,
+    ``run.plugins`` files) rewritten for a file in folder ``dst``: inputs resolve relative to the
+    config's folder (docs/design.md, "Data paths"). Relative inside the repository, absolute outside
+    it; a path that does not exist from ``src`` (e.g. one meant for ``$BYZMPI_DATA``) is kept."""
+
+    def rebase(value: str) -> str:
+        path = Path(value).expanduser()
+        if path.is_absolute() or not (src / path).exists():
+            return value
+        target = (src / path).resolve()
+        if dst.resolve().is_relative_to(ROOT) and target.is_relative_to(ROOT):
+            return os.path.relpath(target, dst.resolve())
+        return str(target)
+
+    out = copy.deepcopy(dict(cfg))
+    task, run = out.get("task", {}), out.get("run", {})
+    if isinstance(task.get("path"), str):
+        task["path"] = rebase(task["path"])
+    if isinstance(run.get("plugins"), list):
+        run["plugins"] = [rebase(p) if isinstance(p, str) and p.endswith(".py") else p for p in run["plugins"]]
+    return out
+
+
 def write_variants(
     base: str | Path | Mapping,
     variants: Sequence[tuple[str, Mapping[str, Any]]],
@@ -101,6 +125,8 @@ def write_variants(
 ) -> list[Path]:
     """One TOML per (name, overrides) in ``config_dir``; each traces to ``trace_dir/NAME.h5``."""
     base_cfg = load_toml(base) if not isinstance(base, Mapping) else base
+    if not isinstance(base, Mapping):
+        base_cfg = rebase_inputs(base_cfg, Path(base).parent, config_dir)
     config_dir.mkdir(parents=True, exist_ok=True)
     trace_dir.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -13,7 +13,7 @@ from byzmpi.errors import SetupError
 from byzmpi.tasks import build_task
 from byzmpi.tasks.datasets import load_libsvm, parse_libsvm, synthetic
 
-A9A = Path("/work/shared/data/a9a")
+A9A = Path(__file__).resolve().parents[2] / "data" / "a9a"  # shipped with the repository
 
 SMALL = "+1 1:0.5 3:2\n-1 2:1.5\n+1 3:-1 4:0.25\n"
 

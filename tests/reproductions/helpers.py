@@ -26,7 +26,7 @@ for _k, _v in {
 }.items():
     os.environ.setdefault(_k, _v)
 
-A9A = Path("/work/shared/data/a9a")
+A9A = Path(__file__).resolve().parents[2] / "data" / "a9a"  # shipped with the repository
 RANKS = 3
 
 

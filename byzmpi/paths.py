@@ -1,0 +1,48 @@
+"""Where a data file named in a config is looked for (``task.path``).
+
+The rule, the same for a path written in the TOML file and one given with ``--set task.path=...``:
+
+1. ``~`` and ``~user`` are expanded.
+2. An absolute path is used as it is.
+3. A relative path is looked up relative to the folder of the config file (``base``), the rule
+   ``run.plugins`` files follow too; when that file does not exist and the environment variable
+   ``BYZMPI_DATA`` names a folder, relative to that folder.
+4. When neither exists, the config-relative path is returned, so that the error that follows names
+   the place the config points to. Without a config file (``base is None``: a config built in
+   Python) "the config's folder" is the working folder.
+
+Output paths (``run.trace``, ``checkpoint.path``) are not resolved here: they stay relative to the
+working folder, where the job runs.
+
+The result is absolute and normalised (``Path.resolve``), so a resolved config records the file
+that was read wherever the job was started from.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATA_ENV = "BYZMPI_DATA"
+
+
+def data_path_candidates(value: str | os.PathLike[str], base: Path | None) -> list[Path]:
+    """The places :func:`resolve_data_path` tries, in order (one for an absolute path)."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return [path]
+    candidates = [(Path(base) if base is not None else Path.cwd()) / path]
+    folder = os.environ.get(DATA_ENV, "")
+    if folder:
+        candidates.append(Path(folder).expanduser() / path)
+    return candidates
+
+
+def resolve_data_path(value: str | os.PathLike[str], base: Path | None) -> Path:
+    """The data file ``value`` names, from a config file in folder ``base``: ``value`` when absolute,
+    else ``base / value`` when it exists, else ``$BYZMPI_DATA / value`` when that exists, else
+    ``base / value`` (the module docstring states the rule in full). Pure apart from the file-system
+    checks and the one environment variable; never raises for a missing file."""
+    candidates = data_path_candidates(value, base)
+    chosen = next((p for p in candidates if p.exists()), candidates[0])
+    return chosen.resolve()
