@@ -1,4 +1,4 @@
-"""Command line: ``byzmpi run | validate | report | list``.
+"""Command line: ``byzmpi run | validate | grid | report | compare | watch | list``.
 
 ``run`` is an SPMD program: launch it as ``mpiexec -n P python -m mpi4py -m byzmpi run CONFIG``
 (``python -m mpi4py`` turns an exception on any rank into MPI_Abort instead of a hang), or let
@@ -15,6 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from . import grid
 from .errors import ByzmpiError
 
 #: environment defaults for the Open MPI wheel on small machines (harmless for MPICH and clusters)
@@ -35,7 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run one or more configs (SPMD, under mpiexec)")
-    run.add_argument("configs", nargs="+", type=Path, help="TOML config(s), run one after the other in this job")
+    run.add_argument(
+        "configs",
+        nargs="+",
+        type=Path,
+        help="TOML configs, grid files or folders (byzmpi.grid), run one after the other",
+    )
     run.add_argument(
         "--set",
         dest="overrides",
@@ -48,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         "-n", "--np", type=int, default=None, help="start the job with this many ranks through the venv's mpiexec"
     )
     run.add_argument("--json", action="store_true", help="print each run's summary as one JSON line")
+    grid.add_arguments(run)
     resume = run.add_mutually_exclusive_group()
     resume.add_argument("--resume", action="store_true", help="continue from the checkpoint (fail without one)")
     resume.add_argument("--fresh", action="store_true", help="ignore any checkpoint and start from round 0")
@@ -61,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     from .analysis import commands as analysis_commands
 
     analysis_commands.register(sub)
+    grid.register(sub)
 
     sub.add_parser("list", help="list methods, aggregation rules and attacks with their parameters")
     return p
@@ -87,10 +95,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .config import load_config
     from .runner import check_world
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = grid.load_config(args.config, args.overrides)  # a [sweep] table is left out
     if args.ranks is not None:
         check_world(cfg, args.ranks)
     print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True) if args.show else f"{args.config}: ok")
@@ -99,11 +106,10 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _launch(args: argparse.Namespace) -> int:
     """``byzmpi run -n P``: validate here, then exec the venv's mpiexec on this same command."""
-    from .config import load_config
     from .runner import check_world
 
-    for path in args.configs:
-        check_world(load_config(path, args.overrides), args.np)
+    for one in grid.from_args(args):
+        check_world(one.load(), args.np)
     local = Path(sys.executable).parent / "mpiexec"
     mpiexec = str(local) if local.exists() else shutil.which("mpiexec")
     if mpiexec is None:
@@ -113,6 +119,7 @@ def _launch(args: argparse.Namespace) -> int:
     cmd = [mpiexec, "-n", str(args.np), sys.executable, "-m", "mpi4py", "-m", "byzmpi", "run", *map(str, args.configs)]
     for o in args.overrides:
         cmd += ["--set", o]
+    cmd += grid.forward_arguments(args)
     if args.json:
         cmd.append("--json")
     env = dict(os.environ)
@@ -139,14 +146,16 @@ def _run(args: argparse.Namespace) -> int:
 
     from .checkpoint import REQUEUE_EXIT
     from .comm import World
-    from .config import load_config
     from .runner import run_rounds, setup
 
     world = World()
-    for path in args.configs:
+    runs = _grid_runs(args, world)
+    for k, one in enumerate(runs, 1):
         error: ByzmpiError | None = None
+        if world.is_server and len(runs) > 1:
+            print(f"[byzmpi] run {k} of {len(runs)} (grid index {one.index}): {one.name}", flush=True)
         try:
-            cfg = load_config(path, args.overrides)
+            cfg = one.load()
             prepared = setup(cfg, world.size, world.rank)
         except ByzmpiError as exc:
             error = exc
@@ -165,6 +174,18 @@ def _run(args: argparse.Namespace) -> int:
             world.exit(REQUEUE_EXIT)
     world.barrier()
     return 0
+
+
+def _grid_runs(args: argparse.Namespace, world) -> list[grid.GridRun]:
+    """The runs of the command line's sweep description; every rank expands it alike, so on an
+    error all of them stop and rank 0 prints it."""
+    try:
+        return grid.from_args(args)
+    except ByzmpiError as exc:
+        if world.rank == 0:
+            print(exc.line(), file=sys.stderr, flush=True)
+        world.exit(exc.exit_code)
+        raise  # pragma: no cover - world.exit does not return
 
 
 def _print_summary(summary, *, as_json: bool) -> None:
