@@ -166,7 +166,7 @@ def bench_shape(m: int, d: int, names: list[str], args) -> dict:
             if "skipped" in entry or "flag" in entry:
                 continue
             if rule is not None and not rule.valid(m, f):
-                entry["skipped"] = f"not valid for m={m}, f={f} ({rule.condition})"
+                entry["skipped"] = f"not valid for m={m}, f={f} ({rule.condition.text})"
                 print(f"  {name:20s} skipped: {entry['skipped']}", flush=True)
                 continue
             try:

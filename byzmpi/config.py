@@ -599,7 +599,7 @@ def check_aggregator_validity(cfg: Config) -> None:
             seen = f" (m = {m2}, f = {f2} after {', '.join(p.name for p, _ in pipe.pre)})" if pipe.pre else ""
             raise ConfigError(
                 "aggregator.f",
-                f"{pipe.rule.name} needs {pipe.rule.condition}, but a round can deliver m = {m} messages with "
+                f"{pipe.rule.name} needs {pipe.rule.condition.text}, but a round can deliver m = {m} messages with "
                 f"f = {f}{seen} (clients.per_round = {cfg.clients.per_round}, clients.full_round = "
                 f"{cfg.clients.full_round}); lower aggregator.f or sample more clients",
             )

@@ -37,7 +37,9 @@ from .registry import (
     PreAggregator,
     Rule,
     register_pre_aggregator,
+    RuleRefused,
     register_rule,
+    rule,
 )
 from .sorting import set_compile_enabled
 from .trimmed_mean import trimmed_mean
@@ -50,7 +52,9 @@ __all__ = [
     "PreAggregator",
     "Rule",
     "Pipeline",
+    "RuleRefused",
     "register_rule",
+    "rule",
     "register_pre_aggregator",
     "pairwise_sq_distances",
     "gram",

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from .clipping import clip_scales, row_norms, scale_rows
-from .registry import PreAggregated, PreAggregator, register_pre_aggregator
+from .registry import PreAggregated, pre_aggregator
 
 
 def arc_count(m: int, f: int) -> int:
@@ -26,7 +26,12 @@ def arc_scales(x: Tensor, *, f: int) -> Tensor:
     return clip_scales(norms, radius)
 
 
-def arc(x: Tensor, *, f: int) -> Tensor:
+@pre_aggregator(
+    "arc",
+    shape=lambda m, f, **_: (m, f),
+    doc="Adaptive robust clipping: the floor(2(f/m)(m-f)) largest-norm inputs clipped to the next largest norm.",
+)
+def arc(x: Tensor, *, f: int, generator: torch.Generator | None = None) -> PreAggregated:
     """ARC: clip the k = ⌊2(f/m)(m − f)⌋ largest-norm inputs to the norm of the (k+1)-th largest.
 
         C = ‖x_{π(k+1)}‖ with ‖x_{π(1)}‖ ≥ … ≥ ‖x_{π(m)}‖,   y_i = min(1, C/‖x_i‖)·x_i.
@@ -37,19 +42,5 @@ def arc(x: Tensor, *, f: int) -> Tensor:
     Reference: Allouah, Guerraoui, Gupta, Jellouli, Rizk, Stephan, "The vital role of gradient
     clipping in Byzantine-resilient distributed learning", arXiv:2405.14432, 2024.
     """
-    return scale_rows(x, arc_scales(x, f=f))
-
-
-def _apply(x: Tensor, *, f: int, generator: torch.Generator | None) -> PreAggregated:
     scales = arc_scales(x, f=f)
     return PreAggregated(scale_rows(x, scales), f, torch.diag(scales.cpu()))
-
-
-register_pre_aggregator(
-    PreAggregator(
-        name="arc",
-        apply=_apply,
-        shape=lambda m, f, **_: (m, f),
-        doc="Adaptive robust clipping: the floor(2(f/m)(m-f)) largest-norm inputs clipped to the next largest norm.",
-    )
-)

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ..params import Param
 from .combine import mix_rows
-from .registry import PreAggregated, PreAggregator, register_pre_aggregator
+from .registry import PreAggregated, pre_aggregator
 
 
 def bucketing_shape(m: int, f: int, s: int = 2) -> tuple[int, int]:
@@ -33,13 +33,20 @@ def bucket_mix(m: int, s: int, generator: torch.Generator | None = None) -> Tens
     return mix
 
 
-def bucketing(x: Tensor, *, s: int = 2, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+@pre_aggregator(
+    "bucketing",
+    shape=lambda m, f, s=2: bucketing_shape(m, f, s),
+    doc="Bucketing(s): means of ceil(m/s) random buckets of s inputs (fresh permutation each call); "
+    "the rule sees (ceil(m/s), min(f, ceil(m/s))).",
+    params={"s": Param("s", int, 2, "bucket size", minimum=1)},
+)
+def bucketing(x: Tensor, *, f: int = 0, s: int = 2, generator: torch.Generator | None = None) -> PreAggregated:
     """Bucketing: y_b = (1/|B_b|) Σ_{i ∈ B_b} x_{π(i)}, b = 1..⌈m/s⌉, for a fresh random permutation π.
 
     Convention: a new permutation on every call, drawn from ``generator`` (the pipeline passes the
     round's (seed, round, "pre-aggregate") stream, so a round is reproducible); ⌈m/s⌉ buckets,
     the last partial bucket averaged over its real size (the paper's formula divides by s); the
-    rule then sees (⌈m/s⌉, min(f, ⌈m/s⌉)), see :func:`bucketing_shape`. Returns (y, mix) with
+    rule then sees (⌈m/s⌉, min(f, ⌈m/s⌉)), see :func:`bucketing_shape`. Returns (y, f', mix) with
     y = mix·x (scaled row adds: one pass over x).
     Reference: Karimireddy, He, Jaggi, "Byzantine-robust learning on heterogeneous datasets via
     bucketing", ICLR 2022 (Algorithm 2).
@@ -47,21 +54,4 @@ def bucketing(x: Tensor, *, s: int = 2, generator: torch.Generator | None = None
     if s < 1:
         raise ValueError(f"bucket size s must be >= 1, got {s}")
     mix = bucket_mix(x.shape[0], s, generator)
-    return mix_rows(x, mix), mix
-
-
-def _apply(x: Tensor, *, f: int, generator: torch.Generator | None, s: int) -> PreAggregated:
-    y, mix = bucketing(x, s=s, generator=generator)
-    return PreAggregated(y, bucketing_shape(x.shape[0], f, s)[1], mix)
-
-
-register_pre_aggregator(
-    PreAggregator(
-        name="bucketing",
-        apply=_apply,
-        shape=lambda m, f, s=2: bucketing_shape(m, f, s),
-        doc="Bucketing(s): means of ceil(m/s) random buckets of s inputs (fresh permutation each call); "
-        "the rule sees (ceil(m/s), min(f, ceil(m/s))).",
-        params={"s": Param("s", int, 2, "bucket size", minimum=1)},
-    )
-)
+    return PreAggregated(mix_rows(x, mix), bucketing_shape(x.shape[0], f, s)[1], mix)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..registry import Condition
 from .distances import pairwise_sq_distances
 from .krum import krum_scores_from_distances
-from .registry import Aggregate, Rule, register_rule
+from .registry import rule
 from .sorted_reductions import MeanAroundMedian
 from .sorting import reduce_sorted_columns
+
+BULYAN_VALID = Condition("m >= 4f + 3", lambda m, f, **_: m >= 4 * f + 3)
 
 
 def bulyan_select(x: Tensor, *, f: int) -> Tensor:
@@ -20,8 +23,7 @@ def bulyan_select(x: Tensor, *, f: int) -> Tensor:
     it from R. All distances come from one Gram matrix computed once.
     """
     m = x.shape[0]
-    if m < 4 * f + 3:
-        raise ValueError(f"Bulyan needs m >= 4f + 3, got m={m}, f={f}")
+    BULYAN_VALID.require("bulyan", m=m, f=f)
     dist = pairwise_sq_distances(x).cpu()
     remaining = list(range(m))
     chosen: list[int] = []
@@ -33,6 +35,12 @@ def bulyan_select(x: Tensor, *, f: int) -> Tensor:
     return torch.tensor(chosen, dtype=torch.long)
 
 
+@rule(
+    "bulyan",
+    condition=BULYAN_VALID,
+    doc="Bulyan: m-2f inputs chosen by repeated Krum, then per coordinate the mean of the m-4f values "
+    "closest to their median.",
+)
 def bulyan(x: Tensor, *, f: int) -> Tensor:
     """Bulyan over Krum.
 
@@ -49,19 +57,3 @@ def bulyan(x: Tensor, *, f: int) -> Tensor:
     chosen = bulyan_select(x, f=f).to(x.device)
     beta = m - 4 * f
     return reduce_sorted_columns(x.index_select(0, chosen), MeanAroundMedian(beta))
-
-
-def _apply(x: Tensor, *, f: int) -> Aggregate:
-    return Aggregate(bulyan(x, f=f))
-
-
-register_rule(
-    Rule(
-        name="bulyan",
-        apply=_apply,
-        valid=lambda m, f, **_: m >= 4 * f + 3,
-        condition="m >= 4f + 3",
-        doc="Bulyan: m-2f inputs chosen by repeated Krum, then per coordinate the mean of the m-4f values "
-        "closest to their median.",
-    )
-)

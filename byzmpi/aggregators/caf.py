@@ -6,9 +6,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..registry import Condition
 from .combine import weighted_rows
 from .distances import accurate_gram
-from .registry import Aggregate, Rule, register_rule
+from .registry import Aggregate, rule
 
 
 def caf_weights(x: Tensor, *, f: int) -> np.ndarray:
@@ -23,8 +24,7 @@ def caf_weights(x: Tensor, *, f: int) -> np.ndarray:
     estimates.
     """
     m = x.shape[0]
-    if m <= 2 * f:
-        raise ValueError(f"CAF needs m > 2f, got m={m}, f={f}")
+    CAF_VALID.require("caf", m=m, f=f)
     g, _ = accurate_gram(x)
     g = g.double().cpu().numpy()
     c = np.ones(m)
@@ -52,7 +52,16 @@ def caf_weights(x: Tensor, *, f: int) -> np.ndarray:
     return best_w
 
 
-def caf(x: Tensor, *, f: int) -> Tensor:
+CAF_VALID = Condition("m > 2f", lambda m, f, **_: m > 2 * f)
+
+
+@rule(
+    "caf",
+    condition=CAF_VALID,
+    doc="Covariance-bound agnostic filter: down-weight inputs along the top eigenvector of the weighted "
+    "covariance; the weighted mean of least top eigenvalue.",
+)
+def caf(x: Tensor, *, f: int) -> Aggregate:
     """Covariance-bound agnostic filter (CAF).
 
     Weights c_i = 1; while Σ_i c_i > m − 2f:
@@ -68,21 +77,5 @@ def caf(x: Tensor, *, f: int) -> Tensor:
     Reference: Allouah, Guerraoui, Stephan, "Towards trustworthy federated learning with untrusted
     participants", ICML 2025, arXiv:2505.01874 (Algorithm 2, CAF).
     """
-    return weighted_rows(x, torch.from_numpy(caf_weights(x, f=f)))
-
-
-def _apply(x: Tensor, *, f: int) -> Aggregate:
     w = torch.from_numpy(caf_weights(x, f=f))
     return Aggregate(weighted_rows(x, w), w)
-
-
-register_rule(
-    Rule(
-        name="caf",
-        apply=_apply,
-        valid=lambda m, f, **_: m > 2 * f,
-        condition="m > 2f",
-        doc="Covariance-bound agnostic filter: down-weight inputs along the top eigenvector of the weighted "
-        "covariance; the weighted mean of least top eigenvalue.",
-    )
-)

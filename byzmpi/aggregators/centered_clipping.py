@@ -7,9 +7,10 @@ import torch
 from torch import Tensor
 
 from ..params import Param
+from ..registry import Condition
 from .distances import gram
 from .median import coordinate_median
-from .registry import Aggregate, Rule, register_rule
+from .registry import Aggregate, rule
 
 
 def _finite_gram(x: Tensor, origin: Tensor) -> np.ndarray:
@@ -41,14 +42,33 @@ def centered_clipping_weights(x: Tensor, centre: Tensor, *, tau: float, iteratio
     return mu
 
 
-def centered_clipping(x: Tensor, *, centre: Tensor, tau: float = 10.0, iterations: int = 3) -> Tensor:
+@rule(
+    "centered_clipping",
+    condition=Condition("m > 2f", lambda m, f, **_: m > 2 * f),
+    doc="Centered clipping: v <- v + mean_i clip_tau(x_i - v), L times, warm-started from the last output "
+    "(first call: from the coordinate-wise median).",
+    params={
+        "tau": Param("tau", float, 10.0, "clipping radius τ", minimum=0.0),
+        "iterations": Param("iterations", int, 3, "clipping iterations L", minimum=0),
+    },
+    stateful=True,
+)
+def centered_clipping(
+    x: Tensor,
+    *,
+    f: int = 0,
+    tau: float = 10.0,
+    iterations: int = 3,
+    centre: Tensor | None = None,
+    state: dict[str, Tensor] | None = None,
+) -> Aggregate:
     """Centered clipping: L iterations of
 
         v ← v + (1/m) Σ_i clip_τ(x_i − v),    clip_τ(y) = min(1, τ/‖y‖)·y, clip_τ(0) = 0,
 
     from v₀ = ``centre``. Convention (CONVENTIONS.md): warm-started from the previous round's
-    output (the registered rule keeps it in ``state["centre"]``); the registered rule's **first
-    call starts from the coordinate-wise median** of its inputs. Defaults τ = 10, L = 3 (the
+    output: ``centre`` when given, else ``state["centre"]`` (the server's rule state, updated with the
+    output), else — on the **first call** — the coordinate-wise median of the inputs. Defaults τ = 10, L = 3 (the
     Byz-VR-MARINA reference code); the theory of Karimireddy et al. uses L = 1. The result is a
     convex combination of v₀ and the inputs, formed in one pass over x; the distances come from
     one Gram matrix. Valid when m > 2f (the rule's guarantee needs a smaller Byzantine fraction
@@ -56,39 +76,19 @@ def centered_clipping(x: Tensor, *, centre: Tensor, tau: float = 10.0, iteration
     Reference: Karimireddy, He, Jaggi, "Learning from history for Byzantine robust optimization",
     ICML 2021.
     """
+    if centre is None and state is not None:
+        centre = state.get("centre")
+    if centre is None or centre.shape != x.shape[1:] or not bool(torch.isfinite(centre).all()):
+        centre = coordinate_median(x)
+    centre = centre.to(device=x.device, dtype=x.dtype)
     mu = centered_clipping_weights(x, centre, tau=tau, iterations=iterations)
-    return _combine(x, centre, mu)
+    out = _combine(x, centre, mu)
+    if state is not None:
+        state["centre"] = out.clone()
+    return Aggregate(out, torch.from_numpy(mu))
 
 
 def _combine(x: Tensor, centre: Tensor, mu: np.ndarray) -> Tensor:
     w = torch.from_numpy(mu).to(device=x.device, dtype=x.dtype)
     rest = max(0.0, 1.0 - float(mu.sum()))
     return torch.addmv(centre.to(x.dtype), x.T, w, beta=rest)
-
-
-def _apply(x: Tensor, *, f: int, tau: float, iterations: int, state: dict[str, Tensor]) -> Aggregate:
-    centre = state.get("centre")
-    if centre is None or centre.shape != x.shape[1:] or not bool(torch.isfinite(centre).all()):
-        centre = coordinate_median(x)
-    centre = centre.to(device=x.device, dtype=x.dtype)
-    mu = centered_clipping_weights(x, centre, tau=tau, iterations=iterations)
-    out = _combine(x, centre, mu)
-    state["centre"] = out.clone()
-    return Aggregate(out, torch.from_numpy(mu))
-
-
-register_rule(
-    Rule(
-        name="centered_clipping",
-        apply=_apply,
-        valid=lambda m, f, **_: m > 2 * f,
-        condition="m > 2f",
-        doc="Centered clipping: v <- v + mean_i clip_tau(x_i - v), L times, warm-started from the last output "
-        "(first call: from the coordinate-wise median).",
-        params={
-            "tau": Param("tau", float, 10.0, "clipping radius τ", minimum=0.0),
-            "iterations": Param("iterations", int, 3, "clipping iterations L", minimum=0),
-        },
-        stateful=True,
-    )
-)

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from ..params import Param
-from .registry import PreAggregated, PreAggregator, register_pre_aggregator
+from .registry import PreAggregated, pre_aggregator
 
 
 def row_norms(x: Tensor) -> Tensor:
@@ -39,27 +39,18 @@ def clip_to_radius(x: Tensor, radius: float) -> tuple[Tensor, Tensor]:
     return scale_rows(x, scales), scales
 
 
-def static_clipping(x: Tensor, *, tau: float) -> Tensor:
+@pre_aggregator(
+    "clipping",
+    shape=lambda m, f, **_: (m, f),
+    doc="Static clipping: every input scaled to norm <= tau.",
+    params={"tau": Param("tau", float, 2.0, "clipping radius τ", minimum=0.0)},
+)
+def static_clipping(x: Tensor, *, f: int = 0, tau: float, generator: torch.Generator | None = None) -> PreAggregated:
     """Static clipping: y_i = min(1, τ/‖x_i‖₂)·x_i (CONVENTIONS.md: clip_τ(0) = 0), norms in float64.
 
     Linear per input: mix = diag(min(1, τ/‖x_i‖)); the rule sees the same (m, f).
     Reference: e.g. Allouah et al., "The vital role of gradient clipping in Byzantine-resilient
     distributed learning", arXiv:2405.14432, 2024 (static clipping as the baseline of ARC).
     """
-    return clip_to_radius(x, tau)[0]
-
-
-def _apply(x: Tensor, *, f: int, generator: torch.Generator | None, tau: float) -> PreAggregated:
     y, scales = clip_to_radius(x, tau)
     return PreAggregated(y, f, torch.diag(scales.cpu()))
-
-
-register_pre_aggregator(
-    PreAggregator(
-        name="clipping",
-        apply=_apply,
-        shape=lambda m, f, **_: (m, f),
-        doc="Static clipping: every input scaled to norm <= tau.",
-        params={"tau": Param("tau", float, 2.0, "clipping radius τ", minimum=0.0)},
-    )
-)

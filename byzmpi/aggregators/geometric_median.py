@@ -9,10 +9,11 @@ import torch
 from torch import Tensor
 
 from ..params import Param
+from ..registry import Condition
 from .combine import weighted_rows
 from .distances import gram
 from .median import coordinate_median
-from .registry import Aggregate, Rule, register_rule
+from .registry import Aggregate, rule
 
 #: default smoothing ν, relative to the scale (median distance from the start to the inputs)
 NU_FACTOR = 1e-6
@@ -58,7 +59,28 @@ def geometric_median_weights(
     return z0, torch.from_numpy(lam)
 
 
-def geometric_median(x: Tensor, *, nu: float | None = None, max_iter: int = 100, tol: float = 1e-7) -> Tensor:
+@rule(
+    "geometric_median",
+    condition=Condition("m > 2f", lambda m, f, **_: m > 2 * f),
+    doc="Geometric median by smoothed Weiszfeld, started from the coordinate-wise median.",
+    params={
+        "nu": Param(
+            "nu",
+            float,
+            None,
+            "smoothing ν (default 1e-6 x median distance of the inputs to the start)",
+            minimum=0.0,
+            nullable=True,
+        ),
+        "max_iter": Param(
+            "max_iter", int, 100, "maximum Weiszfeld iterations T (0: the coordinate-wise median)", minimum=0
+        ),
+        "tol": Param("tol", float, 1e-7, "stop when a step moves z by <= tol x scale", minimum=0.0),
+    },
+)
+def geometric_median(
+    x: Tensor, *, f: int = 0, nu: float | None = None, max_iter: int = 100, tol: float = 1e-7
+) -> Aggregate:
     """Approximate geometric median argmin_z Σ_i ‖z − x_i‖ by smoothed Weiszfeld iterations.
 
         β_i = 1 / max(‖z − x_i‖, ν),    z ← Σ_i β_i x_i / Σ_i β_i,
@@ -74,36 +96,4 @@ def geometric_median(x: Tensor, *, nu: float | None = None, max_iter: int = 100,
     aggregation for federated learning", IEEE Trans. Signal Process. 70, 2022 (smoothed Weiszfeld, RFA).
     """
     z0, lam = geometric_median_weights(x, nu=nu, max_iter=max_iter, tol=tol)
-    return z0 if lam is None else weighted_rows(x, lam)
-
-
-def _apply(x: Tensor, *, f: int, nu: float | None, max_iter: int, tol: float) -> Aggregate:
-    z0, lam = geometric_median_weights(x, nu=nu, max_iter=max_iter, tol=tol)
-    if lam is None:
-        return Aggregate(z0)
-    return Aggregate(weighted_rows(x, lam), lam)
-
-
-register_rule(
-    Rule(
-        name="geometric_median",
-        apply=_apply,
-        valid=lambda m, f, **_: m > 2 * f,
-        condition="m > 2f",
-        doc="Geometric median by smoothed Weiszfeld, started from the coordinate-wise median.",
-        params={
-            "nu": Param(
-                "nu",
-                float,
-                None,
-                "smoothing ν (default 1e-6 x median distance of the inputs to the start)",
-                minimum=0.0,
-                nullable=True,
-            ),
-            "max_iter": Param(
-                "max_iter", int, 100, "maximum Weiszfeld iterations T (0: the coordinate-wise median)", minimum=0
-            ),
-            "tol": Param("tol", float, 1e-7, "stop when a step moves z by <= tol x scale", minimum=0.0),
-        },
-    )
-)
+    return Aggregate(z0) if lam is None else Aggregate(weighted_rows(x, lam), lam)

@@ -8,17 +8,24 @@ import torch
 from torch import Tensor
 
 from ..params import Param
+from ..registry import Condition
 from .combine import selection_weights, weighted_rows
 from .distances import pairwise_sq_distances
 from .min_diameter import min_diameter_subset
-from .registry import Aggregate, Rule, register_rule
+from .registry import Aggregate, rule
 
 #: default cap on C(m, f), the number of candidate subsets
 MAX_SUBSETS = 10**15
 
 
+MDA_VALID = Condition(
+    "m > 2f and C(m, f) <= max_subsets",
+    lambda m, f, max_subsets=MAX_SUBSETS: m > 2 * f and math.comb(m, f) <= max_subsets,
+)
+
+
 def mda_valid(m: int, f: int, max_subsets: int = MAX_SUBSETS) -> bool:
-    return m > 2 * f and math.comb(m, f) <= max_subsets
+    return MDA_VALID.holds(m=m, f=f, max_subsets=max_subsets)
 
 
 def mda_select(x: Tensor, *, f: int, max_subsets: int = MAX_SUBSETS) -> Tensor:
@@ -36,7 +43,21 @@ def mda_select(x: Tensor, *, f: int, max_subsets: int = MAX_SUBSETS) -> Tensor:
     return torch.tensor(min_diameter_subset(dist, m - f), dtype=torch.long)
 
 
-def mda(x: Tensor, *, f: int, max_subsets: int = MAX_SUBSETS) -> Tensor:
+@rule(
+    "mda",
+    condition=MDA_VALID,
+    doc="Minimum-diameter averaging: mean of the m-f inputs of smallest diameter (exact search).",
+    params={
+        "max_subsets": Param(
+            "max_subsets",
+            int,
+            MAX_SUBSETS,
+            "refuse when C(m, f), the number of candidate subsets, exceeds this",
+            minimum=1,
+        )
+    },
+)
+def mda(x: Tensor, *, f: int, max_subsets: int = MAX_SUBSETS) -> Aggregate:
     """Minimum-diameter averaging: the mean of the m − f inputs of smallest diameter.
 
         S* = argmin_{S ⊂ [m], |S| = m − f} max_{i, j ∈ S} ‖x_i − x_j‖,   out = (1/(m−f)) Σ_{i∈S*} x_i.
@@ -51,30 +72,5 @@ def mda(x: Tensor, *, f: int, max_subsets: int = MAX_SUBSETS) -> Tensor:
     in Byzantium", ICML 2018 (MDA); El Mhamdi, Guerraoui, Guirguis, Hoang, Rouault, "Genuinely
     distributed Byzantine machine learning", PODC 2020.
     """
-    chosen = mda_select(x, f=f, max_subsets=max_subsets)
-    return weighted_rows(x, selection_weights(x.shape[0], chosen))
-
-
-def _apply(x: Tensor, *, f: int, max_subsets: int) -> Aggregate:
     w = selection_weights(x.shape[0], mda_select(x, f=f, max_subsets=max_subsets))
     return Aggregate(weighted_rows(x, w), w)
-
-
-register_rule(
-    Rule(
-        name="mda",
-        apply=_apply,
-        valid=lambda m, f, max_subsets=MAX_SUBSETS: mda_valid(m, f, max_subsets),
-        condition="m > 2f and C(m, f) <= max_subsets",
-        doc="Minimum-diameter averaging: mean of the m-f inputs of smallest diameter (exact search).",
-        params={
-            "max_subsets": Param(
-                "max_subsets",
-                int,
-                MAX_SUBSETS,
-                "refuse when C(m, f), the number of candidate subsets, exceeds this",
-                minimum=1,
-            )
-        },
-    )
-)

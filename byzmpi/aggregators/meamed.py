@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .registry import Aggregate, Rule, register_rule
+from ..registry import Condition
+from .registry import rule
 from .sorted_reductions import MeanAroundMedian
 from .sorting import reduce_sorted_columns
 
@@ -23,6 +24,14 @@ def mean_around_median(x: Tensor, *, keep: int) -> Tensor:
     return reduce_sorted_columns(x, MeanAroundMedian(keep))
 
 
+MEAMED_VALID = Condition("m > 2f", lambda m, f, **_: m > 2 * f)
+
+
+@rule(
+    "meamed",
+    condition=MEAMED_VALID,
+    doc="Mean around median: per coordinate, the mean of the m-f values closest to the median.",
+)
 def meamed(x: Tensor, *, f: int) -> Tensor:
     """Meamed: per coordinate, the mean of the m − f values closest to the median.
 
@@ -32,21 +41,5 @@ def meamed(x: Tensor, *, f: int) -> Tensor:
     (the "mean around median" rule).
     """
     m = x.shape[0]
-    if m <= 2 * f:
-        raise ValueError(f"Meamed needs m > 2f, got m={m}, f={f}")
+    MEAMED_VALID.require("meamed", m=m, f=f)
     return mean_around_median(x, keep=m - f)
-
-
-def _apply(x: Tensor, *, f: int) -> Aggregate:
-    return Aggregate(meamed(x, f=f))
-
-
-register_rule(
-    Rule(
-        name="meamed",
-        apply=_apply,
-        valid=lambda m, f, **_: m > 2 * f,
-        condition="m > 2f",
-        doc="Mean around median: per coordinate, the mean of the m-f values closest to the median.",
-    )
-)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .registry import Aggregate, Rule, register_rule
+from ..registry import Condition
+from .registry import rule
 from .sorted_reductions import Median
 from .sorting import reduce_sorted_columns
 
+MEDIAN_VALID = Condition("m > 2f", lambda m, f, **_: m > 2 * f)
 
-def coordinate_median(x: Tensor) -> Tensor:
+
+@rule("median", condition=MEDIAN_VALID, doc="Coordinate-wise median, midpoint of the two middle values for even m.")
+def coordinate_median(x: Tensor, *, f: int = 0) -> Tensor:
     """Coordinate-wise median of the rows of ``x`` (m, d).
 
     out_j = median(x_1j, ..., x_mj). Convention: for even m, the midpoint of the two middle values
@@ -22,18 +26,3 @@ def coordinate_median(x: Tensor) -> Tensor:
     optimal statistical rates", ICML 2018.
     """
     return reduce_sorted_columns(x, Median())
-
-
-def _apply(x: Tensor, *, f: int) -> Aggregate:
-    return Aggregate(coordinate_median(x))
-
-
-register_rule(
-    Rule(
-        name="median",
-        apply=_apply,
-        valid=lambda m, f, **_: m > 2 * f,
-        condition="m > 2f",
-        doc="Coordinate-wise median, midpoint of the two middle values for even m.",
-    )
-)

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from .combine import mix_rows
 from .distances import pairwise_sq_distances
-from .registry import PreAggregated, PreAggregator, register_pre_aggregator
+from .registry import PreAggregated, pre_aggregator
 
 
 def nnm_shape(m: int, f: int) -> tuple[int, int]:
@@ -30,28 +30,18 @@ def nnm_mix(x: Tensor, *, f: int) -> Tensor:
     return mix
 
 
-def nnm(x: Tensor, *, f: int) -> tuple[Tensor, Tensor]:
+@pre_aggregator(
+    "nnm",
+    shape=nnm_shape,
+    doc="Nearest-neighbour mixing: each input replaced by the mean of its m-f nearest (itself included).",
+)
+def nnm(x: Tensor, *, f: int, generator: torch.Generator | None = None) -> PreAggregated:
     """NNM: y_i = (1/(m−f)) Σ_{j ∈ N_i} x_j, N_i the m − f nearest inputs to x_i (itself included).
 
     Convention (CONVENTIONS.md): m − f neighbours including itself, ties → lowest index; the rule
-    then sees the same (m, f). Returns (y, mix), y = mix·x (one GEMM).
+    then sees the same (m, f). Returns (y, f, mix), y = mix·x (one GEMM).
     Reference: Allouah, Farhadkhani, Guerraoui, Gupta, Pinot, Stephan, "Fixing by mixing: a recipe
     for optimal Byzantine ML under heterogeneity", AISTATS 2023.
     """
     mix = nnm_mix(x, f=f)
-    return mix_rows(x, mix), mix
-
-
-def _apply(x: Tensor, *, f: int, generator: torch.Generator | None) -> PreAggregated:
-    y, mix = nnm(x, f=f)
-    return PreAggregated(y, f, mix)
-
-
-register_pre_aggregator(
-    PreAggregator(
-        name="nnm",
-        apply=_apply,
-        shape=nnm_shape,
-        doc="Nearest-neighbour mixing: each input replaced by the mean of its m-f nearest (itself included).",
-    )
-)
+    return PreAggregated(mix_rows(x, mix), f, mix)

@@ -13,6 +13,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from torch import Tensor
 
 from .. import rng
@@ -31,12 +32,8 @@ class Pipeline:
     def build(cls, name: str, params: dict[str, Any], pre: list[tuple[str, dict[str, Any]]], seed: int) -> Pipeline:
         """From catalogue names; declared parameters not given take their declared defaults."""
 
-        def with_defaults(declared: dict, given: dict[str, Any]) -> dict[str, Any]:
-            return {**{k: p.default for k, p in declared.items()}, **given}
-
-        rule = RULES[name]
-        stages = [(PRE_AGGREGATORS[p], with_defaults(PRE_AGGREGATORS[p].params, dict(pp))) for p, pp in pre]
-        return cls(rule, with_defaults(rule.params, dict(params)), stages, seed)
+        stages = [(PRE_AGGREGATORS.lookup(p), PRE_AGGREGATORS.resolve(p, pp, f"aggregator.{p}")) for p, pp in pre]
+        return cls(RULES.lookup(name), RULES.resolve(name, params), stages, seed)
 
     def shape(self, m: int, f: int) -> tuple[int, int]:
         """(m, f) as the rule sees them after the pre-aggregators."""
@@ -48,18 +45,21 @@ class Pipeline:
         m2, f2 = self.shape(m, f)
         return self.rule.valid(m2, f2, **self.rule_params)
 
-    def peek(self, x: Tensor, *, f: int, round_: int) -> Aggregate:
+    def peek(self, x: Tensor, *, f: int, round_: int, clients: np.ndarray | None = None) -> Aggregate:
         """The aggregate of ``x`` without touching the rule's state (for attacks that search)."""
         saved = self.state
         self.state = copy.deepcopy(saved)
         try:
-            return self(x, f=f, round_=round_)
+            return self(x, f=f, round_=round_, clients=clients)
         finally:
             self.state = saved
 
-    def __call__(self, x: Tensor, *, f: int, round_: int) -> Aggregate:
-        """Aggregate the rows of ``x``; the weights (when the rule gives them) refer to the rows of
-        ``x`` (mapped back through the pre-aggregators' mixing matrices), or are None."""
+    def __call__(self, x: Tensor, *, f: int, round_: int, clients: np.ndarray | None = None) -> Aggregate:
+        """Aggregate the rows of ``x`` (row i sent by client ``clients[i]`` when given); the weights
+        (when the rule gives them) refer to the rows of ``x`` (mapped back through the
+        pre-aggregators' mixing matrices), or are None. Raises RuleRefused when the rule declines
+        the round's inputs."""
+        m_in = x.shape[0]
         mix = None
         generator = None
         for pre, params in self.pre:
@@ -74,7 +74,9 @@ class Pipeline:
         kwargs = dict(self.rule_params)
         if self.rule.stateful:
             kwargs["state"] = self.state
-        agg = self.rule.apply(x, f=f, **kwargs)
+        if self.rule.takes_clients:  # rows still stand for clients only if no stage changed their number
+            kwargs["clients"] = clients if x.shape[0] == m_in else None
+        agg = self.rule(x, f=f, **kwargs)
         if agg.weights is None or mix is None:
             return agg
         if mix is False:

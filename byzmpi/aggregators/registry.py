@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import torch
 from torch import Tensor
 
 from ..params import Param
+from ..registry import Condition, Registry
 
 
 class Aggregate(NamedTuple):
@@ -43,20 +44,33 @@ class PreAggregated(NamedTuple):
 
 @dataclass(frozen=True)
 class Rule:
-    """A robust aggregation rule.
+    """A robust aggregation rule: its public function, registered once.
 
-    ``apply(x, *, f, **params) -> Aggregate``; a ``stateful`` rule also receives ``state=`` (a dict
-    of tensors it may read and update, kept in the server state and checkpointed).
-    ``valid(m, f, **params)`` is the rule's validity condition, ``condition`` the same in words.
+    ``apply(x, *, f, **params) -> Tensor | Aggregate`` is the rule's own public function (a bare
+    tensor means "no weights"); a ``stateful`` rule also receives ``state=`` (a dict of tensors it
+    may read and update, kept in the server state and checkpointed). ``condition`` is the rule's
+    validity condition on (m, f, **params), the same object its function uses as its guard.
     """
 
     name: str
-    apply: Callable[..., Aggregate]
-    valid: Callable[..., bool]
-    condition: str
+    apply: Callable[..., Tensor | Aggregate]
+    condition: Condition
     doc: str
     params: dict[str, Param] = field(default_factory=dict)
     stateful: bool = False
+    takes_clients: bool = False  # ``apply`` also receives ``clients=``, the client id of each row (or None)
+
+    def valid(self, m: int, f: int, **params: Any) -> bool:
+        return self.condition.holds(m=m, f=f, **params)
+
+    def __call__(self, x: Tensor, *, f: int, **params: Any) -> Aggregate:
+        out = self.apply(x, f=f, **params)
+        return out if isinstance(out, Aggregate) else Aggregate(out)
+
+
+class RuleRefused(Exception):
+    """A rule declines this round's inputs (e.g. MoNNA without its trusted client's message): the
+    server takes no step this round and counts it, instead of aborting the run."""
 
 
 @dataclass(frozen=True)
@@ -75,24 +89,52 @@ class PreAggregator:
     params: dict[str, Param] = field(default_factory=dict)
 
 
-RULES: dict[str, Rule] = {}
-PRE_AGGREGATORS: dict[str, PreAggregator] = {}
+RULES: Registry[Rule] = Registry("aggregation rule", "aggregator")
+PRE_AGGREGATORS: Registry[PreAggregator] = Registry("pre-aggregator", "aggregator.pre")
 
 
 def register_rule(rule: Rule, *, replace: bool = False) -> Rule:
     """Add ``rule`` to the catalogue (a user's own rule included); refuses to shadow one silently."""
-    if rule.name in RULES and not replace:
-        raise ValueError(f"aggregation rule {rule.name!r} is already registered")
-    RULES[rule.name] = rule
-    return rule
+    return RULES.register(rule, replace=replace)
 
 
 def register_pre_aggregator(pre: PreAggregator, *, replace: bool = False) -> PreAggregator:
     """Add a pre-aggregator to the catalogue."""
-    if pre.name in PRE_AGGREGATORS and not replace:
-        raise ValueError(f"pre-aggregator {pre.name!r} is already registered")
-    PRE_AGGREGATORS[pre.name] = pre
-    return pre
+    return PRE_AGGREGATORS.register(pre, replace=replace)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def rule(
+    name: str,
+    *,
+    condition: Condition,
+    doc: str,
+    params: dict[str, Param] | None = None,
+    stateful: bool = False,
+    takes_clients: bool = False,
+) -> Callable[[F], F]:
+    """Decorator: register the decorated public function as the rule ``name`` (once, no twin)."""
+
+    def register(fn: F) -> F:
+        register_rule(Rule(name, fn, condition, doc, dict(params or {}), stateful, takes_clients))
+        return fn
+
+    return register
+
+
+def pre_aggregator(
+    name: str, *, shape: Callable[..., tuple[int, int]], doc: str, params: dict[str, Param] | None = None
+) -> Callable[[F], F]:
+    """Decorator: register the decorated public function (``fn(x, *, f, generator, **params) ->
+    PreAggregated``) as the pre-aggregator ``name``."""
+
+    def register(fn: F) -> F:
+        register_pre_aggregator(PreAggregator(name, fn, shape, doc, dict(params or {})))
+        return fn
+
+    return register
 
 
 def identity_mix(m: int) -> Tensor:

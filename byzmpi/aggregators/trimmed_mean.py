@@ -5,12 +5,23 @@ from __future__ import annotations
 from torch import Tensor
 
 from ..params import Param
-from .registry import Aggregate, Rule, register_rule
+from ..registry import Condition
+from .registry import rule
 from .sorted_reductions import TrimmedMean
 from .sorting import reduce_sorted_columns
 
+TRIMMED_MEAN_VALID = Condition(
+    "m > 2b (b = trim, default f)", lambda m, f, trim=None: m > 2 * (f if trim is None else trim)
+)
 
-def trimmed_mean(x: Tensor, *, trim: int) -> Tensor:
+
+@rule(
+    "trimmed_mean",
+    condition=TRIMMED_MEAN_VALID,
+    doc="Coordinate-wise trimmed mean: drop b largest and b smallest per coordinate.",
+    params={"trim": Param("trim", int, None, "values dropped per side (default: f)", minimum=0, nullable=True)},
+)
+def trimmed_mean(x: Tensor, *, f: int = 0, trim: int | None = None) -> Tensor:
     """Coordinate-wise trimmed mean.
 
     For each coordinate j, drop the `trim` largest and `trim` smallest of x[:, j] and average
@@ -22,23 +33,8 @@ def trimmed_mean(x: Tensor, *, trim: int) -> Tensor:
     Reference: Yin, Chen, Ramchandran, Bartlett, "Byzantine-robust distributed learning: towards
     optimal statistical rates", ICML 2018.
     """
-    m = x.shape[0]
-    if not 0 <= 2 * trim < m:
-        raise ValueError(f"trimmed_mean needs m > 2*trim, got m={m}, trim={trim}")
+    trim = f if trim is None else trim
+    if trim < 0:
+        raise ValueError(f"trimmed_mean needs trim >= 0, got trim={trim}")
+    TRIMMED_MEAN_VALID.require("trimmed_mean", m=x.shape[0], f=f, trim=trim)
     return reduce_sorted_columns(x, TrimmedMean(trim))
-
-
-def _apply(x: Tensor, *, f: int, trim: int | None) -> Aggregate:
-    return Aggregate(trimmed_mean(x, trim=f if trim is None else trim))
-
-
-register_rule(
-    Rule(
-        name="trimmed_mean",
-        apply=_apply,
-        valid=lambda m, f, trim=None: m > 2 * (f if trim is None else trim),
-        condition="m > 2b (b = trim, default f)",
-        doc="Coordinate-wise trimmed mean: drop b largest and b smallest per coordinate.",
-        params={"trim": Param("trim", int, None, "values dropped per side (default: f)", minimum=0, nullable=True)},
-    )
-)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -17,9 +18,13 @@ def pipeline(rule: str, pre: list[str] | tuple[str, ...] = (), seed: int = 0, **
     return Pipeline.build(rule, params, [(p, {}) for p in pre], seed)
 
 
-def aggregate(rule: str, x: Tensor, f: int, pre: list[str] | tuple[str, ...] = (), **params: Any) -> Aggregate:
-    """One call of a fresh pipeline (a stateful rule starts from its first-call state)."""
-    return pipeline(rule, pre, **params)(x, f=f, round_=0)
+def aggregate(
+    rule: str, x: Tensor, f: int, pre: list[str] | tuple[str, ...] = (), clients: Any = None, **params: Any
+) -> Aggregate:
+    """One call of a fresh pipeline (a stateful rule starts from its first-call state); ``clients``:
+    the client id of each row (default 0..m-1)."""
+    ids = np.arange(x.shape[0]) if clients is None else np.asarray(clients)
+    return pipeline(rule, pre, **params)(x, f=f, round_=0, clients=ids)
 
 
 def rule_value(rule: str, x: Tensor, f: int, **params: Any) -> Tensor:

@@ -13,7 +13,7 @@ def test_weights_map_back_through_nnm():
     x = honest_cluster(9, 5)
     x[0] += 50
     agg = pipeline("krum", ["nnm"])(x, f=2, round_=0)
-    mixed, mix = nnm(x, f=2)
+    mixed, _, mix = nnm(x, f=2)
     chosen = int(krum_select(mixed, f=2)[0])
     assert torch.allclose(agg.weights, mix[chosen])  # mixᵀ · onehot(chosen)
     assert agg.weights[0] == 0  # the outlier is in nobody's neighbourhood but its own

@@ -24,7 +24,7 @@ def test_bucketing_by_hand():
     x = COL(1, 2, 4, 8, 16)
     perm = torch.randperm(5, generator=torch.Generator().manual_seed(7))
     v = x[perm, 0]
-    y, mix = bucketing(x, s=2, generator=torch.Generator().manual_seed(7))
+    y, _, mix = bucketing(x, s=2, generator=torch.Generator().manual_seed(7))
     # buckets {pi0, pi1}, {pi2, pi3}, {pi4}: the last partial bucket is averaged over its real size (1)
     assert torch.equal(y[:, 0], torch.stack([(v[0] + v[1]) / 2, (v[2] + v[3]) / 2, v[4]]))
     assert torch.equal(mix.sum(1), torch.ones(3, dtype=torch.float64))
@@ -38,10 +38,10 @@ def test_bucketing_shape_and_fresh_permutations():
     assert PRE_AGGREGATORS["bucketing"].shape(9, 2, s=4) == (3, 2)
     x = torch.arange(12, dtype=torch.float64)[:, None]
     gen = torch.Generator().manual_seed(0)
-    first = bucketing(x, s=3, generator=gen)[1]
-    second = bucketing(x, s=3, generator=gen)[1]
+    first = bucketing(x, s=3, generator=gen).mix
+    second = bucketing(x, s=3, generator=gen).mix
     assert not torch.equal(first, second)  # a new permutation on each call
-    assert torch.equal(bucketing(x, s=3, generator=torch.Generator().manual_seed(0))[1], first)
+    assert torch.equal(bucketing(x, s=3, generator=torch.Generator().manual_seed(0)).mix, first)
     out = apply("bucketing", x, 5, s=3)
     assert out.x.shape == (4, 1) and out.f == 4
 
@@ -49,7 +49,7 @@ def test_bucketing_shape_and_fresh_permutations():
 def test_nnm_by_hand():
     # f = 1: each value replaced by the mean of its 3 nearest (itself included)
     # 0: {0,1,3}; 1: {1,0,3}; 3: {3,1,0}; 10: {10,3,1}
-    y, mix = nnm(COL(0, 1, 3, 10), f=1)
+    y, _, mix = nnm(COL(0, 1, 3, 10), f=1)
     assert torch.allclose(y[:, 0], T(4 / 3, 4 / 3, 4 / 3, 14 / 3))
     assert torch.allclose(mix @ COL(0, 1, 3, 10), y)
     assert torch.equal((mix > 0).sum(1), torch.full((4,), 3))
@@ -59,13 +59,13 @@ def test_nnm_by_hand():
 
 def test_nnm_keeps_itself_when_duplicates_tie():
     x = COL(5, 5, 5, 0)
-    _, mix = nnm(x, f=2)  # 2 neighbours each: itself first, then the lowest index at distance 0
+    _, _, mix = nnm(x, f=2)  # 2 neighbours each: itself first, then the lowest index at distance 0
     assert mix[2, 2] == 0.5 and mix[2, 0] == 0.5 and mix[0, 0] == 0.5 and mix[0, 1] == 0.5
 
 
 def test_static_clipping_by_hand():
     x = T([3, 4], [0, 0], [0.3, 0.4])
-    assert torch.allclose(static_clipping(x, tau=1.0), T([0.6, 0.8], [0, 0], [0.3, 0.4]))
+    assert torch.allclose(static_clipping(x, tau=1.0).x, T([0.6, 0.8], [0, 0], [0.3, 0.4]))
     out = apply("clipping", x, 1, tau=1.0)
     assert torch.allclose(out.mix, torch.diag(T(0.2, 1, 1)))
     assert out.f == 1
@@ -76,11 +76,11 @@ def test_arc_count_and_by_hand():
     assert [arc_count(10, 3), arc_count(3, 1), arc_count(5, 0), arc_count(4, 2), arc_count(20, 5)] == [4, 1, 0, 2, 7]
     # m = 3, f = 1: k = 1; the largest row (7,8,9) is scaled to the norm of (4,5,6)
     x = T([1, 2, 3], [4, 5, 6], [7, 8, 9])
-    y = arc(x, f=1)
+    y = arc(x, f=1).x
     assert torch.equal(y[:2], x[:2])
     assert math.isclose(float(y[2].norm()), float(x[1].norm()), rel_tol=1e-12)
     assert torch.allclose(y[2], x[2] * x[1].norm() / x[2].norm())
-    assert torch.equal(arc(x, f=0), x)
+    assert torch.equal(arc(x, f=0).x, x)
 
 
 def test_arc_clips_exactly_k_inputs():

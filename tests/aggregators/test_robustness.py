@@ -48,7 +48,7 @@ def test_outliers_of_magnitude_1e6(rule, kind, where, dtype):
 def test_monna_with_an_honest_pivot(where):
     x, honest_mean, spread = contaminated(11, 2, 40, torch.float32, where, "same")
     pivot = 5
-    assert float((rule_value("monna", x, 2, pivot=pivot).double() - honest_mean).norm()) < 3 * spread
+    assert float((rule_value("monna", x, 2, trusted=pivot).double() - honest_mean).norm()) < 3 * spread
 
 
 def test_mean_is_not_robust():

@@ -386,14 +386,13 @@ def test_validate_good_config(base, capsys):
 # ---- plugins --------------------------------------------------------------------------------
 PLUGIN = '''
 import torch
-from byzmpi.aggregators import Aggregate, Rule, register_rule
+from byzmpi.aggregators import Aggregate, rule
+from byzmpi.registry import Condition
 
+@rule("{name}", condition=Condition("m > f", lambda m, f, **_: m > f), doc="first row")
 def first_row(x, *, f):
     """Return the first input (toy rule for tests)."""
     return Aggregate(x[0].clone())
-
-register_rule(Rule(name="{name}", apply=first_row, valid=lambda m, f, **_: m > f,
-                   condition="m > f", doc="first row"))
 '''
 
 

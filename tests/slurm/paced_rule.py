@@ -14,7 +14,7 @@ _base = RULES["trimmed_mean"]
 
 def _paced(x, **kwargs):
     time.sleep(PAUSE)
-    return _base.apply(x, **kwargs)
+    return _base(x, **kwargs)
 
 
 register_rule(
