@@ -70,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     analysis_commands.register(sub)
     grid.register(sub)
 
-    sub.add_parser("list", help="list methods, aggregation rules and attacks with their parameters")
+    lst = sub.add_parser("list", help="list methods, aggregation rules and attacks with their parameters")
+    lst.add_argument("--markdown", action="store_true", help="print docs/catalogue.md (the catalogue as Markdown)")
     return p
 
 
@@ -84,9 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(args, "func"):
             return args.func(args)
         if args.command == "list":
-            from .catalogue import format_catalogue
+            from .catalogue import format_catalogue, format_catalogue_markdown
 
-            print(format_catalogue())
+            sys.stdout.write(format_catalogue_markdown() if args.markdown else format_catalogue() + "\n")
             return 0
     except ByzmpiError as exc:
         print(exc.line(), file=sys.stderr, flush=True)
