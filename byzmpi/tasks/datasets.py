@@ -28,6 +28,10 @@ class Dataset:
     X_test: Tensor | None = None
     y_test: Tensor | None = None
     groups: np.ndarray | None = None  # natural client of each training sample (synthetic data)
+    # images (byzmpi.tasks.files): each row of X is one sample of this shape, flattened (C, H, W order),
+    # possibly kept as uint8; a model maps it to its input as (x - mean) / std per channel
+    input_shape: tuple[int, ...] | None = None
+    input_norm: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # (mean, std) in X's units
 
     @property
     def n_samples(self) -> int:
