@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..checkpoint import Header, read_header
+from ..checkpoint import Header, check_trace, read_header, verify_checkpoint
 from ..compressors import COMPRESSORS, build_compressor
 from ..config import Config, sampler_coin
 from ..errors import ConfigError, SetupError
@@ -62,17 +62,19 @@ def find_resume(cfg: Config) -> Header | None:
             f"checkpoint {cfg.checkpoint_path} was written by a different config (fingerprint {header.fingerprint} "
             f"vs {cfg.fingerprint()}): refusing to resume; delete it, change checkpoint.path, or run with --fresh"
         )
-    if mode == "auto" and header.rounds_done >= cfg.run.rounds:
-        return None  # a finished run: start again from scratch
-    if header.rounds_done > cfg.run.rounds:
+    if header.rounds_done > cfg.run.rounds:  # also under "auto": never restart over a longer run's trace
         raise SetupError(
-            f"checkpoint {cfg.checkpoint_path} is at round {header.rounds_done}, beyond run.rounds = {cfg.run.rounds}"
+            f"checkpoint {cfg.checkpoint_path} is at round {header.rounds_done}, beyond run.rounds = {cfg.run.rounds}; "
+            "raise run.rounds to continue it, or run with --fresh to start again"
         )
+    if mode == "auto" and header.rounds_done == cfg.run.rounds:
+        return None  # a finished run: start again from scratch
     if not cfg.trace_path.exists():
         raise SetupError(
             f"checkpoint {cfg.checkpoint_path} exists but its trace {cfg.trace_path} is missing; "
             "run with --fresh to start again"
         )
+    check_trace(header, cfg.trace_path)
     return header
 
 
@@ -103,4 +105,8 @@ def setup(cfg: Config, world_size: int, rank: int) -> Setup:
     method = METHODS[cfg.method.name].build(
         task, seed=cfg.run.seed, dtype=dtype, compressor=compressor, n_clients=cfg.clients.n, **cfg.method.params
     )
-    return Setup(cfg, layout, sampler, task, method, cfg.aggregator.extra["f"], task.init_params(), resume)
+    x0 = task.init_params()
+    if resume is not None:  # refuse a bad checkpoint here, with one line, not in the first collective
+        hosted = {int(c): method.init_client(int(c)) for c in layout.clients_of(rank)}
+        verify_checkpoint(resume.path, method.init_server(x0) if rank == 0 else None, hosted)
+    return Setup(cfg, layout, sampler, task, method, cfg.aggregator.extra["f"], x0, resume)
