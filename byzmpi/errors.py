@@ -12,8 +12,10 @@ class ByzmpiError(Exception):
         return f"byzmpi: {self}"
 
 
-class ConfigError(ByzmpiError):
-    """A config field is missing, mistyped or out of range. Names the field and what is allowed."""
+class ConfigError(ByzmpiError, ValueError):
+    """A config field is missing, mistyped or out of range. Names the field and what is allowed.
+    Also a ValueError, so code that calls a component directly with a bad parameter can catch it
+    as one."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")

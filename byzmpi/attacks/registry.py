@@ -26,6 +26,7 @@ from torch import Tensor
 
 from .. import rng
 from ..params import Param
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,9 @@ class AttackContext:
               that search their scale); None when unavailable
     model, x0, lr: the current model x^k, the initial model x^0 and the step size, for attacks that
               steer the model (shift-back); None when the method does not expose them
+    n_clients, f_global: the population's number of clients n and of Byzantine clients f (the
+              global (n, f) from which ALIE's default z is computed, as the official codes do);
+              None when the runner does not provide them
     """
 
     honest: Tensor
@@ -53,6 +57,8 @@ class AttackContext:
     model: Tensor | None = None
     x0: Tensor | None = None
     lr: float | None = None
+    n_clients: int | None = None
+    f_global: int | None = None
 
     @property
     def n_byzantine(self) -> int:
@@ -99,6 +105,8 @@ class LocalContext:
     coalition: statistics over every sampled Byzantine client's honest message (None unless the
                attack declares ``needs_coalition``)
     m, n_byzantine: messages and Byzantine messages in the round (from the public round plan)
+    n_clients, f_global: the population's number of clients n and of Byzantine clients f (see
+               AttackContext); None when the runner does not provide them
     """
 
     own: Tensor
@@ -108,6 +116,8 @@ class LocalContext:
     n_byzantine: int
     seed: int
     round: int
+    n_clients: int | None = None
+    f_global: int | None = None
 
     def generator(self, client: int) -> torch.Generator:
         return rng.torch_generator(self.seed, self.round, "attack", client, device=self.own.device)
@@ -126,12 +136,9 @@ class Attack:
     needs_trajectory: bool = False  # ``build`` reads ctx.model, ctx.x0, ctx.lr (Method.trajectory)
 
 
-ATTACKS: dict[str, Attack] = {}
+ATTACKS: Registry[Attack] = Registry("attack", "attack")
 
 
 def register_attack(attack: Attack, *, replace: bool = False) -> Attack:
     """Add ``attack`` to the catalogue (a user's own attack included)."""
-    if attack.name in ATTACKS and not replace:
-        raise ValueError(f"attack {attack.name!r} is already registered")
-    ATTACKS[attack.name] = attack
-    return attack
+    return ATTACKS.register(attack, replace=replace)

@@ -13,12 +13,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from ..params import Param
+from ..registry import Registry
 from ..validation import ACCEPTED, BAD_LENGTH, NON_FINITE, finite_rows
 
 WIRE_DTYPE = torch.float32
@@ -172,25 +174,15 @@ class CompressorSpec:
     check: Callable[..., str | None] = lambda params, d=None: None
 
 
-COMPRESSORS: dict[str, CompressorSpec] = {}
+COMPRESSORS: Registry[CompressorSpec] = Registry("compressor", "compressor")
 
 
 def register_compressor(spec: CompressorSpec, *, replace: bool = False) -> CompressorSpec:
     """Add ``spec`` to the catalogue (a user's own compressor included); refuses to shadow one silently."""
-    if spec.name in COMPRESSORS and not replace:
-        raise ValueError(f"compressor {spec.name!r} is already registered")
-    COMPRESSORS[spec.name] = spec
-    return spec
+    return COMPRESSORS.register(spec, replace=replace)
 
 
-def build_compressor(name: str, d: int, seed: int, **params) -> Compressor:
-    """Look ``name`` up, fill declared defaults, and build it for dimension d and the run's seed."""
-    if name not in COMPRESSORS:
-        raise ValueError(f"unknown compressor {name!r}; known: {', '.join(COMPRESSORS)}")
-    spec = COMPRESSORS[name]
-    unknown = set(params) - set(spec.params)
-    if unknown:
-        raise ValueError(f"unknown parameter(s) of compressor {name!r}: {', '.join(sorted(unknown))}")
-    full = {key: p.default for key, p in spec.params.items()}
-    full.update(params)
-    return spec.build(d, seed, **full)
+def build_compressor(name: str, d: int, seed: int, **params: Any) -> Compressor:
+    """Look ``name`` up, fill declared defaults (the registry's one path), and build it for
+    dimension d and the run's seed."""
+    return COMPRESSORS.lookup(name).build(d, seed, **COMPRESSORS.resolve(name, params))

@@ -29,6 +29,7 @@ from torch import Tensor
 from ..aggregators import Aggregate
 from ..params import Param
 from ..plan import RoundPlan
+from ..registry import Registry
 
 Aggregator = Callable[[Tensor], Aggregate]
 
@@ -86,14 +87,12 @@ class MethodSpec:
     trajectory: bool = True  # the method exposes trajectory(server, plan) (for attacks that steer)
 
 
-METHODS: dict[str, MethodSpec] = {}
+METHODS: Registry[MethodSpec] = Registry("method", "method")
 
 
 def register_method(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
-    if spec.name in METHODS and not replace:
-        raise ValueError(f"method {spec.name!r} is already registered")
-    METHODS[spec.name] = spec
-    return spec
+    """Add ``spec`` to the catalogue (a user's own method included); refuses to shadow one silently."""
+    return METHODS.register(spec, replace=replace)
 
 
 def finite_norm(t: Tensor) -> float:

@@ -182,8 +182,8 @@ def coin_method():
     """A method whose rounds are full (C-hat clients) with probability 0.1."""
     name = f"coin_{uuid.uuid4().hex[:8]}"
     sgd = METHODS["sgd"]
-    METHODS[name] = MethodSpec(
-        name=name, build=sgd.build, doc="test", params=sgd.params, coin=lambda params: (0.1, False)
+    METHODS.register(
+        MethodSpec(name=name, build=sgd.build, doc="test", params=sgd.params, coin=lambda params: (0.1, False))
     )
     yield name
     METHODS.pop(name, None)
@@ -205,7 +205,7 @@ def test_validity_checks_full_rounds_only_when_they_can_happen(base, coin_method
 @pytest.fixture
 def attack_without_local():
     name = f"nolocal_{uuid.uuid4().hex[:8]}"
-    ATTACKS[name] = Attack(name, lambda ctx: ctx.own.clone(), "test attack with no local form")
+    ATTACKS.register(Attack(name, lambda ctx: ctx.own.clone(), "test attack with no local form"))
     yield name
     ATTACKS.pop(name, None)
 
