@@ -2,11 +2,18 @@
 
 Every loader returns a :class:`Dataset` of float32 features. Binary labels are ±1 (for logistic
 regression); multi-class labels are int64 class ids 0..C−1.
+
+Data files are not trusted: a feature value or label that is NaN, ±Inf or outside float32's
+range is refused (naming the file and line), and so is a feature index above task.features, or
+above :data:`MAX_INFERRED_FEATURES` when task.features is not given (a line ``1 3000000000:1``
+would otherwise allocate a dense array of 3·10⁹ columns), and a dense matrix above
+:data:`MAX_DENSE_BYTES`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +24,12 @@ from torch import Tensor
 
 from .. import rng
 from ..errors import SetupError
+
+#: the most features inferred from a LIBSVM file's largest index; task.features allows more
+MAX_INFERRED_FEATURES = 1 << 20
+#: the largest dense feature matrix a loader builds (bytes)
+MAX_DENSE_BYTES = 32 << 30
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -73,8 +86,11 @@ def _binary_or_classes(labels: np.ndarray) -> tuple[np.ndarray, int]:
 
 def parse_libsvm(path: str | Path, n_features: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Parse a LIBSVM text file (``label idx:val ...``, 1-based indices) into dense float32 X and
-    the raw float64 labels. Raises SetupError naming the file and line on malformed input."""
+    the raw float64 labels. Raises SetupError naming the file and line on malformed input, on a
+    value or label that is not a finite float32, and on a feature index above ``n_features``
+    (above :data:`MAX_INFERRED_FEATURES` when it is None), before allocating X."""
     rows, cols, vals, labels = [], [], [], []
+    limit = n_features if n_features is not None else MAX_INFERRED_FEATURES
     try:
         with open(path, encoding="ascii", errors="strict") as fh:
             for lineno, line in enumerate(fh, 1):
@@ -82,13 +98,24 @@ def parse_libsvm(path: str | Path, n_features: int | None = None) -> tuple[np.nd
                 if not parts:
                     continue
                 try:
-                    labels.append(float(parts[0]))
+                    label = float(parts[0])
+                    if not _finite32(label):
+                        raise SetupError(f"task.path: {path}:{lineno}: label {parts[0]} is not a finite number")
+                    labels.append(label)
                     for tok in parts[1:]:
                         idx, _, val = tok.partition(":")
-                        if int(idx) < 1:
+                        index, value = int(idx), float(val)
+                        if index < 1:
                             raise ValueError(f"feature index {idx} (indices must be >= 1)")
-                        cols.append(int(idx) - 1)
-                        vals.append(float(val))
+                        if index > limit:
+                            raise _too_many_features(path, lineno, index, n_features)
+                        if not _finite32(value):
+                            raise SetupError(
+                                f"task.path: {path}:{lineno}: feature {index} has value {val}, not a finite float32 "
+                                f"(|x| <= {FLOAT32_MAX:.4g}, no NaN or Inf)"
+                            )
+                        cols.append(index - 1)
+                        vals.append(value)
                         rows.append(len(labels) - 1)
                 except ValueError as exc:
                     raise SetupError(f"task.path: {path}:{lineno}: not LIBSVM format ({exc})") from None
@@ -104,9 +131,43 @@ def parse_libsvm(path: str | Path, n_features: int | None = None) -> tuple[np.nd
         if d > n_features:
             raise SetupError(f"task.features: {path} has feature index {d} > features = {n_features}")
         d = n_features
+    check_dense_size(path, len(labels), d)
     X = np.zeros((len(labels), d), dtype=np.float32)
     X[np.asarray(rows, dtype=np.int64), cols_a] = np.asarray(vals, dtype=np.float32)
     return X, np.asarray(labels)
+
+
+def _finite32(value: float) -> bool:
+    return math.isfinite(value) and abs(value) <= FLOAT32_MAX
+
+
+def _too_many_features(path: str | Path, lineno: int, index: int, n_features: int | None) -> SetupError:
+    if n_features is not None:
+        return SetupError(f"task.features: {path}:{lineno} has feature index {index} > features = {n_features}")
+    return SetupError(
+        f"task.path: {path}:{lineno}: feature index {index} is above {MAX_INFERRED_FEATURES}, the most byzmpi "
+        "infers from a file; set task.features to the real feature count to allow more"
+    )
+
+
+def check_dense_size(path: str | Path, n_samples: int, n_features: int) -> None:
+    """Refuse a dense float32 matrix above :data:`MAX_DENSE_BYTES` before allocating it."""
+    need = 4 * n_samples * n_features
+    if need > MAX_DENSE_BYTES:
+        raise SetupError(
+            f"task.path: {path}: a dense {n_samples} x {n_features} float32 matrix needs {need / 2**30:.1f} GiB, "
+            f"more than the {MAX_DENSE_BYTES / 2**30:.0f} GiB byzmpi allocates; check task.features"
+        )
+
+
+def check_finite_data(where: str, X: np.ndarray, y: np.ndarray) -> None:
+    """Raise ValueError unless X is a 2-d float32 matrix of finite values and y finite labels, one per row."""
+    if X.ndim != 2 or X.dtype != np.float32 or y.ndim != 1 or y.shape[0] != X.shape[0]:
+        raise ValueError(f"{where}: expected X (N, d) float32 and y (N,), got {X.dtype} {X.shape}, {y.dtype} {y.shape}")
+    if not np.isfinite(X).all():
+        raise ValueError(f"{where}: non-finite feature values")
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise ValueError(f"{where}: non-finite labels")
 
 
 def load_libsvm(path: str | Path, n_features: int | None = None, test_fraction: float = 0.0, seed: int = 0) -> Dataset:
@@ -121,6 +182,7 @@ def load_libsvm(path: str | Path, n_features: int | None = None, test_fraction: 
     try:
         with np.load(cached) as z:
             X, raw = z["X"], z["y"]
+        check_finite_data(str(cached), X, raw)  # a cache written before this check, or damaged
     except (OSError, KeyError, ValueError):
         X, raw = parse_libsvm(path, n_features)
         try:
@@ -198,6 +260,7 @@ def digits(*, seed: int, test_fraction: float) -> Dataset:
     try:
         with np.load(cached) as z:
             X, y = z["X"], z["y"]
+        check_finite_data(str(cached), X, y)
     except (OSError, KeyError, ValueError):
         try:
             from sklearn.datasets import load_digits
