@@ -1,30 +1,41 @@
-"""How close is each aggregation rule to the cost floors measured in the same run?
+"""How close is each aggregation rule to the cost floors measured in the same run, and how much faster than byzfl?
 
-For m ∈ {16, 32, 64} inputs of d ∈ {1e5, 1e6, 1e7} float32 coordinates (Gaussian draws; f =
-⌊(m − 3)/4⌋, the largest f valid for every rule, Bulyan included), this times, per call:
+For m ∈ {16, 32, 64} inputs of d ∈ {1e5, 1e6, 1e7} float32 coordinates (Gaussian draws plus a shared
+component; f = ⌊(m − 3)/4⌋, the largest f valid for every rule, Bulyan included), this times, per call:
 
-* two floors: one memory pass over the m·d floats (``X.sum(0)``) and the m × m GEMM (``X @ X.T``);
+* two floors, each the fastest of several stock operations timed in the same run (interleaved, at
+  both ends of the shape, and once before every timed rule call), stated in ms and GB/s of the
+  m·d floats read:
+  - memory: one pass over the m·d floats: numpy ``X.sum(axis=0)``, torch ``X.sum(0)``, m − 1 torch
+    row adds into one accumulator, numpy gemv ``w @ X``, torch ``mv(X.T, w)``, a contiguous copy
+    into a buffer allocated beforehand;
+  - GEMM: the m × m Gram matrix: torch ``X @ X.T``, numpy ``X @ X.T``, scipy ``ssyrk`` (one triangle);
 * every registered rule (through ``Pipeline``, as the runner calls it; a stateful rule keeps its
   state between calls, as in a run) and every pre-aggregator alone;
+* byzfl's implementation of the same rule (``benchmarks/byzfl_reference.py``: class, arguments,
+  conventions), on a numpy view of the same data and on the torch tensor; its output is first
+  compared with byzmpi's (``byzfl.<backend>.agreement``; where the conventions differ the check
+  uses byzmpi parameters that reproduce byzfl's, or records the disagreement and why), then timed;
+  ``byzfl.speedup`` = byzfl ms (faster backend) / byzmpi ms.
 
-and reports ms per call (the minimum over repeats after a warm-up call) and the ratio to the
-relevant floor, each timed call paired with a floor call just before it (``ratio`` = min over the
-rule's calls / min over its paired floor calls; the shared machines drift by several times within
-a minute, so floors timed once per shape are also stored but not used for the headline ratio): the memory pass for the coordinate-wise and single-pass rules (mean,
-median, trimmed mean, Meamed, MoNNA, and the clipping / bucketing pre-aggregators), the GEMM for
-those built on a Gram matrix (Krum, Multi-Krum, GM, CC, MDA, Bulyan, CAF, NNM). Both ratios are
-stored for every entry. The first call of a rule using the compiled sorting network includes the
-compile; it is reported separately (``first_call_s``). The compiled median is checked against
-numpy's midpoint median on the same data (``checks``).
+Reported: ms per call (the minimum over repeats after a warm-up call) and ``ratio`` = ms / floor,
+the floor being the smallest of the paired floor calls and of every candidate timed at the ends
+(``floor_kind`` names it): the memory floor for the coordinate-wise rules (mean, median, trimmed
+mean, Meamed) and the clipping / bucketing pre-aggregators, the GEMM floor for the distance-based
+ones (Krum, Multi-Krum, GM, CC, MDA, Bulyan, CAF, MoNNA, NNM). Both ratios are stored for every
+entry. The first call of a rule using the compiled sorting network includes the compile; it is
+reported separately (``first_call_s``). The compiled median is checked against numpy's midpoint
+median on the same data (``checks``).
 
-Targets (PERFORMANCE.md): mean / median / trimmed mean within 3× the memory floor, Krum within 3×
-the GEMM floor.
+Targets (issue 12): mean / median / trimmed mean / Meamed within 2× the memory floor; Krum,
+Multi-Krum, GM, CC, NNM, MoNNA, Bulyan, CAF within 1.5× the GEMM floor.
 
-Run:  .venv/bin/python benchmarks/aggregators.py            full grid (about an hour on 2 shared cores;
-                                                           one kernel compiled per m and order-statistic
-                                                           rule, tens of seconds each when cold)
+Run:  .venv/bin/pip install --no-deps -r benchmarks/requirements.txt   (byzfl, for its column)
+      .venv/bin/python benchmarks/aggregators.py            full grid (about an hour on 2 shared cores)
+      .venv/bin/python benchmarks/aggregators.py --m 16 32 64 --d 1e6 1e7   the issue's grid
       .venv/bin/python benchmarks/aggregators.py --quick    m = 32, d = 1e6 only (a few minutes)
-      .venv/bin/python benchmarks/aggregators.py --m 32 --d 1e6 --rules median krum --out runs/a.json
+      .venv/bin/python benchmarks/aggregators.py --m 32 --d 1e6 --rules median krum --out /tmp/a.json
+      ... --no-byzfl                                        without the byzfl column
       ... --thp                                             with THP_MEM_ALLOC_ENABLE=1 (recorded in the JSON)
 Writes benchmarks/results/aggregators.json (merging with an existing file: entries for the same
 (m, d) are replaced, others kept, so a grid can be filled in several runs).
@@ -49,6 +60,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import byzfl_reference  # noqa: E402
 
 from byzmpi.aggregators import (  # noqa: E402
     PRE_AGGREGATORS,
@@ -59,9 +73,16 @@ from byzmpi.aggregators import (  # noqa: E402
 from byzmpi.aggregators.median import coordinate_median  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "aggregators.json"
-GEMM_RULES = {"krum", "multi_krum", "geometric_median", "centered_clipping", "mda", "bulyan", "caf", "pre:nnm"}
+GEMM_RULES = {"krum", "multi_krum", "geometric_median", "centered_clipping", "mda", "bulyan", "caf", "monna", "pre:nnm"}
 SORTING_RULES = {"median", "trimmed_mean", "meamed", "bulyan", "geometric_median", "centered_clipping"}
-TARGETS = {"mean": ("memory", 3.0), "median": ("memory", 3.0), "trimmed_mean": ("memory", 3.0), "krum": ("gemm", 3.0)}
+TARGETS = {
+    **{r: ("memory", 2.0) for r in ("mean", "median", "trimmed_mean", "meamed")},
+    **{
+        r: ("gemm", 1.5)
+        for r in ("krum", "multi_krum", "geometric_median", "centered_clipping", "pre:nnm", "monna", "bulyan", "caf")
+    },
+}
+BYZFL, BYZFL_VERSION = byzfl_reference.load()
 
 
 def machine_info() -> dict:
@@ -72,6 +93,8 @@ def machine_info() -> dict:
         "cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "compile_enabled": sorting.compile_enabled(),
+        "numpy": np.__version__,
+        "byzfl": BYZFL_VERSION if BYZFL is not None else f"byzfl {BYZFL_VERSION}",
         "load_average_at_start": os.getloadavg(),
         "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE", ""),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -140,25 +163,215 @@ def timed_once(fn) -> float:
     return 1e3 * (time.perf_counter() - t)
 
 
-def floors(x: torch.Tensor, repeats: int) -> tuple[float, float]:
-    mem = min(timed_once(lambda: x.sum(0)) for _ in range(repeats))
-    gemm = min(timed_once(lambda: x @ x.T) for _ in range(repeats))
-    return mem, gemm
+def memory_floor_fns(x: torch.Tensor) -> dict[str, object]:
+    """Stock single passes over the m·d floats (each reads every float once)."""
+    m, d = x.shape
+    xn = x.numpy()
+    w_np = np.full(m, 1.0 / m, dtype=np.float32)
+    w_t = torch.from_numpy(w_np)
+    acc = torch.empty(d, dtype=x.dtype)
+
+    def row_adds():  # m - 1 contiguous adds into one accumulator
+        torch.add(x[0], x[1], out=acc)
+        for i in range(2, m):
+            acc.add_(x[i])
+        return acc
+
+    return {
+        "numpy sum(axis=0)": lambda: xn.sum(axis=0),
+        "torch sum(0)": lambda: x.sum(0),
+        "torch row adds into one accumulator": row_adds,
+        "numpy gemv w @ X": lambda: w_np @ xn,
+        "torch mv(X.T, w)": lambda: torch.mv(x.T, w_t),
+    }
+
+
+def gemm_floor_fns(x: torch.Tensor) -> dict[str, object]:
+    """Stock m × m Gram matrices X·Xᵀ."""
+    xn = x.numpy()
+    fns = {"torch X @ X.T": lambda: x @ x.T, "numpy X @ X.T": lambda: xn @ xn.T}
+    try:
+        from scipy.linalg import blas
+
+        fns["scipy ssyrk (one triangle of X X^T)"] = lambda: blas.ssyrk(1.0, xn.T, trans=1)
+    except ImportError:
+        pass
+    return fns
+
+
+def measure_floors(x: torch.Tensor, repeats: int, with_copy: bool = True) -> dict[str, dict[str, float]]:
+    """Min ms of every floor candidate, the candidates interleaved (one call each per repeat)."""
+    mem, gemm = memory_floor_fns(x), gemm_floor_fns(x)
+    if with_copy:  # a contiguous copy into a buffer allocated beforehand (no page faults timed)
+        buf = torch.empty_like(x)
+        buf.copy_(x)
+        mem["contiguous copy into a buffer"] = lambda: buf.copy_(x)
+    out: dict[str, dict[str, float]] = {"memory": {}, "gemm": {}}
+    for _ in range(repeats):
+        for kind, fns in (("memory", mem), ("gemm", gemm)):
+            for name, fn in fns.items():
+                ms = timed_once(fn)
+                out[kind][name] = min(ms, out[kind].get(name, float("inf")))
+    return out
+
+
+def _merge_min(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    return {k: min(a.get(k, float("inf")), b.get(k, float("inf"))) for k in {**a, **b}}
+
+
+def _fastest(c: dict[str, float]) -> tuple[str, float]:
+    name = min(c, key=c.get)
+    return name, c[name]
+
+
+def bench_byzfl(name: str, x: torch.Tensor, f: int, ours_first, entry: dict, args) -> None:
+    """byzfl's implementation of rule ``name`` on the same x: agreement first, then the timing."""
+    m, d = x.shape
+    if name in byzfl_reference.MISSING:
+        entry["byzfl"] = {"skipped": byzfl_reference.MISSING[name]}
+        return
+    ref = byzfl_reference.REFERENCES.get(name)
+    if ref is None:
+        entry["byzfl"] = {"skipped": "no byzfl counterpart"}
+        return
+    if BYZFL is None:
+        entry["byzfl"] = {"skipped": BYZFL_VERSION}
+        return
+    col = entry.setdefault("byzfl", {"class": f"byzfl.{ref.cls}", "note": ref.note})
+    why = ref.feasible(m, f)
+    need = (ref.mem(m, f) + (1.0 if ref.in_place else 0.0)) * x.numel() * x.element_size()
+    cap = min(args.byzfl_max_gb * 2**30, 0.5 * available_bytes())
+    if why is None and need > cap:
+        why = f"needs about {need / 2**30:.1f} GiB of temporaries (cap {cap / 2**30:.1f} GiB): not run"
+    if why is not None:
+        col["skipped"] = why
+        return
+    for backend in args.byzfl_backends:
+        res = col.setdefault(backend, {})
+        if "skipped" in res or "flag" in res:
+            continue
+        xb = byzfl_reference.as_backend(x, backend)
+        spare = None
+        if ref.in_place:
+            spare = np.empty_like(xb) if backend == "numpy" else torch.empty_like(xb)
+
+        def fresh():
+            if spare is None:
+                return xb
+            spare[...] = xb
+            return spare
+
+        try:
+            np.random.seed(0)
+            torch.manual_seed(0)
+            if "call" not in res:
+                if name == "centered_clipping":
+                    centre = coordinate_median(x)
+                    centre = centre.value if hasattr(centre, "value") else centre
+                    inst = byzfl_reference._cc_with_centre(
+                        BYZFL, f, 10.0, 3, centre.numpy() if backend == "numpy" else centre
+                    )
+                else:
+                    inst = ref.make(BYZFL, m, f)
+                inp = fresh()
+                t0 = time.perf_counter()
+                out = inst(inp)
+                res["first_call_s"] = time.perf_counter() - t0
+                res["call"] = inst
+                if ref.check is None and ref.check_columns is None:
+                    res["agreement"] = byzfl_reference.agreement(ours_first(None), out, ref.tolerance)
+                else:
+                    cols = ref.check_columns or d
+                    xs = x[:, :cols].contiguous()
+                    chk = (ref.check or ref.make)(BYZFL, m, f)
+                    theirs = chk(byzfl_reference.as_backend(xs, backend))
+                    res["agreement"] = byzfl_reference.agreement(ours_first(xs), theirs, ref.tolerance)
+                    res["agreement"]["checked_on"] = f"first {cols} columns" if cols < d else "all columns"
+                del out
+                if res["first_call_s"] > args.byzfl_max_call_s:
+                    res["ms"], res["runs"] = 1e3 * res["first_call_s"], 1
+                    res["flag"] = f"first call took {res['first_call_s']:.0f} s: timed once"
+                    continue
+            inst = res["call"]
+            began = time.perf_counter()
+            for _ in range(args.byzfl_repeats):
+                inp = fresh()
+                ms = timed_once(lambda: inst(inp))  # noqa: B023
+                res["ms"] = min(ms, res.get("ms", float("inf")))
+                res["runs"] = res.get("runs", 0) + 1
+                if time.perf_counter() - began > args.byzfl_budget_s:
+                    break
+        except (ValueError, RuntimeError, MemoryError, TypeError, IndexError) as exc:
+            res.clear()
+            res["skipped"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+        spare = None  # noqa: F841 - the in-place copy is freed before the next backend
+
+
+def _finish_byzfl(entry: dict) -> None:
+    col = entry.get("byzfl")
+    if not col or "skipped" in col:
+        return
+    best = None
+    for backend, res in col.items():
+        if isinstance(res, dict):
+            res.pop("call", None)
+            if "ms" in res and (best is None or res["ms"] < col[best]["ms"]):
+                best = backend
+    if best is not None and "ms" in entry:
+        col["ms"], col["backend"] = col[best]["ms"], best
+        col["speedup"] = col[best]["ms"] / entry["ms"]
+        agree = [r["agreement"]["agree"] for r in col.values() if isinstance(r, dict) and "agreement" in r]
+        agree = [a for a in agree if a is not None]
+        col["agree"] = all(agree) if agree else None
+
+
+def ours_for_check(name: str, x: torch.Tensor, f: int, m: int):
+    """A function returning byzmpi's output for the agreement check (a fresh pipeline, first call,
+    with the parameters that reproduce byzfl's convention) on x or on a slice of it."""
+    ref = byzfl_reference.REFERENCES.get(name)
+    params = ref.check_params(m, f) if ref is not None else {}
+    cache: dict = {}
+
+    def ours(xs: torch.Tensor | None) -> torch.Tensor:
+        key = None if xs is None else xs.shape[1]
+        if key not in cache:
+            data = x if xs is None else xs
+            if name.startswith("pre:"):
+                pre = PRE_AGGREGATORS[name[4:]]
+                kw = {k: p.default for k, p in pre.params.items()}
+                cache[key] = pre.apply(data, f=f, generator=torch.Generator().manual_seed(0), **kw).x
+            else:
+                cache[key] = Pipeline.build(name, params, [], seed=0)(data, f=f, round_=0).value
+        return cache[key]
+
+    return ours
 
 
 def bench_shape(m: int, d: int, names: list[str], args) -> dict:
-    """Each timed call of a rule is paired with a call of its floor just before it, so that the
-    ratio min(rule)/min(floor) compares measurements taken in the same seconds (the machines are
-    shared: their speed drifts by several times within a minute)."""
+    """Each timed call of a rule is paired with a call of its floor just before it (the fastest
+    candidate of the opening measurement), so that the ratio compares measurements taken in the
+    same seconds; the floor used is the minimum of those paired calls and of every candidate timed
+    at both ends of the shape (the shared machines drift by several times within a minute)."""
     f = (m - 3) // 4
     g = torch.Generator().manual_seed(m * 1_000_003 + d)
     x = torch.randn(m, d, generator=g)
     x += torch.randn(d, generator=g)  # a shared component, as gradients of one model have
-    floor_fns = {"memory": lambda: x.sum(0), "gemm": lambda: x @ x.T}
-    mem_ms, gemm_ms = floors(x, args.repeats)
-    print(f"\nm={m} d={d:.0e} f={f}: memory floor {mem_ms:.1f} ms, GEMM floor {gemm_ms:.1f} ms", flush=True)
+    gib = x.numel() * x.element_size() / 1e9
+    with_copy = 2 * x.numel() * x.element_size() < 0.5 * available_bytes()
+    cand = measure_floors(x, args.repeats, with_copy)
+    pair_mem, _ = _fastest(
+        cand["memory"] if not with_copy else {k: v for k, v in cand["memory"].items() if "copy" not in k}
+    )
+    pair_gemm, _ = _fastest(cand["gemm"])
+    floor_fns = {"memory": memory_floor_fns(x)[pair_mem], "gemm": gemm_floor_fns(x)[pair_gemm]}
+    print(
+        f"\nm={m} d={d:.0e} f={f}: memory floor {_fastest(cand['memory'])[1]:.1f} ms ({_fastest(cand['memory'])[0]}), "
+        f"GEMM floor {_fastest(cand['gemm'])[1]:.1f} ms ({_fastest(cand['gemm'])[0]})",
+        flush=True,
+    )
     rules: dict[str, dict] = {}
     calls = {}
+    checks = {}
     for _rnd in range(args.rounds):  # later rounds re-time every rule: the minimum over rounds is kept
         for name in names:
             rule = RULES.get(name)
@@ -166,7 +379,8 @@ def bench_shape(m: int, d: int, names: list[str], args) -> dict:
             if "skipped" in entry or "flag" in entry:
                 continue
             if rule is not None and not rule.valid(m, f):
-                entry["skipped"] = f"not valid for m={m}, f={f} ({rule.condition.text})"
+                cond = getattr(rule.condition, "text", rule.condition)
+                entry["skipped"] = f"not valid for m={m}, f={f} ({cond})"
                 print(f"  {name:20s} skipped: {entry['skipped']}", flush=True)
                 continue
             try:
@@ -197,29 +411,52 @@ def bench_shape(m: int, d: int, names: list[str], args) -> dict:
                 print(f"  {name:20s} skipped: {entry['skipped']}", flush=True)
                 continue
             entry["path"] = path_used(name, x, f)
-    mem2, gemm2 = floors(x, args.repeats)  # the floors again, after the rules: keep the minimum
-    mem_ms, gemm_ms = min(mem_ms, mem2), min(gemm_ms, gemm2)
-    print(f"  floors (min of both ends): memory {mem_ms:.1f} ms, GEMM {gemm_ms:.1f} ms", flush=True)
+            if args.byzfl and not name.startswith("ref:"):
+                if name not in checks:
+                    checks[name] = ours_for_check(name, x, f, m)
+                bench_byzfl(name, x, f, checks[name], entry, args)
+    cand2 = measure_floors(x, args.repeats, with_copy)  # the floors again, after the rules
+    cand = {k: _merge_min(cand[k], cand2[k]) for k in cand}
+    mem_kind, mem_ms = _fastest(cand["memory"])
+    gemm_kind, gemm_ms = _fastest(cand["gemm"])
+    print(
+        f"  floors (min of both ends): memory {mem_ms:.1f} ms = {gib / mem_ms * 1e3:.1f} GB/s ({mem_kind}), "
+        f"GEMM {gemm_ms:.1f} ms = {2 * m * m * d / gemm_ms / 1e6:.1f} GFLOP/s ({gemm_kind})",
+        flush=True,
+    )
+    shape_floor = {"memory": mem_ms, "gemm": gemm_ms}
     for name, entry in rules.items():
+        _finish_byzfl(entry)
         if "ms" not in entry:
             continue
-        paired = entry.get("paired_floor_ms")
-        entry["floor_ms"] = {"memory": mem_ms, "gemm": gemm_ms}
-        entry["ratio_memory"] = entry["ms"] / mem_ms
-        entry["ratio_gemm"] = entry["ms"] / gemm_ms
-        # the headline ratio: against the floor timed alongside (the shape-level floor if none)
-        entry["ratio"] = entry["ms"] / (paired or entry["floor_ms"][entry["floor"]])
+        paired = entry.get("paired_floor_ms", float("inf"))
+        kind = entry["floor"]
+        floor = min(paired, shape_floor[kind])
+        entry["floor_ms"] = floor
+        entry["floor_gbps"] = gib / floor * 1e3
+        entry["floor_kind"] = (
+            (mem_kind if kind == "memory" else gemm_kind)
+            if floor < paired
+            else (f"{pair_mem if kind == 'memory' else pair_gemm} (paired)")
+        )
+        entry["ratio_memory"] = entry["ms"] / min(paired if kind == "memory" else float("inf"), mem_ms)
+        entry["ratio_gemm"] = entry["ms"] / min(paired if kind == "gemm" else float("inf"), gemm_ms)
+        entry["ratio"] = entry["ms"] / floor
         if name in TARGETS:
-            floor, limit = TARGETS[name]
-            entry["target"] = f"<= {limit}x {floor} floor"
+            tfloor, limit = TARGETS[name]
+            entry["target"] = f"<= {limit}x {tfloor} floor"
             entry["meets_target"] = entry["ratio"] <= limit
+        bz = entry.get("byzfl", {})
+        bz_txt = (
+            f"byzfl {bz['ms']:.1f} ms ({bz['backend']}): speed-up {bz['speedup']:.2f}x, agree={bz.get('agree')}"
+            if "speedup" in bz
+            else f"byzfl: {bz.get('skipped', 'n/a')}"
+        )
         print(
-            f"  {name:20s} {entry['ms']:9.1f} ms  {entry['ratio']:6.2f}x {entry['floor']} floor "
-            f"(paired floor {paired or float('nan'):.1f} ms; first call {entry.get('first_call_s', 0):.1f} s, "
-            f"{entry.get('path')})"
-            + (
-                f"  target {entry['target']}: {'met' if entry['meets_target'] else 'MISSED'}" if name in TARGETS else ""
-            ),
+            f"  {name:20s} {entry['ms']:9.1f} ms  {entry['ratio']:5.2f}x {kind} floor ({floor:.1f} ms, "
+            f"{entry['floor_gbps']:.1f} GB/s)"
+            + (f" target {entry['target']}: {'met' if entry['meets_target'] else 'MISSED'}" if name in TARGETS else "")
+            + f"; {bz_txt}",
             flush=True,
         )
     out = {
@@ -227,12 +464,24 @@ def bench_shape(m: int, d: int, names: list[str], args) -> dict:
         "d": d,
         "f": f,
         "dtype": "float32",
-        "floors": {"memory_ms": mem_ms, "gemm_ms": gemm_ms},
+        "floors": {
+            "memory_ms": mem_ms,
+            "memory_gbps": gib / mem_ms * 1e3,
+            "memory_kind": mem_kind,
+            "memory_candidates_ms": cand["memory"],
+            "gemm_ms": gemm_ms,
+            "gemm_gbps": gib / gemm_ms * 1e3,
+            "gemm_gflops": 2 * m * m * d / gemm_ms / 1e6,
+            "gemm_kind": gemm_kind,
+            "gemm_candidates_ms": cand["gemm"],
+            "paired": {"memory": pair_mem, "gemm": pair_gemm},
+        },
         "rules": rules,
         "checks": {},
     }
     if "median" in names and d <= args.check_max_d:
-        got = coordinate_median(x).numpy()
+        got = coordinate_median(x)
+        got = (got.value if hasattr(got, "value") else got).numpy()
         out["checks"]["median_equals_numpy_midpoint"] = bool(np.array_equal(got, np.median(x.numpy(), axis=0)))
         out["checks"]["median_path"] = path_used("median", x, f)
         print(
@@ -266,6 +515,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-call-s", type=float, default=300.0, help="time once a rule whose first call is slower")
     ap.add_argument("--check-max-d", type=parse_size, default=10**7, help="largest d checked against numpy")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--no-byzfl", dest="byzfl", action="store_false", help="skip the byzfl column")
+    ap.add_argument("--byzfl-backends", nargs="+", default=["numpy", "torch"], choices=["numpy", "torch"])
+    ap.add_argument("--byzfl-repeats", type=int, default=3, help="timed byzfl calls per round (after the first)")
+    ap.add_argument("--byzfl-budget-s", type=float, default=15.0, help="stop repeating a byzfl call after this")
+    ap.add_argument("--byzfl-max-call-s", type=float, default=60.0, help="time once a byzfl call slower than this")
+    ap.add_argument("--byzfl-max-gb", type=float, default=6.0, help="skip byzfl where its temporaries exceed this")
     ap.add_argument("--reference", action="store_true", help="also time torch.median(X, 0) (slow)")
     ap.add_argument(
         "--thp",
