@@ -1,4 +1,4 @@
-"""The analysis subcommands of ``byzmpi``: ``report``, ``compare`` and ``watch``.
+"""The analysis subcommands of ``byzmpi``: ``report``, ``compare``, ``watch`` and ``mark-interrupted``.
 
 ``register(subparsers)`` adds them to the CLI; each sets ``func`` to its handler, which returns
 the exit status. Heavy imports (pandas, matplotlib) happen inside the handlers, so ``byzmpi run``
@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rep.add_argument("trace", type=Path)
     rep.add_argument("--json", action="store_true", help="print the summary as JSON")
     rep.add_argument("--out", type=Path, default=None, help="write DIR/report.md, DIR/summary.json and PNG figures")
+    _last_k(rep)
     rep.set_defaults(func=report)
 
     cmp = sub.add_parser("compare", help="compare the traces of a sweep: heatmaps, worst cases, ranking, curves")
@@ -39,8 +40,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="FIELD=VALUE",
         help="runs whose curves are overlaid (repeatable, all must match; e.g. attack.name=alie); "
-        "default: the worst-case run of each defence",
+        "default: the worst-case cell of each defence",
     )
+    cmp.add_argument(
+        "--band",
+        choices=("minmax", "std", "none"),
+        default="minmax",
+        help="around each replicate-mean curve and worst-case bar: min-max (default), ± one std, or nothing",
+    )
+    _last_k(cmp)
     cmp.set_defaults(func=compare)
 
     w = sub.add_parser("watch", help="follow a running job from its trace")
@@ -55,6 +63,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="exit 3 when no round arrives for this many seconds (a killed job never marks its trace)",
     )
     w.set_defaults(func=watch)
+
+    mi = sub.add_parser(
+        "mark-interrupted",
+        help="mark the trace of a dead job 'interrupted' and clear its open-for-write flag (plain h5py opens it then)",
+    )
+    mi.add_argument("trace", type=Path)
+    mi.add_argument("--force", action="store_true", help="also when the trace was written in the last 60 s")
+    mi.set_defaults(func=mark_interrupted)
+
+
+def _last_k(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--last-k",
+        type=int,
+        default=1,
+        metavar="K",
+        help="final metric = the mean of a run's last K evaluations (default 1: the last one)",
+    )
 
 
 def _headless() -> None:
@@ -75,7 +101,7 @@ def report(args: argparse.Namespace) -> int:
     _headless()
     from . import report as R
 
-    rep = R.build(args.trace, args.out)
+    rep = R.build(args.trace, args.out, last_k=args.last_k)
     if args.json:
         print(json.dumps(R.to_json(rep), indent=2, default=R._json_default))
     else:
@@ -90,7 +116,7 @@ def compare(args: argparse.Namespace) -> int:
     _headless()
     from . import compare as C
 
-    comp = C.build(args.traces, args.out, metrics=args.metric, select=args.select)
+    comp = C.build(args.traces, args.out, metrics=args.metric, select=args.select, band=args.band, last_k=args.last_k)
     if args.out is None:
         print(C.format_text(comp))
     else:
@@ -109,3 +135,10 @@ def watch(args: argparse.Namespace) -> int:
         return follow(args.trace, interval=args.interval, once=args.once, timeout=args.timeout, stale=args.stale)
     except KeyboardInterrupt:
         return 130
+
+
+def mark_interrupted(args: argparse.Namespace) -> int:
+    from .repair import mark_interrupted as mark
+
+    print(mark(args.trace, force=args.force).line())
+    return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +24,14 @@ from matplotlib.patches import Rectangle
 
 from . import metrics as M
 from . import sweep as S
-from .figures import save
+from .figures import BYZANTINE, SEQUENTIAL, category_style, save
 from .load import TraceData, load_runs, read_traces
 from .markdown import fmt, table
 
 MAX_FACETS = 12
 MAX_CURVES = 16
+BANDS = ("minmax", "std", "none")
+BAND_TEXT = {"minmax": "min-max over replicates", "std": "mean ± one standard deviation", "none": "no band"}
 
 
 @dataclass
@@ -39,7 +42,10 @@ class Comparison:
     worst: dict[str, pd.DataFrame] = field(default_factory=dict)
     ranking: pd.DataFrame = field(default_factory=pd.DataFrame)
     curves: list[str] = field(default_factory=list)
+    curve_groups: list[tuple[str, list[str]]] = field(default_factory=list)
     default_curves: bool = True
+    band: str = "minmax"
+    last_k: int = 1
     figures: dict[str, tuple[Path, Figure]] = field(default_factory=dict)
     markdown: str = ""
 
@@ -81,7 +87,8 @@ def _text_color(rgba: tuple[float, ...]) -> str:
 
 def heatmaps(sweep: S.Sweep, cell_table: pd.DataFrame, metric: str) -> Figure:
     """Final ``metric`` over defence × attack, one panel per facet, colours shared across panels
-    (green = good); black cells diverged, a frame marks each row's worst attack."""
+    (cividis, colour-blind safe: bright = good); cells print the replicate mean (± std when there
+    are several); black cells diverged, a frame marks each row's worst attack."""
     facets = sweep.facets()[:MAX_FACETS]
     mats = [S.pivot(cell_table, sweep, f) for f in facets]
     n_att = max(m.shape[1] for m in mats)
@@ -94,10 +101,11 @@ def heatmaps(sweep: S.Sweep, cell_table: pd.DataFrame, metric: str) -> Figure:
         fig.delaxes(ax)
     allv = np.concatenate([m.to_numpy(dtype=float).ravel() for m in mats])
     norm, extend = color_range(allv, metric)
-    cmap = matplotlib_cmap("RdYlGn" if M.HIGHER_IS_BETTER[metric] else "RdYlGn_r")
+    cmap = matplotlib_cmap(SEQUENTIAL if M.HIGHER_IS_BETTER[metric] else f"{SEQUENTIAL}_r")
     im = None
     for ax, facet, mat in zip(axes, facets, mats):
         v = mat.to_numpy(dtype=float)
+        sd = S.pivot(cell_table, sweep, facet, "std").reindex(index=mat.index, columns=mat.columns).to_numpy(float)
         shown = np.ma.masked_invalid(v)
         im = ax.imshow(shown, cmap=cmap, norm=norm, aspect="auto")
         bad = S.badness(v.ravel(), metric).reshape(v.shape)
@@ -111,7 +119,16 @@ def heatmaps(sweep: S.Sweep, cell_table: pd.DataFrame, metric: str) -> Figure:
                     ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, color="black"))
                     ax.text(j, i, "diverged", ha="center", va="center", fontsize=8, color="white")
                 else:
-                    ax.text(j, i, fmt(x, 3), ha="center", va="center", fontsize=9, color=_text_color(cmap(norm(x))))
+                    spread = f"\n±{fmt(sd[i, j], 2)}" if np.isfinite(sd[i, j]) else ""
+                    ax.text(
+                        j,
+                        i,
+                        fmt(x, 3) + spread,
+                        ha="center",
+                        va="center",
+                        fontsize=8 if spread else 9,
+                        color=_text_color(cmap(norm(x))),
+                    )
             row = np.where(np.isnan(v[i]), -np.inf, bad[i])
             if np.isfinite(row).any() or np.isinf(row).any():
                 j = int(np.argmax(row))
@@ -125,9 +142,10 @@ def heatmaps(sweep: S.Sweep, cell_table: pd.DataFrame, metric: str) -> Figure:
         fig.colorbar(
             im, ax=list(axes[: len(facets)]), label=f"final {M.METRIC_LABELS[metric]}", shrink=0.9, extend=extend
         )
+    n = cell_table["runs"].max() if len(cell_table) else 1
     fig.suptitle(
         f"Final {M.METRIC_LABELS[metric]} ({'higher' if M.HIGHER_IS_BETTER[metric] else 'lower'} is "
-        "better; framed: worst attack per defence)"
+        "better; framed: worst attack per defence" + (f"; mean ± std over up to {n} replicates" if n > 1 else "") + ")"
     )
     return fig
 
@@ -142,9 +160,9 @@ def facet_title_short(facet: tuple) -> str:
     return S.facet_title(facet)
 
 
-def worst_bars(sweep: S.Sweep, wc: pd.DataFrame, metric: str) -> Figure:
-    """Per defence: its worst case over attacks (red, the attack named above the bar) next to
-    its result without attack (grey), one panel per facet."""
+def worst_bars(sweep: S.Sweep, wc: pd.DataFrame, metric: str, band: str = "minmax") -> Figure:
+    """Per defence: its worst case over attacks (vermillion, the attack named above the bar; error
+    bars: the replicates' ``band``) next to its result without attack (grey), one panel per facet."""
     facets = sweep.facets()[:MAX_FACETS]
     ncols = min(len(facets), 3)
     nrows = math.ceil(len(facets) / ncols)
@@ -169,9 +187,12 @@ def worst_bars(sweep: S.Sweep, wc: pd.DataFrame, metric: str) -> Figure:
             x - 0.2,
             shown,
             0.4,
-            color=["tab:red" if np.isfinite(w) else "black" for w in worst],
+            color=[BYZANTINE if np.isfinite(w) else "black" for w in worst],
             label="worst over attacks",
         )
+        err = _error_bars(part, worst, band)
+        if err is not None:
+            ax.errorbar(x - 0.2, shown, yerr=err, fmt="none", ecolor="black", elinewidth=1, capsize=3)
         ax.bar(x + 0.2, part["no_attack"].to_numpy(dtype=float), 0.4, color="0.6", label="no attack")
         for b, w, att in zip(bars, worst, part["worst_attack"]):
             ax.annotate(
@@ -195,10 +216,15 @@ def worst_bars(sweep: S.Sweep, wc: pd.DataFrame, metric: str) -> Figure:
             ax.set_ylim(0, top * 1.25)
         ax.set_title(facet_title_short(facet), fontsize=10)
         ax.grid(alpha=0.3, axis="y")
-    handles = [Rectangle((0, 0), 1, 1, color="tab:red"), Rectangle((0, 0), 1, 1, color="0.6")]
+    handles = [Rectangle((0, 0), 1, 1, color=BYZANTINE), Rectangle((0, 0), 1, 1, color="0.6")]
     fig.legend(
         handles,
-        ["worst over attacks (attack named on the bar)", "no attack"],
+        [
+            "worst over attacks (attack named on the bar"
+            + ("" if band == "none" else f"; error bars: {BAND_TEXT[band]}")
+            + ")",
+            "no attack",
+        ],
         loc="outside lower center",
         ncols=2,
         fontsize=9,
@@ -207,46 +233,148 @@ def worst_bars(sweep: S.Sweep, wc: pd.DataFrame, metric: str) -> Figure:
     return fig
 
 
-def curves(traces: dict[str, TraceData], names: Sequence[str], labels: dict[str, str] | None = None) -> Figure:
-    """Loss, convergence measure and accuracy against rounds for the chosen runs, overlaid."""
-    chosen = [traces[n] for n in names if n in traces][:MAX_CURVES]
-    prog = "gap" if any(M.has_metric(t.evals, "gap") for t in chosen) else "grad_norm_sq"
+def _error_bars(part: pd.DataFrame, worst: np.ndarray, band: str) -> np.ndarray | None:
+    """Asymmetric error bars (2, n) around each worst-case bar: min-max or ± std of its replicates."""
+    if band == "none" or not len(part):
+        return None
+    if band == "std":
+        sd = np.nan_to_num(part["worst_std"].to_numpy(dtype=float))
+        lo = hi = np.where(np.isfinite(worst), sd, 0.0)
+    else:
+        lo = np.where(np.isfinite(worst), worst - part["worst_min"].to_numpy(dtype=float), 0.0)
+        hi = np.where(np.isfinite(worst), part["worst_max"].to_numpy(dtype=float) - worst, 0.0)
+    err = np.nan_to_num(np.vstack([lo, hi]))
+    return err if err.any() else None
+
+
+def replicate_frame(traces: Sequence[TraceData], metric: str) -> pd.DataFrame:
+    """Round × replicate table of ``metric`` (one column per trace, NaN where a trace has no
+    evaluation at that round)."""
+    cols = {
+        t.label: pd.Series(t.evals[metric].to_numpy(dtype=float), index=t.evals["round"].to_numpy()) for t in traces
+    }
+    cols = {k: v[~v.index.duplicated(keep="last")] for k, v in cols.items()}
+    return pd.DataFrame(cols).sort_index() if cols else pd.DataFrame()
+
+
+def band_stats(frame: pd.DataFrame, band: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per round of a :func:`replicate_frame`: (mean, band low, band high, replicates n) over the
+    replicates that have a finite value there (min-max, or mean ± std with ddof = 1)."""
+    v = frame.to_numpy(dtype=float)
+    v = np.where(np.isfinite(v), v, np.nan)
+    n = np.isfinite(v).sum(axis=1)
+    with warnings.catch_warnings():  # rounds no replicate reached: NaN, quietly
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(v, axis=1)
+        if band == "std":
+            sd = np.where(n > 1, np.nanstd(v, axis=1, ddof=1), np.nan)
+            lo, hi = mean - sd, mean + sd
+        elif band == "minmax":
+            lo, hi = np.nanmin(v, axis=1), np.nanmax(v, axis=1)
+        else:
+            lo = hi = np.full(len(v), np.nan)
+    return mean, lo, hi, n
+
+
+def curves(
+    traces: dict[str, TraceData],
+    groups: Sequence[tuple[str, Sequence[str]]],
+    band: str = "minmax",
+) -> Figure:
+    """Loss, convergence measure and accuracy against rounds: one curve per group of replicates
+    (the mean over them), with a band (min-max or ± std over them; none for ``band = "none"``)."""
+    chosen = [(label, [traces[n] for n in names if n in traces]) for label, names in groups][:MAX_CURVES]
+    chosen = [(label, ts) for label, ts in chosen if ts]
+    every = [t for _, ts in chosen for t in ts]
+    prog = "gap" if any(M.has_metric(t.evals, "gap") for t in every) else "grad_norm_sq"
     fig = Figure(figsize=(15, 5.2 + 0.2 * math.ceil(len(chosen) / 3)), layout="constrained")
     axes = fig.subplots(1, 3)
-    for t in chosen:
-        label = (labels or {}).get(t.label, t.label)
-        for ax, metric in zip(axes, ("loss", prog, "accuracy")):
-            ax.plot(t.evals["round"], t.evals[metric], marker="o", markersize=2.5, lw=1.2, label=label)
     for ax, metric in zip(axes, ("loss", prog, "accuracy")):
+        vals = np.concatenate([t.evals[metric].to_numpy(dtype=float) for t in every]) if every else np.zeros(0)
+        vals = vals[np.isfinite(vals)]
+        log = (
+            metric in ("gap", "grad_norm_sq", "loss") and len(vals) and vals.min() > 0 and vals.max() / vals.min() > 20
+        )
+        for i, (label, ts) in enumerate(chosen):
+            frame = replicate_frame(ts, metric)
+            mean, lo, hi, _ = band_stats(frame, band)
+            x = frame.index.to_numpy()
+            style = category_style(i)
+            ax.plot(x, mean, marker="o", markersize=2.5, lw=1.2, label=label, **style)
+            if band != "none" and len(ts) > 1:
+                if log:
+                    lo = np.where(lo > 0, lo, np.nan)
+                ax.fill_between(x, lo, hi, color=style["color"], alpha=0.2, lw=0)
         ax.set_xlabel("round")
         ax.set_ylabel(M.METRIC_LABELS[metric])
         ax.set_title(f"{M.METRIC_LABELS[metric]} vs rounds")
-        if metric in ("gap", "grad_norm_sq", "loss"):
-            vals = np.concatenate([t.evals[metric].to_numpy(dtype=float) for t in chosen]) if chosen else np.zeros(0)
-            vals = vals[np.isfinite(vals)]
-            if len(vals) and vals.min() > 0 and vals.max() / vals.min() > 20:
-                ax.set_yscale("log")
+        if log:
+            ax.set_yscale("log")
         ax.grid(alpha=0.3)
+    reps = max((len(ts) for _, ts in chosen), default=1)
+    if reps > 1:
+        fig.suptitle("Mean over replicates" + ("" if band == "none" else f" (band: {BAND_TEXT[band]})"), fontsize=10)
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside lower center", ncols=min(len(names), 3), fontsize=8)
     return fig
 
 
+def curve_groups(sweep: S.Sweep, run_names: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """The chosen runs grouped into their cells (setting × attack: replicates together), in the
+    order of their first run; labels ``setting vs attack (n=K)``, or with the replicate fields for
+    a lone run."""
+    runs = sweep.runs.set_index("run", drop=False)
+    groups: dict[tuple[str, str], list[str]] = {}
+    for name in run_names:
+        if name in runs.index:
+            r = runs.loc[name]
+            groups.setdefault((r["setting"], r["attack"]), []).append(name)
+    out = []
+    for (setting, attack), names in groups.items():
+        if len(names) > 1:
+            label = f"{setting} vs {attack} (n={len(names)})"
+        else:
+            r = runs.loc[names[0]]
+            label = f"{setting} vs {attack}" + "".join(
+                f", {f.split('.', 1)[1]}={S.value_text(r[f])}" for f in sweep.replicates
+            )
+        out.append((label, names))
+    return out
+
+
 # -- the comparison ----------------------------------------------------------------------------
 def build(
-    specs: Any, out: str | Path | None = None, *, metrics: Sequence[str] | None = None, select: Sequence[str] = ()
+    specs: Any,
+    out: str | Path | None = None,
+    *,
+    metrics: Sequence[str] | None = None,
+    select: Sequence[str] = (),
+    band: str = "minmax",
+    last_k: int = 1,
 ) -> Comparison:
-    """Load the traces ``specs`` names and compare them; with ``out``, write the folder."""
+    """Load the traces ``specs`` names and compare them; with ``out``, write the folder.
+
+    ``last_k``: a run's final metric is the mean of its last ``last_k`` evaluations (1: the last);
+    ``band``: what the curves and error bars show around the replicate mean (``minmax``, ``std``,
+    ``none``)."""
+    from ..errors import SetupError
+
+    if band not in BANDS:
+        raise SetupError(f"--band {band}: one of {', '.join(BANDS)}")
+    if last_k < 1:
+        raise SetupError(f"--last-k {last_k}: at least 1")
     traces = read_traces(specs, messages=False)
     runs = load_runs(traces)
+    if last_k > 1 and len(runs):
+        by_run = {t.label: t for t in traces}
+        for m in M.METRICS:
+            runs[f"final_{m}"] = [M.final_value(by_run[r].evals, m, last_k) for r in runs["run"]]
     sweep = S.analyse(runs)
     metrics = list(metrics or default_metrics(runs))
     for m in metrics:
         if m not in M.METRICS:
-            from ..errors import SetupError
-
             raise SetupError(f"--metric {m}: one of {', '.join(M.METRICS)}")
-    comp = Comparison(sweep, metrics)
+    comp = Comparison(sweep, metrics, band=band, last_k=last_k)
     for m in metrics:
         comp.cells[m] = S.cells(sweep, m)
         comp.worst[m] = S.worst_case(sweep, m)
@@ -254,29 +382,30 @@ def build(
     if select:
         comp.curves = list(S.select(sweep.runs, select)["run"])
         comp.default_curves = False
-    else:  # the worst-case run of every defence in the first facet
+    else:  # every replicate of the worst-case cell of every defence in the first facet
         wc = comp.worst[metrics[0]]
         for f, v in sweep.facets()[0]:
             wc = wc[wc[f] == v]
-        comp.curves = list(wc.sort_values("rank")["worst_run"])
+        pairs = list(zip(wc.sort_values("rank")["setting"], wc.sort_values("rank")["worst_attack"]))
+        runs_ = sweep.runs
+        comp.curves = [r for st, at in pairs for r in runs_[(runs_["setting"] == st) & (runs_["attack"] == at)]["run"]]
+    comp.curve_groups = curve_groups(sweep, comp.curves)
     by_label = {t.label: t for t in traces}
-    labels = {
-        r["run"]: f"{r['setting']} vs {r['attack']}" + "".join(f", {f}={S.value_text(r[f])}" for f in sweep.replicates)
-        for _, r in sweep.runs.iterrows()
-    }
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         figs: dict[str, Figure] = {}
         for m in metrics:
             figs[f"heatmap_{m}"] = heatmaps(sweep, comp.cells[m], m)
-            figs[f"worst_{m}"] = worst_bars(sweep, comp.worst[m], m)
+            figs[f"worst_{m}"] = worst_bars(sweep, comp.worst[m], m, band)
         if comp.curves:
-            figs["curves"] = curves(by_label, comp.curves, labels)
+            figs["curves"] = curves(by_label, comp.curve_groups, band)
         for name, fig in figs.items():
             comp.figures[name] = (save(fig, out / f"{name}.png"), fig)
         sweep.runs.drop(columns=["path"]).to_csv(out / "runs.csv", index=False)
-        pd.concat([c.assign(metric=m) for m, c in comp.cells.items()]).to_csv(out / "cells.csv", index=False)
+        pd.concat([c.assign(metric=m, last_k=last_k) for m, c in comp.cells.items()]).to_csv(
+            out / "cells.csv", index=False
+        )
         comp.ranking.to_csv(out / "ranking.csv", index=False)
         comp.markdown = markdown(comp, specs)
         (out / "compare.md").write_text(comp.markdown)
@@ -343,11 +472,17 @@ def markdown(comp: Comparison, specs: Any) -> str:
         lines += [
             "* replicates, averaged in every cell: " + ", ".join(f"`{f}` ({_values(runs, f)})" for f in sw.replicates)
         ]
+    final = (
+        f"the mean of its last {comp.last_k} evaluations (`--last-k {comp.last_k}`)"
+        if comp.last_k > 1
+        else "its last evaluation (`--last-k K`: the mean of the last K)"
+    )
     lines += [
         "",
         "A *defence* is the aggregation rule with its swept parameters; a *setting* is a defence with "
-        "the other swept fields. Cells average the replicates; a diverged run (non-finite result) makes its "
-        "cell the worst value.",
+        "the other swept fields. Cells average the replicates (mean ± sample standard deviation, n "
+        "finite replicates); a diverged run (non-finite result) makes its cell the worst value. A run's "
+        f"final metric is {final}.",
         "",
     ]
     facets = sw.facets()
@@ -364,6 +499,7 @@ def markdown(comp: Comparison, specs: Any) -> str:
             if len(sw.other_fields):
                 lines += [f"### {S.facet_title(facet)} ({m})", ""]
             lines += [table(piv.reset_index(), headers=["defence / attack", *piv.columns]), ""]
+        lines += [f"### Cells: {m}, mean ± std over replicates", "", cell_markdown(sw, comp.cells[m]), ""]
     for m in comp.metrics:
         w = comp.worst[m]
         lines += [
@@ -373,15 +509,29 @@ def markdown(comp: Comparison, specs: Any) -> str:
             "",
             table(
                 w,
-                columns=["rank", "setting", "worst", "worst_attack", "no_attack", "mean_over_attacks", "worst_run"],
+                columns=[
+                    "rank",
+                    "setting",
+                    "worst",
+                    "worst_std",
+                    "worst_n",
+                    "worst_attack",
+                    "no_attack",
+                    "mean_over_attacks",
+                    "worst_run",
+                    "worst_seed",
+                ],
                 headers=[
                     "rank",
                     "setting",
                     f"worst {m}",
+                    "std",
+                    "n",
                     "worst attack",
                     "no attack",
                     "mean over attacks",
                     "worst run",
+                    "worst replicate",
                 ],
             ),
             "",
@@ -418,9 +568,12 @@ def markdown(comp: Comparison, specs: Any) -> str:
                 if comp.default_curves
                 else ""
             )
-            + "Runs overlaid: "
-            + ", ".join(f"`{c}`" for c in comp.curves[:MAX_CURVES])
-            + (f" (first {MAX_CURVES} of {len(comp.curves)})" if len(comp.curves) > MAX_CURVES else ""),
+            + f"One curve per cell, the mean over its replicates ({BAND_TEXT[comp.band]} around it; "
+            "`--band minmax|std|none`): "
+            + "; ".join(
+                f"{label}: " + ", ".join(f"`{c}`" for c in names) for label, names in comp.curve_groups[:MAX_CURVES]
+            )
+            + (f" (first {MAX_CURVES} of {len(comp.curve_groups)})" if len(comp.curve_groups) > MAX_CURVES else ""),
             "",
             "![curves](curves.png)",
             "",
@@ -449,6 +602,15 @@ def markdown(comp: Comparison, specs: Any) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def cell_markdown(sw: S.Sweep, c: pd.DataFrame) -> str:
+    """Every cell of one metric: mean ± std (n), min, max, diverged replicates, the worst replicate."""
+    return table(
+        c,
+        columns=[*sw.other_fields, "defence", "attack", "mean", "std", "n", "min", "max", "diverged", "worst_run"],
+        headers=[*sw.other_fields, "defence", "attack", "mean", "std", "n", "min", "max", "diverged", "worst run"],
+    )
+
+
 def format_text(comp: Comparison) -> str:
     """What ``byzmpi compare`` prints without ``--out``: swept fields and the ranking."""
     sw = comp.sweep
@@ -460,10 +622,15 @@ def format_text(comp: Comparison) -> str:
     for m in comp.metrics:
         for facet in sw.facets():
             piv = S.pivot(comp.cells[m], sw, facet)
+            sd = S.pivot(comp.cells[m], sw, facet, "std").reindex(index=piv.index, columns=piv.columns)
+            text = piv.map(lambda x: fmt(x, 4)) + sd.map(lambda x: f" ± {fmt(x, 2)}" if np.isfinite(x) else "")
             lines += [
                 "",
-                f"final {m}" + (f" [{S.facet_title(facet)}]" if facet else "") + ":",
-                piv.map(lambda x: fmt(x, 4)).to_string(),
+                f"final {m}"
+                + (f" (mean of the last {comp.last_k} evaluations)" if comp.last_k > 1 else "")
+                + (f" [{S.facet_title(facet)}]" if facet else "")
+                + ":",
+                text.to_string(),
             ]
     r = comp.ranking
     cols = ["rank", "setting", f"worst_{primary}", "worst_attack", f"no_attack_{primary}"]

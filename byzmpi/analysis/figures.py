@@ -7,6 +7,8 @@ with titles that say what they show (``(oracle)`` marks simulation-only knowledg
 
 from __future__ import annotations
 
+import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -14,24 +16,108 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import BoundaryNorm
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from . import metrics as M
 
-HONEST, BYZANTINE = "tab:blue", "tab:red"
-TIME_COLORS = {
-    M.TIME_PARTS["t_setup"]: "tab:brown",
-    "compute": "tab:blue",
-    "communication": "tab:orange",
-    "aggregation": "tab:green",
-    "I/O": "tab:purple",
-    "eval": "tab:gray",
-    M.OTHER_TIME: "tab:olive",
+#: Okabe & Ito's palette, told apart with every common colour-vision deficiency (no red-green pairs)
+OKABE_ITO = {
+    "blue": "#0072B2",
+    "orange": "#E69F00",
+    "bluish_green": "#009E73",
+    "vermillion": "#D55E00",
+    "reddish_purple": "#CC79A7",
+    "sky_blue": "#56B4E9",
+    "yellow": "#F0E442",
+    "black": "#000000",
 }
+#: colours of categories (curves, bars) in order; colour maps: perceptually uniform, colour-blind safe
+CATEGORICAL = [OKABE_ITO[k] for k in ("blue", "orange", "bluish_green", "vermillion", "reddish_purple", "sky_blue")]
+LINESTYLES = ("-", "--", ":", "-.")
+SEQUENTIAL = "cividis"
+HONEST, BYZANTINE = OKABE_ITO["blue"], OKABE_ITO["vermillion"]
+TIME_COLORS = {
+    M.TIME_PARTS["t_setup"]: OKABE_ITO["reddish_purple"],
+    "compute": OKABE_ITO["blue"],
+    "communication": OKABE_ITO["orange"],
+    "aggregation": OKABE_ITO["bluish_green"],
+    "I/O": OKABE_ITO["sky_blue"],
+    "eval": OKABE_ITO["black"],
+    M.OTHER_TIME: "0.8",
+}
+
+
+def category_style(i: int) -> dict[str, str]:
+    """Colour and line style of the i-th curve: 6 colours, then the same with dashes, ..."""
+    return {"color": CATEGORICAL[i % len(CATEGORICAL)], "ls": LINESTYLES[(i // len(CATEGORICAL)) % len(LINESTYLES)]}
+
+
+def renderer(fig: Figure):
+    """An Agg renderer for ``fig`` (what PNGs are drawn with), to measure text."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    return fig.canvas.get_renderer()
+
+
+def fit_text(t: Text, max_width: float, rend, min_size: float = 7.0, max_lines: int = 3) -> None:
+    """Wrap (at most ``max_lines`` lines), then shrink (down to ``min_size`` points) a text until its
+    rendered width is at most ``max_width`` pixels."""
+    words = " ".join(t.get_text().split())
+    if not words or t.get_window_extent(rend).width <= max_width:
+        return
+    size = float(t.get_fontsize())
+    while True:
+        chars = len(words)
+        while chars >= 8:
+            lines = textwrap.wrap(words, chars, break_long_words=False, break_on_hyphens=False)
+            if len(lines) > max_lines:
+                break
+            t.set_text("\n".join(lines))
+            if t.get_window_extent(rend).width <= max_width:
+                return
+            chars = min(chars - 1, int(chars * 0.92))
+        if size <= min_size:
+            lines = textwrap.wrap(words, math.ceil(len(words) / max_lines), break_long_words=True)
+            t.set_text("\n".join(lines))
+            return
+        size = max(min_size, size - 0.5)
+        t.set_fontsize(size)
+
+
+def _slot_share(ax) -> float:
+    """The share of the figure's width that an axes' grid columns get (width ratios counted,
+    margins not: constrained layout gives the panels nearly all of it)."""
+    spec = ax.get_subplotspec()
+    if spec is None:
+        return ax.get_position().width
+    gs = spec.get_gridspec()
+    ratios = np.asarray(gs.get_width_ratios() or [1.0] * gs.ncols, dtype=float)
+    return float(ratios[list(spec.colspan)].sum() / ratios.sum())
+
+
+def fit_titles(fig: Figure, min_size: float = 7.0) -> None:
+    """Make the figure's title fit its width and each panel's title the width of its grid slot
+    (measured with the renderer the PNG is drawn with)."""
+    rend = renderer(fig)
+    width = fig.get_figwidth() * fig.dpi
+    sup = getattr(fig, "_suptitle", None)
+    if sup is not None and sup.get_text():
+        fit_text(sup, 0.97 * width, rend, min_size)
+    for ax in fig.axes:
+        if ax.get_label() == "<colorbar>":
+            continue
+        slot = _slot_share(ax) * width
+        for t in (ax.title, ax._left_title, ax._right_title):
+            if t.get_text():
+                fit_text(t, 0.97 * slot, rend, min_size)
 
 
 def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    fit_titles(fig)
     fig.savefig(path, dpi=dpi)  # constrained layout already fits the labels: no second "tight" draw
     return path
 
@@ -68,7 +154,7 @@ def convergence(evals: pd.DataFrame, rounds: pd.DataFrame, f_star: float = float
             )
         ):
             ax = axes[row, col]
-            ax.plot(x, y, marker="o", markersize=3, color="tab:blue")
+            ax.plot(x, y, marker="o", markersize=3, color=HONEST)
             if metric == "loss" and np.isfinite(f_star):
                 ax.axhline(f_star, color="k", lw=0.8, ls="--", label="f* (optimum)")
                 ax.legend(loc="upper right", fontsize=8)
@@ -107,7 +193,7 @@ def byzantine_impact(rounds: pd.DataFrame) -> Figure:
     hm = rounds["honest_mean_norm"].to_numpy(dtype=float)
     rel = d / np.where(hm > 0, hm, np.nan)
     lo, hi = (min(counts), max(counts)) if counts else (0, 0)
-    cmap = matplotlib.colormaps["viridis"].resampled(hi - lo + 1)
+    cmap = matplotlib.colormaps[SEQUENTIAL].resampled(hi - lo + 1)
     norm = BoundaryNorm(np.arange(lo - 0.5, hi + 1.5), cmap.N)
     sc = ax2.scatter(rounds["round"].to_numpy(), rel, c=byz, s=7, cmap=cmap, norm=norm)
     cb = fig.colorbar(sc, ax=ax2, label="Byzantine sampled")
@@ -129,7 +215,7 @@ def clipping(rounds: pd.DataFrame, messages: pd.DataFrame | None = None) -> Figu
     when the message table is traced), as rolling means."""
     fig = Figure(figsize=(13, 4.5), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
-    ax1.plot(rounds["round"], rounds["clip_radius"], color="tab:blue", lw=1)
+    ax1.plot(rounds["round"], rounds["clip_radius"], color=HONEST, lw=1)
     ax1.set_xlabel("round")
     ax1.set_ylabel("clipping radius")
     ax1.set_title("Clipping radius")

@@ -60,8 +60,9 @@ def progress_metric(evals: pd.DataFrame) -> str:
     return "gap" if has_metric(evals, "gap") else "grad_norm_sq"
 
 
-def metric_table(evals: pd.DataFrame) -> pd.DataFrame:
-    """Per metric: initial (first eval), final (last eval), best and the round of the best."""
+def metric_table(evals: pd.DataFrame, last_k: int = 1) -> pd.DataFrame:
+    """Per metric: initial (first eval), final (last eval), best and the round of the best; with
+    ``last_k`` > 1 also ``last_k_mean``, the mean of the last ``last_k`` evaluations."""
     rows = []
     for m in METRICS:
         if m not in evals or len(evals) == 0:
@@ -79,9 +80,22 @@ def metric_table(evals: pd.DataFrame) -> pd.DataFrame:
                 "final": float(v[-1]),
                 "best": float(v[i]),
                 "best_round": int(evals["round"].iloc[i]),
+                "last_k_mean": final_value(evals, m, last_k),
             }
         )
-    return pd.DataFrame(rows, columns=["metric", "initial", "final", "best", "best_round"])
+    cols = ["metric", "initial", "final", "best", "best_round", *(["last_k_mean"] if last_k > 1 else [])]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def final_value(evals: pd.DataFrame, metric: str, last_k: int = 1) -> float:
+    """The final ``metric`` of a run: the mean of its last ``last_k`` evaluations (all of them
+    when it has fewer); non-finite when one of those is (the run diverged), NaN with none."""
+    if last_k < 1:
+        raise ValueError(f"last_k must be >= 1, not {last_k}")
+    if metric not in evals or len(evals) == 0:
+        return math.nan
+    v = evals[metric].to_numpy(dtype=float)[-last_k:]
+    return float(v.mean()) if np.isfinite(v).all() else (math.inf if np.isinf(v).any() else math.nan)
 
 
 def cumulative_bytes(rounds: pd.DataFrame) -> np.ndarray:

@@ -41,11 +41,12 @@ class Report:
     notes: dict[str, str] = field(default_factory=dict)
     figures: dict[str, FigureInfo] = field(default_factory=dict)
     markdown: str = ""
+    last_k: int = 1
 
 
 def panels(fig: Figure) -> list[str]:
     """Titles of a figure's data axes (colorbar axes left out)."""
-    return [ax.get_title() for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    return [" ".join(ax.get_title().split()) for ax in fig.axes if ax.get_label() != "<colorbar>"]  # unwrapped
 
 
 def run_table(t: TraceData) -> pd.DataFrame:
@@ -76,13 +77,19 @@ def run_table(t: TraceData) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["field", "value"])
 
 
-def build(trace: TraceData | str | Path, out: str | Path | None = None) -> Report:
-    """Compute a report's tables and figures; with ``out``, write the folder."""
+def build(trace: TraceData | str | Path, out: str | Path | None = None, *, last_k: int = 1) -> Report:
+    """Compute a report's tables and figures; with ``out``, write the folder. ``last_k`` > 1 adds
+    the mean of the last ``last_k`` evaluations to the metrics table."""
+    if last_k < 1:
+        from ..errors import SetupError
+
+        raise SetupError(f"--last-k {last_k}: at least 1")
     t = trace if isinstance(trace, TraceData) else read_trace(trace, messages=True)
     rep = Report(t)
+    rep.last_k = last_k
     r, e, msg = t.rounds, t.evals, t.messages
     rep.tables["run"] = run_table(t)
-    rep.tables["metrics"] = M.metric_table(e)
+    rep.tables["metrics"] = M.metric_table(e, last_k)
     if len(r):
         rep.tables["sampling"] = pd.DataFrame([M.sampling_stats(r)])
         rep.tables["byzantine"] = M.byzantine_table(r)
@@ -177,7 +184,17 @@ def markdown(rep: Report) -> str:
     lines += ["## Metrics", ""]
     if len(T["metrics"]):
         lines += [
-            table(T["metrics"], headers=["metric", "initial", "final", "best", "best at round"]),
+            table(
+                T["metrics"],
+                headers=[
+                    "metric",
+                    "initial",
+                    "final",
+                    "best",
+                    "best at round",
+                    *([f"mean of last {rep.last_k}"] if rep.last_k > 1 else []),
+                ],
+            ),
             "",
             "Evaluated on the server model; `round` counts updates applied. Bytes sent = up + down.",
             _fig(rep, "convergence"),

@@ -208,9 +208,24 @@ def _worst_value(metric: str) -> float:
     return -math.inf if HIGHER_IS_BETTER[metric] else math.inf
 
 
+#: columns of :func:`cells` after the key columns
+CELL_COLUMNS = ["value", "mean", "std", "n", "runs", "diverged", "min", "max", "worst_run", "worst_seed", "example"]
+
+
+def _replicate_text(row: pd.Series, fields: Sequence[str]) -> str:
+    return ", ".join(f"{f.split('.', 1)[1]}={value_text(row[f])}" for f in fields if f in row.index)
+
+
 def cells(sweep: Sweep, metric: str) -> pd.DataFrame:
-    """One row per (other fields, defence, attack): the final ``metric`` averaged over replicates
-    (a non-finite replicate makes the cell the worst value), with replicate count, min and max."""
+    """One row per (other fields, defence, attack) over its replicates (seeds):
+
+    * ``value``: the mean of the final ``metric``, or the worst possible value when a replicate
+      diverged (non-finite); what heatmaps, worst cases and rankings use;
+    * ``mean``, ``std`` (sample standard deviation, ddof = 1; NaN for one replicate), ``min``,
+      ``max`` over the ``n`` finite replicates; ``runs`` replicates in all, ``diverged`` of them
+      non-finite;
+    * ``worst_run``: the replicate whose result was worst (a diverged one first), ``worst_seed`` its
+      replicate fields (``seed=3``); ``example``: the first replicate."""
     col = f"final_{metric}"
     keys = [*sweep.other_fields, "defence", "attack", "setting"]
     rows = []
@@ -219,35 +234,53 @@ def cells(sweep: Sweep, metric: str) -> pd.DataFrame:
     ):
         v = g[col].to_numpy(dtype=float)
         ok = np.isfinite(v)
+        fin = v[ok]
+        worst = int(np.argmax(badness(v, metric)))  # the first of equally bad replicates
         rows.append(
             {
                 **dict(zip(keys, key)),
-                "value": float(v.mean()) if ok.all() else _worst_value(metric),
+                "value": float(fin.mean()) if ok.all() else _worst_value(metric),
+                "mean": float(fin.mean()) if ok.any() else math.nan,
+                "std": float(fin.std(ddof=1)) if ok.sum() > 1 else math.nan,
+                "n": int(ok.sum()),
                 "runs": len(v),
                 "diverged": int((~ok).sum()),
-                "min": float(np.nanmin(v)) if ok.any() else math.nan,
-                "max": float(np.nanmax(v)) if ok.any() else math.nan,
+                "min": float(fin.min()) if ok.any() else math.nan,
+                "max": float(fin.max()) if ok.any() else math.nan,
+                "worst_run": g["run"].iloc[worst],
+                "worst_seed": _replicate_text(g.iloc[worst], sweep.replicates),
                 "example": g["run"].iloc[0],
             }
         )
-    return pd.DataFrame(rows, columns=[*keys, "value", "runs", "diverged", "min", "max", "example"])
+    return pd.DataFrame(rows, columns=[*keys, *CELL_COLUMNS])
 
 
-def pivot(cell_table: pd.DataFrame, sweep: Sweep, facet: tuple[tuple[str, Any], ...] = ()) -> pd.DataFrame:
-    """Defence × attack matrix of a facet's cells (rows and columns in the sweep's order)."""
+def mean_std_text(mean: float, std: float, n: int, digits: int = 4) -> str:
+    """``0.0123 ± 0.0004 (n=5)``; without the ± part for one replicate."""
+    if n > 1 and math.isfinite(std):
+        return f"{fmt(mean, digits)} ± {fmt(std, 2)} (n={n})"
+    return f"{fmt(mean, digits)} (n={n})"
+
+
+def pivot(
+    cell_table: pd.DataFrame, sweep: Sweep, facet: tuple[tuple[str, Any], ...] = (), values: str = "value"
+) -> pd.DataFrame:
+    """Defence × attack matrix of a facet's cells (rows and columns in the sweep's order) of one
+    :func:`cells` column (``value``; ``std``, ``n``, ...)."""
     part = cell_table
     for f, v in facet:
         part = part[part[f] == v]
-    table = part.pivot(index="defence", columns="attack", values="value")
+    table = part.pivot(index="defence", columns="attack", values=values)
     rows = [d for d in sweep.defences if d in table.index]
     cols = [a for a in sweep.attacks if a in table.columns]
     return table.loc[rows, cols]
 
 
 def worst_case(sweep: Sweep, metric: str, no_attack: str = "none") -> pd.DataFrame:
-    """Per setting (defence + other swept fields): the worst cell over attacks, which attack it
-    was, the value without attack (when the sweep has ``attack.name = none``), the mean over
-    attacks; ranked best first by the worst case."""
+    """Per setting (defence + other swept fields): the worst cell over attacks (its replicate mean,
+    std and n), which attack it was, the value without attack (when the sweep has ``attack.name =
+    none``), the mean over attacks, and the worst replicate of the worst cell (``worst_run``,
+    ``worst_seed``); ranked best first by the worst case."""
     c = cells(sweep, metric)
     rows = []
     for setting, g in c.groupby("setting", sort=False):
@@ -260,11 +293,16 @@ def worst_case(sweep: Sweep, metric: str, no_attack: str = "none") -> pd.DataFra
                 "defence": g["defence"].iloc[0],
                 **{f: g[f].iloc[0] for f in sweep.other_fields},
                 "worst": float(g["value"].iloc[i]),
+                "worst_std": float(g["std"].iloc[i]),
+                "worst_n": int(g["n"].iloc[i]),
+                "worst_min": float(g["min"].iloc[i]),
+                "worst_max": float(g["max"].iloc[i]),
                 "worst_attack": g["attack"].iloc[i],
                 "no_attack": float(none.iloc[0]) if len(none) else math.nan,
                 "mean_over_attacks": float(g["value"].mean()),
                 "attacks": len(g),
-                "worst_run": g["example"].iloc[i],
+                "worst_run": g["worst_run"].iloc[i],
+                "worst_seed": g["worst_seed"].iloc[i],
             }
         )
     out = pd.DataFrame(
@@ -274,11 +312,16 @@ def worst_case(sweep: Sweep, metric: str, no_attack: str = "none") -> pd.DataFra
             "defence",
             *sweep.other_fields,
             "worst",
+            "worst_std",
+            "worst_n",
+            "worst_min",
+            "worst_max",
             "worst_attack",
             "no_attack",
             "mean_over_attacks",
             "attacks",
             "worst_run",
+            "worst_seed",
         ],
     )
     if len(out):
