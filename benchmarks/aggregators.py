@@ -34,7 +34,7 @@ Run:  .venv/bin/pip install --no-deps -r benchmarks/requirements.txt   (byzfl, f
       .venv/bin/python benchmarks/aggregators.py            full grid (about an hour on 2 shared cores)
       .venv/bin/python benchmarks/aggregators.py --m 16 32 64 --d 1e6 1e7   the issue's grid
       .venv/bin/python benchmarks/aggregators.py --quick    m = 32, d = 1e6 only (a few minutes)
-      .venv/bin/python benchmarks/aggregators.py --m 32 --d 1e6 --rules median krum --out /tmp/a.json
+      .venv/bin/python benchmarks/aggregators.py --m 32 --d 1e6 --rules median krum --out runs/a.json
       ... --no-byzfl                                        without the byzfl column
       ... --thp                                             with THP_MEM_ALLOC_ENABLE=1 (recorded in the JSON)
 Writes benchmarks/results/aggregators.json (merging with an existing file: entries for the same

@@ -1,4 +1,4 @@
-"""T3 (ALGORITHMS.md §9; Gorbunov et al. ICLR 2023, Fig. 1): Byz-VR-MARINA converges linearly on
+"""T3 (docs/algorithms.md §9; Gorbunov et al. ICLR 2023, Fig. 1): Byz-VR-MARINA converges linearly on
 homogeneous data under every attack, robust SGD / SGD with momentum plateau, and rand-k (K = 0.1d)
 also converges, only slower. a9a, n = 5 (4 honest + 1 Byzantine), every client holds the full data.
 
@@ -136,7 +136,7 @@ def table(rows: list[dict], meta: dict) -> str:
         "# T3: Byz-VR-MARINA linear convergence on homogeneous data",
         "",
         f"Setup: a9a (N = 32,561, d = 123), logistic loss + (0.01/2)|x|^2; **n = 5 clients (4 honest + 1 Byzantine), "
-        f"as in ALGORITHMS.md §9 and the Byz-VR-MARINA paper** (not the 15 + 5 of T4/T5); every client holds the "
+        f"as in docs/algorithms.md §9 and the Byz-VR-MARINA paper** (not the 15 + 5 of T4/T5); every client holds the "
         f"full data; b = 32; CM with bucketing s = 2 (3 buckets, aggregator.f = 1); {meta['rounds']} rounds; seed "
         f"{meta['seed']}; server in float64. Byz-VR-MARINA: gamma = {meta['lr']}, p = {meta['p']} (the paper's code "
         f"has one full round per 1000-round epoch; p = {meta['p']} is scaled for a short run). BR-SGD(m): gamma = "

@@ -1,4 +1,4 @@
-"""T4 (ALGORITHMS.md §9; Malinovsky et al. NeurIPS 2024, Fig. 1 left): Byz-VR-MARINA-PP with and
+"""T4 (docs/algorithms.md §9; Malinovsky et al. NeurIPS 2024, Fig. 1 left): Byz-VR-MARINA-PP with and
 without clipping under the shift-back (SHB) attack, a9a, 15 honest + 5 Byzantine, C = 4.
 
     .venv/bin/python analysis/reproduce/t4_clipping.py            # run (one MPI job) + figure + table

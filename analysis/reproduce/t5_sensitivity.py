@@ -1,4 +1,4 @@
-"""T5 (ALGORITHMS.md §9; Malinovsky et al. NeurIPS 2024, Fig. 1 middle and right): clipping
+"""T5 (docs/algorithms.md §9; Malinovsky et al. NeurIPS 2024, Fig. 1 middle and right): clipping
 sensitivity of Byz-VR-MARINA-PP under shift-back, and partial vs full participation, a9a.
 
     .venv/bin/python analysis/reproduce/t5_sensitivity.py            # run (one MPI job) + figure + table

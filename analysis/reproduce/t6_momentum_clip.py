@@ -1,4 +1,4 @@
-"""T6 (ALGORITHMS.md §9; Malinovsky et al. NeurIPS 2024, §5 and App. H): the clipping heuristic
+"""T6 (docs/algorithms.md §9; Malinovsky et al. NeurIPS 2024, §5 and App. H): the clipping heuristic
 (eq. 10) on Byzantine-robust momentum SGD with partial participation, scikit-learn digits + MLP.
 
     .venv/bin/python analysis/reproduce/t6_momentum_clip.py            # run (one MPI job) + figure + table

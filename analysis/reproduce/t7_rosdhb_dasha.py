@@ -1,4 +1,4 @@
-"""T7 (ALGORITHMS.md §9; RoSDHB, Gupta et al. AISTATS 2026, and its code): RoSDHB vs Byz-DASHA-PAGE
+"""T7 (docs/algorithms.md §9; RoSDHB, Gupta et al. AISTATS 2026, and its code): RoSDHB vs Byz-DASHA-PAGE
 under Fall of Empires, scikit-learn digits + MLP, 10 honest + f Byzantine, trimmed mean.
 
     .venv/bin/python analysis/reproduce/t7_rosdhb_dasha.py            # run (one MPI job) + figure + table

@@ -1,4 +1,4 @@
-"""T8 (ALGORITHMS.md §9, an ablation motivated by RoSDHB): RoSDHB with a coordinated (global) rand-k
+"""T8 (docs/algorithms.md §9, an ablation motivated by RoSDHB): RoSDHB with a coordinated (global) rand-k
 mask vs the same method with independent per-client masks, under FOE, everything else as T7.
 
     .venv/bin/python analysis/reproduce/t8_masks.py            # run (one MPI job) + figure + table
@@ -180,7 +180,7 @@ def table(rows: list[dict], meta: dict, target: float) -> str:
         f"the compressor changes (randk_coordinated vs randk). Dispersion and aggregate error use the trace's "
         f"oracle fields (who is honest); the aggregator inputs are the server momenta m_i.",
         "",
-        "Expected (ALGORITHMS.md §9, [INF], magnitude unverified): honest reconstructed vectors much more dispersed "
+        "Expected (docs/algorithms.md §9, magnitude unverified): honest reconstructed vectors much more dispersed "
         "with independent masks (variance ~ (d/K - 1)|g|^2 per worker instead of a shared mask error), so the "
         "trimmed mean filters worse and FOE does more damage: more rounds to the target, or failure.",
         "",

@@ -1,4 +1,4 @@
-"""T9 (ALGORITHMS.md §9; Byz-DASHA-PAGE code [C-DASHA]): Byz-DASHA-PAGE vs Byz-VR-MARINA on a logistic
+"""T9 (docs/algorithms.md §9; the Byz-DASHA-PAGE code): Byz-DASHA-PAGE vs Byz-VR-MARINA on a logistic
 regression with a non-convex regulariser, synthetic phishing-like data, |grad f|^2 against uplink bits.
 
     .venv/bin/python analysis/reproduce/t9_dasha_marina.py            # run (one MPI job) + figure + table

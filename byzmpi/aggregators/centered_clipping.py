@@ -66,7 +66,7 @@ def centered_clipping(
 
         v ← v + (1/m) Σ_i clip_τ(x_i − v),    clip_τ(y) = min(1, τ/‖y‖)·y, clip_τ(0) = 0,
 
-    from v₀ = ``centre``. Convention (CONVENTIONS.md): warm-started from the previous round's
+    from v₀ = ``centre``. Convention (docs/conventions.md): warm-started from the previous round's
     output: ``centre`` when given, else ``state["centre"]`` (the server's rule state, updated with the
     output), else — on the **first call** — the coordinate-wise median of the inputs. Defaults τ = 10, L = 3 (the
     Byz-VR-MARINA reference code); the theory of Karimireddy et al. uses L = 1. The result is a

@@ -46,7 +46,7 @@ def clip_to_radius(x: Tensor, radius: float) -> tuple[Tensor, Tensor]:
     params={"tau": Param("tau", float, 2.0, "clipping radius τ", minimum=0.0)},
 )
 def static_clipping(x: Tensor, *, f: int = 0, tau: float, generator: torch.Generator | None = None) -> PreAggregated:
-    """Static clipping: y_i = min(1, τ/‖x_i‖₂)·x_i (CONVENTIONS.md: clip_τ(0) = 0), norms in float64.
+    """Static clipping: y_i = min(1, τ/‖x_i‖₂)·x_i (docs/conventions.md: clip_τ(0) = 0), norms in float64.
 
     Linear per input: mix = diag(min(1, τ/‖x_i‖)); the rule sees the same (m, f).
     Reference: e.g. Allouah et al., "The vital role of gradient clipping in Byzantine-resilient

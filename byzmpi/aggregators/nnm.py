@@ -38,7 +38,7 @@ def nnm_mix(x: Tensor, *, f: int) -> Tensor:
 def nnm(x: Tensor, *, f: int, generator: torch.Generator | None = None) -> PreAggregated:
     """NNM: y_i = (1/(m−f)) Σ_{j ∈ N_i} x_j, N_i the m − f nearest inputs to x_i (itself included).
 
-    Convention (CONVENTIONS.md): m − f neighbours including itself, ties → lowest index; the rule
+    Convention (docs/conventions.md): m − f neighbours including itself, ties → lowest index; the rule
     then sees the same (m, f). Returns (y, f, mix), y = mix·x (one GEMM).
     Reference: Allouah, Farhadkhani, Guerraoui, Gupta, Pinot, Stephan, "Fixing by mixing: a recipe
     for optimal Byzantine ML under heterogeneity", AISTATS 2023.

@@ -7,7 +7,7 @@ Two paths give the same values:
   ``torch.compile``'d (dynamic in d, inductor's fusion-size limit raised so that the whole network
   is one loop over the columns with every intermediate in registers) into one kernel: one read of
   x, one write of the result, about 1–2× the memory floor, against 26–35× for ``torch.median``
-  (PERFORMANCE.md). One kernel is compiled per (m, reduction, dtype, device) on first use and
+  (docs/performance.md). One kernel is compiled per (m, reduction, dtype, device) on first use and
   cached in this process (inductor's on-disk cache makes later processes faster: seconds instead
   of tens of seconds). Nothing is compiled at import.
 * **fallback** — ``torch.sort`` on column chunks of ``CHUNK_BYTES``, then the same reduction:

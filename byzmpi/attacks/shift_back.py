@@ -35,7 +35,7 @@ def shift_back(ctx: AttackContext, *, mult: float = 1.0) -> Tensor:
     does not expose them.
     Reference: Malinovsky, Richtárik, Horváth, Gorbunov, "Byzantine robustness and partial
     participation can be achieved at once: just clip gradient differences", NeurIPS 2024
-    (arXiv 2311.14127), the SHB attack; ALGORITHMS.md §7 and §4.4.
+    (arXiv 2311.14127), the SHB attack; docs/algorithms.md §7 and §4.4.
     """
     if not strict_majority(ctx.n_byzantine, ctx.m):
         return ctx.own.clone()

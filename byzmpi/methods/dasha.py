@@ -1,6 +1,6 @@
 """Byz-DASHA-PAGE (Rammal, Gruntkowska, Fedin, Gorbunov, Richtárik, AISTATS 2024).
 
-Reconstructed from the authors' code (ALGORITHMS.md §5.1). Momentum a = 1/(2ω + 1) (ω = d/K − 1 for
+Reconstructed from the authors' code (docs/algorithms.md §5.1). Momentum a = 1/(2ω + 1) (ω = d/K − 1 for
 rand-k), PAGE probability p (coin c_t, shared), independent compression masks per client.
 * Round 0 (forced full, all clients, uncompressed): h_i = g_i = ∇f_i(x^0) on every client, and the
   server stores each g_i; g^1 = ARAgg(g_1, ..., g_n).

@@ -1,6 +1,6 @@
 """RoSDHB: robust sparsified distributed heavy-ball (Gupta, Honsell, Xu, Gupta, Neglia, AISTATS 2026).
 
-Reconstructed from the authors' code (ALGORITHMS.md §6.1). Round t:
+Reconstructed from the authors' code (docs/algorithms.md §6.1). Round t:
 1. one global rand-k mask M_t (|M_t| = K) from the (seed, t, "mask") stream — nothing but the K
    values travel; the server broadcasts θ_t;
 2. each sampled honest client computes a stochastic gradient g_i^t at θ_t and sends g_i^t[M_t]

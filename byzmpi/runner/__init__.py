@@ -1,6 +1,6 @@
 """The SPMD round loop: the server role on rank 0, the host role on every other rank.
 
-One round k (DESIGN.md):
+One round k (docs/design.md):
 1. every rank computes the same ``RoundPlan(k)`` (no communication);
 2. the members (rank 0 + hosts of sampled clients) build the round communicator;
 3. the server broadcasts the method's downlink buffer;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # slurm-local.sh — a throw-away single-node Slurm cluster (Debian 12 slurm-wlm 22.05 + munge)
 # for CI / tests, running as root without systemd.
-# Vendored from the project's shared tools (facts behind every setting: SLURM.md); changes here:
+# Vendored from the project's shared tools (facts behind every setting: docs/slurm.md); changes here:
 # SLURM_LOCAL_CPUS defaults to 8 (4-rank jobs schedule on a 2-core box), free ports are picked
 # when the default ones are taken (several clusters on one machine), the base folder is made
 # traversable (munged needs that; mktemp -d makes 0700), `conf` prints the conf path.

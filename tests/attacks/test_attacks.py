@@ -66,7 +66,7 @@ def test_none_sends_own():
 
 # -- ALIE -------------------------------------------------------------------------------------------
 def test_alie_z_formula_values():
-    # z = Φ⁻¹((G − s)/G), G = n − f, s = ⌊n/2 + 1⌋ − f  (ALGORITHMS.md §7)
+    # z = Φ⁻¹((G − s)/G), G = n − f, s = ⌊n/2 + 1⌋ − f  (docs/algorithms.md §7)
     assert alie_z(20, 5) == pytest.approx(0.2533, abs=5e-5)  # s = 6, Φ⁻¹(9/15)
     assert alie_z(5, 1) == 0.0  # s = 2, Φ⁻¹(2/4) = 0
     assert alie_z(11, 1) == 0.0
