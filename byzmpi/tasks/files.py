@@ -569,3 +569,87 @@ def to_float32(ds: Dataset) -> Dataset:
         return ((per - mean[None, :, None]) / std[None, :, None]).reshape(out.shape[0], -1)
 
     return dataclasses.replace(ds, X=conv(ds.X), X_test=conv(ds.X_test), input_norm=None)
+
+
+# ---- a user's tensors or torch Dataset ---------------------------------------------------------
+
+
+def from_tensors(
+    X: torch.Tensor | np.ndarray,
+    y: torch.Tensor | np.ndarray,
+    *,
+    n_classes: int | None = None,
+    X_test: torch.Tensor | np.ndarray | None = None,
+    y_test: torch.Tensor | np.ndarray | None = None,
+    input_norm: tuple[Sequence[float], Sequence[float]] | None = None,
+    name: str = "tensors",
+    field: str = "task.data",
+) -> Dataset:
+    """A Dataset from a user's arrays: X (N, ...) numeric (uint8 stays uint8, other types become
+    float32; more than two dimensions keep their per-sample shape as ``input_shape``), y (N,) int class
+    ids 0..C−1 kept as given (C = ``n_classes`` or max + 1), or float ±1 labels (binary)."""
+
+    def feats(A: torch.Tensor | np.ndarray, what: str) -> torch.Tensor:
+        t = torch.as_tensor(A)
+        if t.ndim < 2 or t.shape[0] == 0 or t.dtype == torch.bool or t.is_complex():
+            raise SetupError(
+                f"{field}: {what} must be a non-empty numeric array of shape (N, ...), found {tuple(t.shape)}"
+            )
+        t = t.reshape(t.shape[0], -1)
+        if t.dtype != torch.uint8:
+            t = t.to(torch.float32)
+            if not bool(torch.isfinite(t).all()):
+                raise SetupError(f"{field}: {what} has a non-finite value")
+        return t.contiguous()
+
+    def labels(v: torch.Tensor | np.ndarray, n: int, what: str) -> torch.Tensor:
+        t = torch.as_tensor(v).reshape(-1)
+        if t.shape[0] != n:
+            raise SetupError(f"{field}: {what} has {t.shape[0]} labels for {n} samples")
+        if t.is_floating_point():
+            if not bool(((t == 1) | (t == -1)).all()):
+                raise SetupError(f"{field}: {what}: float labels must be ±1 (binary); use int class ids")
+            return t.to(torch.float32)
+        if t.dtype == torch.bool or t.is_complex() or (t.numel() and int(t.min()) < 0):
+            raise SetupError(f"{field}: {what} must be class ids 0..C-1")
+        return t.to(torch.int64)
+
+    Xt_ = feats(X, "X")
+    yt_ = labels(y, Xt_.shape[0], "y")
+    Xs = ys = None
+    if (X_test is None) != (y_test is None):
+        raise SetupError(f"{field}: give both X_test and y_test, or neither")
+    if X_test is not None:
+        Xs = feats(X_test, "X_test")
+        ys = labels(y_test, Xs.shape[0], "y_test")
+        if Xs.shape[1] != Xt_.shape[1] or Xs.dtype != Xt_.dtype or ys.dtype != yt_.dtype:
+            raise SetupError(f"{field}: X_test/y_test do not match X/y in sample size or type")
+    shape = tuple(int(s) for s in torch.as_tensor(X).shape[1:])
+    if yt_.is_floating_point():
+        c = 2
+    else:
+        top = max(int(yt_.max()), int(ys.max()) if ys is not None and ys.numel() else 0) + 1
+        c = top if n_classes is None else int(n_classes)
+        if top > c:
+            raise SetupError(f"{field}: label {top - 1} is not a class id 0..{c - 1}")
+    norm = None if input_norm is None else (tuple(map(float, input_norm[0])), tuple(map(float, input_norm[1])))
+    return Dataset(name, Xt_, yt_, c, Xs, ys, input_shape=shape if len(shape) > 1 else None, input_norm=norm)
+
+
+def from_torch_dataset(train: object, test: object | None = None, **kwargs: object) -> Dataset:
+    """A Dataset from map-style ``torch.utils.data.Dataset`` objects yielding (x, label) pairs,
+    materialised once (``len`` and ``[i]``); keyword arguments go to :func:`from_tensors`."""
+
+    def stack(ds: object) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys = [], []
+        for i in range(len(ds)):  # type: ignore[arg-type]
+            x, label = ds[i]  # type: ignore[index]
+            xs.append(torch.as_tensor(x))
+            ys.append(int(label))
+        if not xs:
+            raise SetupError(f"{kwargs.get('field', 'task.data')}: the dataset is empty")
+        return torch.stack(xs), torch.tensor(ys, dtype=torch.int64)
+
+    X, y = stack(train)
+    Xt, yt = stack(test) if test is not None else (None, None)
+    return from_tensors(X, y, X_test=Xt, y_test=yt, **kwargs)  # type: ignore[arg-type]

@@ -40,6 +40,10 @@ Buffers (BatchNorm running statistics)
   The result is cached for that θ (compared by value). Without reference data, evaluation falls back
   to batch statistics of the evaluated chunk.
 
+Labels and label flipping: labels are int64 class ids 0..C−1 (a binary ±1 dataset is converted
+with ``(y > 0).long()``); the label-flipping attack maps y to C − 1 − y
+(:func:`~byzmpi.tasks.task.flip_labels`), for the built-in data files and a user's data alike.
+
 Dropout and other stochastic layers draw from torch's global generator and are therefore not
 reproducible across rank counts; the built-in models have none.
 """

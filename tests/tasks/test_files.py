@@ -420,10 +420,42 @@ def test_task_gradient_through_torch_model_on_idx_data(tmp_path):
         honest_ids=np.array([0, 1]),
     )
     theta = task.init_params()
-    idx = task.batch(1, round_=4)
-    g = task.gradient(theta, idx, flip=True)
-    Xf = to_float32(ds).X[idx]
-    _, ref = TorchModel(LightNet, input_shape=(1, 28, 28)).loss_grad(theta, Xf, 9 - ds.y[idx])
+    batch = task.batch(1, round_=4)
+    task.flip_labels_of([1])
+    g = task.gradient(theta, batch)
+    Xf = to_float32(ds).X[batch.index]
+    _, ref = TorchModel(LightNet, input_shape=(1, 28, 28)).loss_grad(theta, Xf, 9 - ds.y[batch.index])
     torch.testing.assert_close(g, ref, rtol=1e-4, atol=1e-6)
     assert 0.0 <= task.accuracy(theta) <= 1.0
     assert isinstance(ds, Dataset)
+
+
+# ---- a user's tensors -------------------------------------------------------------------------
+
+
+def test_from_tensors_and_torch_dataset():
+    from torch.utils.data import TensorDataset
+
+    from byzmpi.tasks.files import from_tensors, from_torch_dataset
+
+    X = torch.randint(0, 256, (4, 3, 2, 2), dtype=torch.uint8)
+    y = torch.tensor([0, 4, 2, 1])
+    ds = from_tensors(X, y, n_classes=5, input_norm=((1, 2, 3), (4, 5, 6)))
+    assert ds.X.dtype == torch.uint8 and torch.equal(ds.X, X.reshape(4, 12)) and ds.input_shape == (3, 2, 2)
+    assert ds.n_classes == 5 and ds.y.tolist() == [0, 4, 2, 1] and ds.input_norm == ((1.0, 2.0, 3.0), (4.0, 5.0, 6.0))
+    assert flip_labels(ds.y, ds.n_classes).tolist() == [4, 0, 2, 3]
+    ds2 = from_torch_dataset(TensorDataset(X.float(), y), TensorDataset(X[:2].float(), y[:2]))
+    assert ds2.X.dtype == torch.float32 and torch.equal(ds2.X, X.reshape(4, 12).float())
+    assert ds2.n_classes == 5 and ds2.y_test.tolist() == [0, 4]
+    binary = from_tensors(np.ones((2, 3)), np.array([1.0, -1.0]))
+    assert binary.n_classes == 2 and binary.input_shape is None
+    for args, message in [
+        ((X, y), "label 4 is not a class id 0..3"),
+        ((X.float() * np.nan, y), "non-finite"),
+        ((X, y[:3]), "3 labels for 4 samples"),
+        ((X, y.float() / 2), "float labels must be ±1"),
+        ((X, y - 1), "class ids 0..C-1"),
+    ]:
+        with pytest.raises(SetupError, match=message) as err:
+            from_tensors(*args, n_classes=4)
+        assert str(err.value).startswith("task.data: ")
