@@ -74,6 +74,20 @@ def test_loaded_config_records_the_resolved_file(tmp_path, monkeypatch):
     assert cfg.task.path == str((tmp_path / "cfg" / "small.svm").resolve())
 
 
+def test_loaded_config_falls_back_to_byzmpi_data(tmp_path, monkeypatch):
+    from byzmpi.config import load_config
+
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "store" / "sets").mkdir(parents=True)
+    (tmp_path / "store" / "sets" / "small.svm").write_text(SMALL)
+    (tmp_path / "cfg" / "c.toml").write_text(
+        '[task]\nname = "libsvm"\npath = "sets/small.svm"\n[clients]\nn = 2\n[method]\nname = "sgd"\n'
+    )
+    monkeypatch.setenv(DATA_ENV, str(tmp_path / "store"))
+    cfg = load_config(tmp_path / "cfg" / "c.toml")
+    assert cfg.task.path == str((tmp_path / "store" / "sets" / "small.svm").resolve())
+
+
 def test_paper_config_validates_from_a_clone_elsewhere(tmp_path):
     """configs/paper/t3_marina.toml names the repository's data/a9a by a relative path: a copy of the
     repository in another folder validates it unchanged, from a third working folder."""
