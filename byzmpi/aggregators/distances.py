@@ -13,10 +13,21 @@ first row (no extra pass over the data, unlike the mean) and, when that origin i
 tightest part of the cloud compared to the cloud's own spread (a Byzantine first row, or any
 row-0 outlier), recomputes once around the row whose median distance to the others is smallest.
 If float32 overflows (hostile finite inputs such as 1e38), the Gram is recomputed in float64.
+
+The shifted Gram is formed the cheap way when that is accurate: one GEMM G = P·Pᵀ and one
+matrix–vector product p = P·o, then (P − 1oᵀ)(P − 1oᵀ)ᵀ = G − p1ᵀ − 1pᵀ + ‖o‖² in float64 (m × m
+work). Its rounding error is about ε·(‖p_i‖² + ‖o‖²) instead of ε·‖p_i − o‖², so it is kept only
+when the median squared norm of the rows plus ‖o‖² is at most ``PLAIN_FACTOR`` times the median
+shifted squared norm (the shared component no larger than a few spreads, as for gradients of one
+model); otherwise the shifted rows are formed block by block as before (one extra pass over the
+data), which is the case whenever a shared component dominates the differences.
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -26,6 +37,9 @@ from torch import Tensor
 CHUNK_BYTES = 32 << 20
 #: recentre when G_kk > RECENTRE_FACTOR / ε · s  (s: the tightest row's median distance)
 RECENTRE_FACTOR = 1e-4
+#: the one-GEMM form is kept when median ‖p_i‖² + ‖o‖² ≤ PLAIN_FACTOR · median ‖p_i − o‖²: its rounding
+#: error is then at most about this many times the blockwise shifted form's
+PLAIN_FACTOR = 16.0
 
 
 _workspaces: dict[tuple[torch.dtype, torch.device], Tensor] = {}
@@ -46,8 +60,13 @@ def _columns_per_chunk(rows: int, dtype: torch.dtype) -> int:
 
 def gram(x: Tensor, origin: Tensor, *, extra: Tensor | None = None, dtype: torch.dtype | None = None) -> Tensor:
     """``(P − o)(P − o)ᵀ`` for the rows of P = [x; extra] (extra: optional (k, d) rows appended)
-    and the origin ``o`` (d,), accumulated over column chunks in ``dtype`` (default x's)."""
+    and the origin ``o`` (d,), in ``dtype`` (default x's): one GEMM corrected for the origin when
+    that is accurate (see the module doc), otherwise accumulated over shifted column chunks."""
     dtype = dtype or x.dtype
+    if extra is None and dtype == x.dtype and x.dtype in (torch.float32, torch.float64) and x.shape[1] > 0:
+        g = _plain_gram(x, origin)
+        if g is not None:
+            return g
     m, d = x.shape
     k = 0 if extra is None else extra.shape[0]
     out = torch.zeros(m + k, m + k, dtype=dtype, device=x.device)
@@ -62,6 +81,30 @@ def gram(x: Tensor, origin: Tensor, *, extra: Tensor | None = None, dtype: torch
             torch.sub(extra[:, start:end].to(dtype), o, out=block[m:])
         out.addmm_(block, block.T)
     return out
+
+
+def _plain_gram(x: Tensor, origin: Tensor) -> Tensor | None:
+    """(X − 1oᵀ)(X − 1oᵀ)ᵀ from one GEMM X·Xᵀ and p = X·o, or None when that form is not accurate
+    enough (or overflows); the m × m correction in float64, the result in x's dtype."""
+    o = origin.to(device=x.device, dtype=x.dtype)
+    raw = (x @ x.T).double()
+    p = _rows_dot(x, o)
+    oo = float(o.double() @ o.double())
+    if not (bool(torch.isfinite(raw).all()) and bool(torch.isfinite(p).all()) and math.isfinite(oo)):
+        return None
+    g = raw - p[:, None] - p[None, :] + oo
+    g = (g + g.T) * 0.5
+    if float(raw.diagonal().median()) + oo > PLAIN_FACTOR * float(g.diagonal().median()):
+        return None
+    return g.to(x.dtype)
+
+
+def _rows_dot(x: Tensor, o: Tensor) -> Tensor:
+    """x_i · o for every row (one matrix–vector product in x's dtype), as float64."""
+    if x.device.type == "cpu" and x.is_contiguous() and not x.requires_grad:
+        with np.errstate(all="ignore"):  # an overflow is caught by the caller's finite check
+            return torch.from_numpy(x.numpy() @ o.contiguous().numpy()).double()
+    return torch.mv(x, o).double()
 
 
 def sq_distances_from_gram(g: Tensor) -> Tensor:

@@ -15,12 +15,15 @@ from .registry import Aggregate, rule
 def mean(x: Tensor, *, f: int = 0) -> Aggregate:
     """Average of the rows: out = (1/m) Σ_i x_i.
 
-    Summed in x's dtype (one pass); where that sum overflows (finite inputs near float32's
-    maximum), those columns are summed again in float64, so finite inputs give a finite mean.
+    Formed as Σ_i (1/m)·x_i in x's dtype, one matrix–vector product (one pass; numpy's gemv on
+    CPU, :func:`~byzmpi.aggregators.combine.weighted_rows`); where that overflows (finite inputs near
+    float32's maximum), those columns are summed again in float64, so finite inputs give a finite mean.
     Not robust: one input can move it anywhere (Blanchard et al. 2017, Lemma 1).
     Weights 1/m on every input. ``f`` is accepted (and ignored) like every rule's. Valid for any m ≥ 1.
     """
-    out = x.sum(0).div_(x.shape[0])
+    from .combine import weighted_rows
+
+    out = weighted_rows(x, torch.full((x.shape[0],), 1.0 / x.shape[0], dtype=torch.float64))
     bad = ~torch.isfinite(out)
     if bool(bad.any()):
         out[bad] = x[:, bad].sum(0, dtype=torch.float64).div_(x.shape[0]).to(x.dtype)
