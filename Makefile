@@ -7,14 +7,10 @@ PY      := $(VENV)/bin/python
 NP      ?= 9
 STAMP   := $(VENV)/.byzmpi-installed
 
-# The Open MPI wheel on a small machine: run as root, oversubscribe cores, skip the slow ofi probe.
-export OMPI_ALLOW_RUN_AS_ROOT := 1
-export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
-export PRTE_MCA_rmaps_default_mapping_policy := :oversubscribe
-export OMPI_MCA_btl := ^ofi
-export OMP_NUM_THREADS := 1
+# The MPI environment defaults (run as root, oversubscribe, skip the slow ofi probe) live in one
+# place, byzmpi/launch.py: `byzmpi run -n`, the tests' conftest and the scripts all use it.
 
-.PHONY: demo test install clean bench
+.PHONY: demo test install clean bench lint
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +26,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# style and types: ruff (lint + format check) everywhere, mypy (strict on the core packages, see pyproject)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) benchmarks/round_overhead.py

@@ -1,14 +1,15 @@
-"""Test environment: the venv's MPI first on PATH and the Open MPI wheel's settings for this machine."""
+"""Test environment: the venv's MPI first on PATH and the MPI environment defaults of byzmpi's
+launch helper (byzmpi/launch.py) for every test and every job a test starts."""
 
 import os
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+from byzmpi.launch import mpi_env  # noqa: E402
+
 _bin = str(Path(sys.executable).parent)
+os.environ.update(mpi_env())
 os.environ["PATH"] = _bin + os.pathsep + os.environ.get("PATH", "")
-os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
-os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-os.environ.setdefault("PRTE_MCA_rmaps_default_mapping_policy", ":oversubscribe")
-os.environ.setdefault("OMPI_MCA_btl", "^ofi")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ["PYTHONPATH"] = str(Path(__file__).parent) + os.pathsep + os.environ.get("PYTHONPATH", "")

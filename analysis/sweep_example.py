@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from byzmpi.launch import run_session
 
 ROOT = Path(__file__).resolve().parents[1]
 AGGREGATORS = ("mean", "median", "trimmed_mean", "krum")
@@ -103,19 +102,12 @@ def run_batch(configs: list[Path], ranks: int, timeout: float) -> None:
         *(str(p.relative_to(ROOT)) for p in configs),
     ]
     print(f"running {len(configs)} configs on {ranks} ranks (timeout {timeout:.0f} s)", flush=True)
-    t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True)
-    try:
-        rc = proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGTERM)
-        time.sleep(3)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        raise SystemExit(f"sweep timed out after {timeout:.0f} s") from None
-    if rc != 0:
-        raise SystemExit(f"sweep failed with exit status {rc}")
-    print(f"sweep done in {time.monotonic() - t0:.0f} s", flush=True)
+    res = run_session(cmd, timeout=timeout, cwd=ROOT, capture=False)
+    if res.returncode is None:
+        raise SystemExit(f"sweep timed out after {timeout:.0f} s")
+    if res.returncode != 0:
+        raise SystemExit(f"sweep failed with exit status {res.returncode}")
+    print(f"sweep done in {res.seconds:.0f} s", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,6 @@ import argparse
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,8 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+
+from byzmpi.launch import OPENMPI_DEFAULTS, mpiexec_command, run_session
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -58,13 +59,7 @@ QUICK = {1_000: (40, 5), 100_000: (20, 5), 1_000_000: (8, 2)}
 SEED = 5
 TAG_RAW = 16384  # (a) uses Create_group tags in [16384, 32768); byzmpi's round tags are below
 
-MPI_ENV = {
-    "OMPI_ALLOW_RUN_AS_ROOT": "1",
-    "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-    "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe",
-    "OMPI_MCA_btl": "^ofi",
-    "OMP_NUM_THREADS": "1",
-}
+MPI_ENV = OPENMPI_DEFAULTS  # byzmpi's launch helper's defaults
 
 
 def sampled_per_round(ranks: int) -> int:
@@ -150,29 +145,10 @@ def worker(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------------------------
 # the driver
 def run_mpi(n: int, argv: list[str], *, timeout: float, cwd: Path, env: dict[str, str]) -> tuple[int | None, str, str]:
-    """``mpiexec -n N python -m mpi4py ARGV`` with the venv's launcher; the whole process group is
-    killed at the timeout (Open MPI leaves ranks alive when only mpiexec is killed)."""
-    mpiexec = str(Path(sys.executable).parent / "mpiexec")
-    cmd = [mpiexec, "-n", str(n), sys.executable, "-m", "mpi4py", *argv]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env, start_new_session=True
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout)
-        return proc.returncode, out, err
-    except subprocess.TimeoutExpired:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout=3)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-        out, err = proc.communicate()
-        return None, out, err
+    """``mpiexec -n N python -m mpi4py ARGV`` through byzmpi's launch helper (the venv's launcher,
+    a new session, the whole session killed at the timeout)."""
+    res = run_session(mpiexec_command(n, argv), timeout=timeout, cwd=cwd, env=env)
+    return res.returncode, res.stdout, res.stderr
 
 
 def summarise(values: list[float]) -> dict[str, float]:

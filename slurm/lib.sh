@@ -80,22 +80,15 @@ byzmpi_setup() {
   else
     _byz_log "no .venv here and BYZMPI_VENV unset: using $(command -v python || echo 'no python!') from PATH"
   fi
+  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}
   if [ "${BYZMPI_OMPI_DEFAULTS:-1}" = 1 ]; then
-    # The PyPI Open MPI wheel's settings (as in the Makefile); MPICH ignores them. Only set when unset.
-    if [ "$(id -u)" = 0 ]; then
-      export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1}
-      export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
-    fi
-    export PRTE_MCA_rmaps_default_mapping_policy=${PRTE_MCA_rmaps_default_mapping_policy:-:oversubscribe}
+    # The PyPI Open MPI wheel's settings, from byzmpi's one launch helper (byzmpi/launch.py); MPICH
+    # ignores them; values already set win (an empty OMPI_MCA_btl= unsets it: for a network that needs OFI).
+    eval "$(python -m byzmpi.launch --env)" || _byz_log "python -m byzmpi.launch --env failed: MPI defaults not set"
     # Slurm grants N slots but hwloc may see fewer cores: mpiexec's default bind-to-core then refuses to
     # start ("binding more cpus than are available"). No binding: the kernel places the ranks.
     export PRTE_MCA_hwloc_default_binding_policy=${PRTE_MCA_hwloc_default_binding_policy:-none}
-    # skip the slow libfabric probe (MPI_Init 1.1 s -> 0.1 s). On a cluster whose network needs OFI,
-    # export OMPI_MCA_btl= (empty) before sbatch, or BYZMPI_OMPI_DEFAULTS=0.
-    export OMPI_MCA_btl=${OMPI_MCA_btl-^ofi}
-    [ -z "$OMPI_MCA_btl" ] && unset OMPI_MCA_btl
   fi
-  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}
   # More ranks on this node than CPUs we may run on (a node that advertises more CPUs than it has, as
   # the local test cluster does): Open MPI, which thinks each rank has its own core, busy-polls and
   # rounds get ~5x slower; yielding when idle is what mpiexec does by itself when it sees oversubscription.

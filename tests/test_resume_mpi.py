@@ -12,7 +12,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 
@@ -21,8 +20,9 @@ import numpy as np
 import pytest
 
 from byzmpi.checkpoint import REQUEUE_EXIT, read_header
+from byzmpi.launch import mpi_env, mpiexec_command
 from byzmpi.trace import open_trace
-from tests.mpi import MPIEXEC, byzmpi, kill_group
+from tests.mpi import byzmpi, kill_group
 
 pytestmark = pytest.mark.mpi
 
@@ -146,9 +146,9 @@ def references(tmp_path_factory):
 
 
 def _start(n: int, config: str, cwd) -> subprocess.Popen:
-    cmd = [MPIEXEC, "-n", str(n), sys.executable, "-m", "mpi4py", "-m", "byzmpi", "run", config]
+    cmd = mpiexec_command(n, ["-m", "byzmpi", "run", config])
     return subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, start_new_session=True
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, start_new_session=True, env=mpi_env()
     )
 
 

@@ -15,13 +15,12 @@ from __future__ import annotations
 import copy
 import math
 import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from byzmpi.launch import run_session
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -151,16 +150,6 @@ def write_variants(
 
 
 # ---- running ------------------------------------------------------------------------------------
-def mpi_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
-    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-    env.setdefault("PRTE_MCA_rmaps_default_mapping_policy", ":oversubscribe")
-    env.setdefault("OMPI_MCA_btl", "^ofi")
-    env.setdefault("OMP_NUM_THREADS", "1")
-    return env
-
-
 def run_batch(
     configs: Sequence[Path], ranks: int, timeout: float, log: Path | None = None, extra: Sequence[str] = ()
 ) -> float:
@@ -172,39 +161,20 @@ def run_batch(
         + (f", log {log}" if log else ""),
         flush=True,
     )
-    t0 = time.monotonic()
     out = open(log, "w") if log else None
     try:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            start_new_session=True,
-            env=mpi_env(),
-            stdout=out or None,
-            stderr=subprocess.STDOUT if out else None,
-        )
-        try:
-            rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    os.killpg(proc.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    proc.wait(timeout=5)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-            raise SystemExit(f"[reproduce] timed out after {timeout:.0f} s") from None
+        res = run_session(cmd, timeout=timeout, cwd=ROOT, capture=False, log=out)
     finally:
         if out:
             out.close()
-    wall = time.monotonic() - t0
-    if rc != 0:
-        raise SystemExit(f"[reproduce] byzmpi run failed with exit status {rc}" + (f" (see {log})" if log else ""))
-    print(f"[reproduce] done in {wall:.0f} s", flush=True)
-    return wall
+    if res.returncode is None:
+        raise SystemExit(f"[reproduce] timed out after {timeout:.0f} s")
+    if res.returncode != 0:
+        raise SystemExit(
+            f"[reproduce] byzmpi run failed with exit status {res.returncode}" + (f" (see {log})" if log else "")
+        )
+    print(f"[reproduce] done in {res.seconds:.0f} s", flush=True)
+    return res.seconds
 
 
 def finished(trace: Path) -> bool:

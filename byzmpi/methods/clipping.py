@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ..aggregators import Aggregate
 from ..params import Param
+from .step_info import Aggregator, RoundInfo, finite_vector
 
 CLIP_PARAMS = {
     "clip": Param("clip", bool, False, "clip differences on the server (eq. 10 / Alg. 1)"),
@@ -47,7 +48,8 @@ def clip_radius(*, alpha: float, clip_mult: float | None, step_norm: float, g_no
 def clipped_difference_aggregate(
     aggregate: Callable[[Tensor], Aggregate], rows: Tensor, reference: Tensor, radius: float
 ) -> tuple[Tensor, Tensor]:
-    """g = reference + Agg(clip_λ(rows − reference)) (eq. 10); returns (g, clipped-per-row)."""
+    """g = reference + Agg(clip_λ(rows − reference)) (eq. 10); returns (g, clipped-per-row).
+    ``aggregate`` takes the rows only (bind the client ids before)."""
     diffs, clipped = clip_rows(rows - reference, radius)
     return reference + aggregate(diffs).value.to(reference.dtype), clipped
 
@@ -76,24 +78,38 @@ class DifferenceClipping:
     mult: float | None
 
     def aggregate(
-        self, aggregate: Callable[[Tensor], Aggregate], rows: Tensor, state: StepState
+        self,
+        aggregate: Aggregator,
+        rows: Tensor,
+        state: StepState,
+        *,
+        clients: np.ndarray,
+        dropped: int = 0,
     ) -> tuple[Tensor, float, np.ndarray | None]:
-        """(g, radius, clipped-per-row): eq. (10) once a step exists, else the plain aggregate."""
+        """(g, radius, clipped-per-row): eq. (10) once a step exists, else the plain aggregate.
+        ``clients``: the client id of each row; ``dropped``: inputs the caller excluded as invalid."""
         if not (self.enabled and state.started):
-            return aggregate(rows).value.to(state.x.dtype), float("nan"), None
+            return aggregate(rows, clients, dropped).value.to(state.x.dtype), float("nan"), None
         radius = clip_radius(alpha=self.alpha, clip_mult=self.mult, step_norm=state.step_norm, g_norm=_norm(state.g))
-        g, clipped = clipped_difference_aggregate(aggregate, rows, state.g, radius)
+        g, clipped = clipped_difference_aggregate(lambda x: aggregate(x, clients, dropped), rows, state.g, radius)
         return g.to(state.x.dtype), radius, clipped.numpy()
 
 
 def take_step(state: StepState, g: Tensor, lr: float, radius: float, clipped: np.ndarray | None):
     """x ← x − γ g unless g is not finite (then no step); the RoundInfo of the step."""
-    from .base import RoundInfo  # base imports this module's parameters
 
     norm = _norm(g)
-    if not math.isfinite(norm):
-        return RoundInfo(aggregate_norm=norm, update_norm=0.0, clip_radius=radius, clipped=clipped, skipped=True)
-    state.x.sub_(g, alpha=lr)
+    x_next = state.x - lr * g
+    if not math.isfinite(norm) or not finite_vector(x_next):  # never step to a non-finite model
+        return RoundInfo(
+            aggregate_norm=norm,
+            update_norm=0.0,
+            clip_radius=radius,
+            clipped=clipped,
+            skipped=True,
+            model_refused=math.isfinite(norm),
+        )
+    state.x.copy_(x_next)
     # a copy: a rule may return a view of its input, and the round's rows live in a reused buffer
     state.g, state.step_norm, state.started = g.clone(), lr * norm, True
     return RoundInfo(aggregate_norm=norm, update_norm=lr * norm, clip_radius=radius, clipped=clipped)

@@ -22,14 +22,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..compressors import Compressor, Identity
+from ..compressors import Compressor
+from ..compressors.codec import WireCodec
 from ..errors import ConfigError
 from ..params import Param
 from ..plan import RoundPlan
 from ..tasks import Task
-from .base import Aggregator, MethodSpec, RoundInfo, finite_norm, register_method
+from ..validation import finite_rows
+from .base import Aggregator, MethodSpec, RoundInfo, finite_norm, finite_vector, register_method
 from .clipping import CLIP_PARAMS, DifferenceClipping, StepState
-from .wire import WireMixin
 
 
 @dataclass
@@ -46,7 +47,7 @@ class DashaClient:
     g: Tensor
 
 
-class ByzDashaPage(WireMixin):
+class ByzDashaPage:
     name = "dasha_page"
 
     def __init__(
@@ -66,17 +67,10 @@ class ByzDashaPage(WireMixin):
     ) -> None:
         self.task, self.lr, self.p, self.dtype, self.n = task, lr, p, dtype, n_clients
         self.clipping = DifferenceClipping(clip, clip_alpha, clip_mult)
-        self.compressor, self.dense = compressor, Identity(task.dim)
+        self.codec = WireCodec(compressor, "first")  # round 0 sends uncompressed full gradients
         omega = compressor.omega if compressor.omega is not None else 0.0
         self.a = a if a is not None else 1.0 / (2.0 * omega + 1.0)
         self.downlink_len = 2 * task.dim
-
-    def codec(self, plan: RoundPlan) -> Compressor:
-        return self.dense if plan.round == 0 else self.compressor
-
-    @property
-    def max_wire_len(self) -> int:
-        return max(self.compressor.wire_len, self.dense.wire_len)
 
     def init_server(self, x0: Tensor) -> DashaServer:
         x = x0.to(self.dtype).clone()
@@ -100,26 +94,23 @@ class ByzDashaPage(WireMixin):
         out[:d].copy_(server.x - self.lr * server.g)
         out[d:].copy_(server.x)
 
-    def client_message(
-        self, state: DashaClient, down: Tensor, plan: RoundPlan, client: int, out: Tensor, *, flip: bool = False
-    ) -> None:
+    def client_message(self, state: DashaClient, down: Tensor, plan: RoundPlan, client: int) -> Tensor:
         d, task = self.task.dim, self.task
         x_next, x_cur = down[:d], down[d:]
         if plan.round == 0:
-            grad = task.local_gradient(x_next, client, flip=flip)
+            grad = task.local_gradient(x_next, client)
             state.h.copy_(grad)
-            state.g.copy_(self.dense.roundtrip(grad, round=0, client=client))
-            self.dense.encode(grad, round=0, client=client, out=out)
-            return
+            state.g.copy_(self.codec.roundtrip(grad, plan, client))
+            return grad
         if plan.full:
-            h_new = task.local_gradient(x_next, client, flip=flip)
+            h_new = task.local_gradient(x_next, client)
         else:
             idx = task.batch(client, plan.round)
-            h_new = state.h + task.gradient(x_next, idx, flip=flip) - task.gradient(x_cur, idx, flip=flip)
+            h_new = state.h + task.gradient(x_next, idx) - task.gradient(x_cur, idx)
         v = h_new - state.h - self.a * (state.g - state.h)
-        self.compressor.encode(v, round=plan.round, client=client, out=out)
-        state.g.add_(self.compressor.decode(out, round=plan.round, client=client, dtype=state.g.dtype))
+        state.g.add_(self.codec.roundtrip(v, plan, client))  # the server adds the same decoded m_i
         state.h.copy_(h_new)
+        return v
 
     def server_update(
         self, server: DashaServer, rows: Tensor, clients: np.ndarray, plan: RoundPlan, aggregate: Aggregator
@@ -131,13 +122,31 @@ class ByzDashaPage(WireMixin):
         else:
             server.g_clients[idx] += rows
         x_next = server.x - self.lr * server.g
-        g, radius, clipped = self.clipping.aggregate(aggregate, server.g_clients, server)
-        norm = finite_norm(g)
-        if not np.isfinite(norm):
-            return RoundInfo(aggregate_norm=norm, update_norm=0.0, clip_radius=radius, clipped=clipped, skipped=True)
         step = finite_norm(x_next - server.x)
-        server.x, server.g, server.step_norm, server.started = x_next, g.clone(), step, True
-        return RoundInfo(aggregate_norm=norm, update_norm=step, clip_radius=radius, clipped=clipped)
+        # the radius α‖x^{t+1} − x^t‖ uses the step the clients just took (the clip_mult form, c·‖g^t‖, too)
+        server.step_norm = step
+        # a stored g_i that is not finite (accumulated 1e38 messages, say) leaves the aggregation and is counted
+        valid = finite_rows(server.g_clients)
+        ids = np.arange(self.n)
+        stored = server.g_clients if bool(valid.all()) else server.g_clients[valid]
+        g, radius, clipped = self.clipping.aggregate(
+            aggregate, stored, server, clients=ids[valid.numpy()], dropped=int((~valid).sum())
+        )
+        norm = finite_norm(g)
+        if not np.isfinite(norm) or not finite_vector(x_next - self.lr * g):  # never step to a non-finite model
+            return RoundInfo(
+                aggregate_norm=norm,
+                update_norm=0.0,
+                clip_radius=radius,
+                clipped=clipped,
+                skipped=True,
+                model_refused=bool(np.isfinite(norm)),
+                invalid_states=int((~valid).sum()),
+            )
+        server.x, server.g, server.started = x_next, g.clone(), True
+        return RoundInfo(
+            aggregate_norm=norm, update_norm=step, clip_radius=radius, clipped=clipped, invalid_states=int((~valid).sum())
+        )
 
 
 def _check(params: dict, cfg) -> None:

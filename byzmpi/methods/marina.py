@@ -24,14 +24,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..compressors import Compressor, Identity
+from ..compressors import Compressor
+from ..compressors.codec import WireCodec
 from ..errors import ConfigError
 from ..params import Param
 from ..plan import RoundPlan
 from ..tasks import Task
-from .base import Aggregator, MethodSpec, RoundInfo, finite_norm, register_method
+from .base import Aggregator, MethodSpec, RoundInfo, finite_norm, finite_vector, register_method
 from .clipping import CLIP_PARAMS, clip_radius, clip_rows
-from .wire import WireMixin
 
 
 @dataclass
@@ -46,9 +46,8 @@ class MarinaClient:
     """Clients of Byz-VR-MARINA(-PP) keep no state."""
 
 
-class VRMarina(WireMixin):
+class VRMarina:
     name = "vr_marina_pp"
-    full_rounds_dense = True
 
     def __init__(
         self,
@@ -68,7 +67,7 @@ class VRMarina(WireMixin):
         self.task, self.lr, self.p, self.dtype = task, lr, p, dtype
         self.clip, self.clip_alpha, self.clip_mult, self.plus = clip, clip_alpha, clip_mult, plus
         self.full_batch = full_batch
-        self.compressor, self.dense = compressor, Identity(task.dim)
+        self.codec = WireCodec(compressor, "full")  # full rounds send uncompressed full gradients
         self.downlink_len = 2 * task.dim
 
     def init_server(self, x0: Tensor) -> MarinaServer:
@@ -94,21 +93,17 @@ class VRMarina(WireMixin):
         out[:d].copy_(self._next(server))
         out[d:].copy_(server.x)
 
-    def client_message(
-        self, state: MarinaClient, down: Tensor, plan: RoundPlan, client: int, out: Tensor, *, flip: bool = False
-    ) -> None:
+    def client_message(self, state: MarinaClient, down: Tensor, plan: RoundPlan, client: int) -> Tensor:
         d, task = self.task.dim, self.task
         x_next, x_cur = down[:d], down[d:]
         if plan.full:
             if self.full_batch > 0:
-                grad = task.gradient(x_next, task.batch(client, plan.round, "full-batch"), flip=flip)
+                grad = task.gradient(x_next, task.batch(client, plan.round, "full-batch"))
             else:
-                grad = task.local_gradient(x_next, client, flip=flip)
-            self.dense.encode(grad, round=plan.round, client=client, out=out)
-            return
+                grad = task.local_gradient(x_next, client)
+            return grad
         idx = task.batch(client, plan.round)
-        diff = task.gradient(x_next, idx, flip=flip).sub_(task.gradient(x_cur, idx, flip=flip))
-        self.compressor.encode(diff, round=plan.round, client=client, out=out)
+        return task.gradient(x_next, idx).sub_(task.gradient(x_cur, idx))
 
     def server_update(
         self, server: MarinaServer, rows: Tensor, clients: np.ndarray, plan: RoundPlan, aggregate: Aggregator
@@ -116,20 +111,29 @@ class VRMarina(WireMixin):
         x_next = self._next(server)
         step = finite_norm(x_next - server.x)
         radius, clipped = float("nan"), None
-        if plan.full:
-            g = aggregate(rows).value.to(self.dtype).clone()  # not a view of the reused rows buffer
-        else:
+        if plan.full:  # g^{k+1} = ARAgg(∇f_i(x^{k+1}))
+            g = aggregate(rows, clients).value.to(self.dtype).clone()  # not a view of the reused rows buffer
+        elif self.clip or self.plus:  # Alg. 1 line 6 / Alg. 3: g^{k+1} = g^k + Agg(clip_λ(Q(Δ_i)))
             if self.clip:
                 radius = clip_radius(
                     alpha=self.clip_alpha, clip_mult=self.clip_mult, step_norm=step, g_norm=finite_norm(server.g)
                 )
                 rows, mask = clip_rows(rows, radius)
                 clipped = mask.numpy()
-            delta = rows.mean(0) if self.plus else aggregate(rows).value
+            delta = rows.mean(0) if self.plus else aggregate(rows, clients).value
             g = server.g + delta.to(self.dtype)
+        else:  # Byz-VR-MARINA: g^{k+1} = ARAgg(g^k + Q(Δ_i)), the vectors the workers hold
+            g = aggregate(server.g.to(rows.dtype) + rows, clients).value.to(self.dtype).clone()
         norm = finite_norm(g)
-        if not np.isfinite(norm):
-            return RoundInfo(aggregate_norm=norm, update_norm=0.0, clip_radius=radius, clipped=clipped, skipped=True)
+        if not np.isfinite(norm) or not finite_vector(x_next - self.lr * g):  # never step to a non-finite model
+            return RoundInfo(
+                aggregate_norm=norm,
+                update_norm=0.0,
+                clip_radius=radius,
+                clipped=clipped,
+                skipped=True,
+                model_refused=bool(np.isfinite(norm)),
+            )
         server.x, server.g = x_next, g
         return RoundInfo(aggregate_norm=norm, update_norm=step, clip_radius=radius, clipped=clipped)
 

@@ -20,13 +20,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..compressors import Compressor, Identity
+from ..compressors import Compressor
+from ..compressors.codec import WireCodec
 from ..params import Param
 from ..plan import RoundPlan
 from ..tasks import Task
 from .base import Aggregator, MethodSpec, RoundInfo, register_method
 from .clipping import CLIP_PARAMS, DifferenceClipping, StepState, take_step
-from .wire import WireMixin
 
 
 @dataclass
@@ -39,7 +39,7 @@ class SGDClient:
     momentum: Tensor | None
 
 
-class RobustSGD(WireMixin):
+class RobustSGD:
     name = "sgd"
 
     def __init__(
@@ -58,7 +58,7 @@ class RobustSGD(WireMixin):
     ) -> None:
         self.task, self.lr, self.beta, self.form, self.dtype = task, lr, momentum, momentum_form, dtype
         self.clipping = DifferenceClipping(clip, clip_alpha, clip_mult)
-        self.compressor, self.dense = compressor, Identity(task.dim)
+        self.codec = WireCodec(compressor)
         self.downlink_len = task.dim
 
     def init_server(self, x0: Tensor) -> SGDServer:
@@ -77,19 +77,17 @@ class RobustSGD(WireMixin):
     def downlink(self, server: SGDServer, plan: RoundPlan, out: Tensor) -> None:
         out.copy_(server.x)
 
-    def client_message(
-        self, state: SGDClient, down: Tensor, plan: RoundPlan, client: int, out: Tensor, *, flip: bool = False
-    ) -> None:
-        grad = self.task.gradient(down, self.task.batch(client, plan.round), flip=flip)
+    def client_message(self, state: SGDClient, down: Tensor, plan: RoundPlan, client: int) -> Tensor:
+        grad = self.task.gradient(down, self.task.batch(client, plan.round))
         if state.momentum is not None:
             state.momentum.mul_(self.beta).add_(grad, alpha=1.0 - self.beta if self.form == "ema" else 1.0)
             grad = state.momentum
-        self.compressor.encode(grad, round=plan.round, client=client, out=out)
+        return grad
 
     def server_update(
         self, server: SGDServer, rows: Tensor, clients: np.ndarray, plan: RoundPlan, aggregate: Aggregator
     ) -> RoundInfo:
-        g, radius, clipped = self.clipping.aggregate(aggregate, rows, server)
+        g, radius, clipped = self.clipping.aggregate(aggregate, rows, server, clients=clients)
         return take_step(server, g, self.lr, radius, clipped)
 
 

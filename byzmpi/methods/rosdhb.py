@@ -20,13 +20,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..compressors import Compressor, Identity
+from ..compressors import Compressor
+from ..compressors.codec import WireCodec
 from ..params import Param
 from ..plan import RoundPlan
 from ..tasks import Task
 from .base import Aggregator, MethodSpec, RoundInfo, register_method
 from .clipping import CLIP_PARAMS, DifferenceClipping, StepState, take_step
-from .wire import WireMixin
 
 
 @dataclass
@@ -39,7 +39,7 @@ class RosClient:
     """RoSDHB clients are stateless."""
 
 
-class RoSDHB(WireMixin):
+class RoSDHB:
     name = "rosdhb"
 
     def __init__(
@@ -58,7 +58,7 @@ class RoSDHB(WireMixin):
     ) -> None:
         self.task, self.lr, self.beta, self.dtype, self.n = task, lr, beta, dtype, n_clients
         self.clipping = DifferenceClipping(clip, clip_alpha, clip_mult)
-        self.compressor, self.dense = compressor, Identity(task.dim)
+        self.codec = WireCodec(compressor)
         self.downlink_len = task.dim
 
     def init_server(self, x0: Tensor) -> RosServer:
@@ -81,18 +81,16 @@ class RoSDHB(WireMixin):
     def downlink(self, server: RosServer, plan: RoundPlan, out: Tensor) -> None:
         out.copy_(server.x)
 
-    def client_message(
-        self, state: RosClient, down: Tensor, plan: RoundPlan, client: int, out: Tensor, *, flip: bool = False
-    ) -> None:
-        grad = self.task.gradient(down, self.task.batch(client, plan.round), flip=flip)
-        self.compressor.encode(grad, round=plan.round, client=client, out=out)
+    def client_message(self, state: RosClient, down: Tensor, plan: RoundPlan, client: int) -> Tensor:
+        grad = self.task.gradient(down, self.task.batch(client, plan.round))
+        return grad
 
     def server_update(
         self, server: RosServer, rows: Tensor, clients: np.ndarray, plan: RoundPlan, aggregate: Aggregator
     ) -> RoundInfo:
         idx = torch.from_numpy(np.asarray(clients, dtype=np.int64))
         server.momenta[idx] = server.momenta[idx] * self.beta + rows.to(self.dtype) * (1.0 - self.beta)
-        g, radius, clipped = self.clipping.aggregate(aggregate, server.momenta[idx], server)
+        g, radius, clipped = self.clipping.aggregate(aggregate, server.momenta[idx], server, clients=clients)
         return take_step(server, g, self.lr, radius, clipped)
 
     def trajectory(self, server: RosServer, plan: RoundPlan) -> tuple[Tensor, Tensor, float]:

@@ -9,31 +9,29 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..attacks import ATTACKS, CoalitionStats, LocalContext
+from ..attacks import CoalitionStats, LocalContext
 from ..checkpoint import load_clients
 from ..plan import RoundPlan
 from ..statefile import pack
-from .setup import Setup
+from .setup import Run
 
 
 class Host:
     """Ranks 1..P−1: compute the messages of their sampled clients (Byzantine ones included: their
     honest message in the omniscient model, their attack in the local model)."""
 
-    def __init__(self, s: Setup, world: Any) -> None:
+    def __init__(self, s: Run, world: Any) -> None:
         self.s, self.world = s, world
-        cfg = s.cfg
         self.clients = s.layout.clients_of(world.rank)
         self.states = {int(c): s.method.init_client(int(c)) for c in self.clients}
         if s.resume is not None:
             self.states = load_clients(s.resume.path, self.states)
         self.down = torch.zeros(s.method.downlink_len, dtype=torch.float32)
-        self.send = torch.zeros(max(len(self.clients), 1) * s.method.max_wire_len, dtype=torch.float32)
-        self.attack = ATTACKS[cfg.attack.name]
-        self.attack_params = dict(cfg.attack.params)
-        self.local = cfg.attack.extra["threat_model"] == "local" and cfg.attack.name != "none"
-        self.is_byz = np.zeros(cfg.clients.n, dtype=bool)
-        self.is_byz[np.asarray(cfg.byzantine_ids, dtype=np.int64)] = True
+        self.send = torch.zeros(max(len(self.clients), 1) * s.method.codec.max_wire_len, dtype=torch.float32)
+        self.attack = s.threat.attack
+        self.attack_params = s.threat.params
+        self.local = s.threat.local
+        self.is_byz = s.byzantine
 
     def _local_attack(self, plan: RoundPlan, mine: np.ndarray, wire: torch.Tensor) -> None:
         """Local threat model: this host decodes its Byzantine clients' honest payloads, computes
@@ -41,7 +39,7 @@ class Host:
         method = self.s.method
         rows = np.flatnonzero(self.is_byz[mine])
         clients = mine[rows]
-        own = method.decode(wire[torch.from_numpy(rows)], clients, plan, torch.float32)
+        own = method.codec.decode(wire[torch.from_numpy(rows)], clients, plan, torch.float32)
         coalition = None
         if self.attack.needs_coalition:
             byz_hosts = np.unique(self.s.layout.host[plan.sampled[plan.byzantine]]).tolist()
@@ -59,7 +57,7 @@ class Host:
         )
         attack = self.attack.local(ctx, **self.attack_params)
         for row, client, v in zip(rows.tolist(), clients.tolist(), attack):
-            method.encode_writable(v, plan, client, wire[row])
+            method.codec.encode_writable(v, plan, client, wire[row])
 
     def round(self, k: int) -> None:
         s = self.s
@@ -67,14 +65,15 @@ class Host:
         mine = plan.sampled[s.layout.host[plan.sampled] == self.world.rank]
         if mine.size == 0:
             return
-        width = s.method.wire_len(plan)
+        width = s.method.codec.wire_len(plan)
         wire = self.send[: mine.size * width].view(mine.size, width)
         with self.world.round_comm(s.layout.members(plan.sampled), k) as rc:
             rc.bcast(self.down)
             t0 = time.perf_counter()
             for j, client in enumerate(mine.tolist()):
-                flip = self.attack.flips_labels and bool(self.is_byz[client])
-                s.method.client_message(self.states[client], self.down, plan, client, wire[j], flip=flip)
+                s.method.codec.encode(
+                    s.method.client_message(self.states[client], self.down, plan, client), plan, client, wire[j]
+                )
             if self.local and self.is_byz[mine].any():
                 self._local_attack(plan, mine, wire)
             elapsed = time.perf_counter() - t0

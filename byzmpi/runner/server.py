@@ -1,4 +1,4 @@
-"""Rank 0: broadcasts, gathers, validates, simulates omniscient attacks, aggregates, traces,
+"""Rank 0: the exchange (broadcast, gather), the pure step (:mod:`.step`), the trace write,
 checkpoints."""
 
 from __future__ import annotations
@@ -14,21 +14,17 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..aggregators import Aggregate
-from ..attacks import ATTACKS, AttackContext
 from ..checkpoint import load_server, write_checkpoint
-from ..config import build_pipeline
-from ..methods import RoundInfo
-from ..plan import RoundPlan
+from ..methods.step_info import finite_vector
 from ..progress import Progress
-from ..roundstats import distance, distances_to, honest_mean, row_norms
 from ..statefile import packed_size, unpack_into
-from ..trace import EVAL_DTYPE, MESSAGE_DTYPE, NOT_APPLICABLE, ROUND_DTYPE, TraceWriter
-from ..validation import ACCEPTED, effective_f, finite_codes
-from .setup import Setup
+from ..trace import EVAL_DTYPE, MESSAGE_DTYPE, ROUND_DTYPE, TraceWriter
+from .setup import Run
+from .step import BYTES_PER_FLOAT, RoundRecord, new_server_state, step
 
 NAN = float("nan")
-BYTES_PER_FLOAT = 4
+#: skipped column: why no step was taken (0: a step was taken)
+SKIP_NO_STEP, SKIP_MODEL, SKIP_REFUSED = 1, 2, 3
 
 
 def _versions(world: Any) -> dict[str, str]:
@@ -58,28 +54,48 @@ class RunSummary:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class Server:
-    """Rank 0: broadcasts, gathers, validates, simulates omniscient attacks, aggregates, traces."""
+def round_row(record: RoundRecord, values: dict[str, Any]) -> np.ndarray:
+    """The trace's ``rounds`` row: every column filled by name, from ``values`` (timings, bytes
+    down, the skip reason) or else from the record's field of the same name."""
+    row = np.zeros(1, ROUND_DTYPE)
+    for name in ROUND_DTYPE.names or ():
+        row[name] = values[name] if name in values else getattr(record, name)
+    return row
 
-    def __init__(self, s: Setup, world: Any) -> None:
+
+def message_rows(record: RoundRecord) -> np.ndarray:
+    """The trace's ``messages`` rows of a round, filled by name from the record's ``message_*`` arrays."""
+    out = np.zeros(len(record.message_client), MESSAGE_DTYPE)
+    out["round"] = record.round
+    for name in MESSAGE_DTYPE.names or ():
+        if name != "round":
+            out[name] = getattr(record, f"message_{name}")
+    return out
+
+
+def compute_seconds(reported: np.ndarray | None, waited: float) -> tuple[float, int]:
+    """The slowest host's compute time from the hosts' reports, and how many reports were refused:
+    a report is a float a host sent, so anything not finite, negative or longer than the server
+    waited for the collectives is not a time and is ignored (counted), never let into the trace."""
+    if reported is None or len(reported) <= 1:
+        return 0.0, 0
+    values = np.asarray(reported[1:], dtype=np.float64)
+    ok = np.isfinite(values) & (values >= 0.0) & (values <= waited)
+    return (float(values[ok].max()) if ok.any() else 0.0), int((~ok).sum())
+
+
+class Server:
+    """Rank 0: broadcasts, gathers, runs the pure step, traces, checkpoints."""
+
+    def __init__(self, s: Run, world: Any) -> None:
         self.s, self.world = s, world
         cfg, method = s.cfg, s.method
-        self.state = method.init_server(s.x0)
-        self.pipeline = build_pipeline(cfg)
+        self.server = new_server_state(s)
         if s.resume is not None:
-            self.state, self.pipeline.state = load_server(s.resume.path, self.state)
+            self.server.method, self.server.pipeline.state = load_server(s.resume.path, self.server.method)
         self.down = torch.zeros(method.downlink_len, dtype=torch.float32)
-        self.dtype = torch.float64 if cfg.run.server_dtype == "float64" else torch.float32
         self.recv = torch.zeros(
-            max(cfg.clients.per_round, cfg.clients.full_round) * method.max_wire_len, dtype=torch.float32
-        )
-        self.rows = torch.empty(max(cfg.clients.per_round, cfg.clients.full_round), s.task.dim, dtype=self.dtype)
-        self.honest_clients = torch.ones(cfg.clients.n, dtype=torch.bool)
-        self.honest_clients[list(cfg.byzantine_ids)] = False
-        self.attack = ATTACKS[cfg.attack.name]
-        self.attack_params = dict(cfg.attack.params)
-        self.simulated = (
-            cfg.attack.name != "none" and cfg.clients.byzantine > 0 and cfg.attack.extra["threat_model"] == "omniscient"
+            max(cfg.clients.per_round, cfg.clients.full_round) * method.codec.max_wire_len, dtype=torch.float32
         )
         attrs = {
             "config": cfg.to_dict(),
@@ -91,10 +107,10 @@ class Server:
             "method": cfg.method.name,
             "aggregator": cfg.aggregator.name,
             "attack": cfg.attack.name,
-            "threat_model": cfg.attack.extra["threat_model"],
+            "threat_model": s.threat.model,
             "compressor": cfg.compressor.name,
             "seed": cfg.run.seed,
-            "simulation": self.simulated,
+            "simulation": s.threat.simulated,
             "f_star": NAN if s.task.f_star is None else s.task.f_star,
             "dim": s.task.dim,
             "host": socket.gethostname(),
@@ -108,13 +124,23 @@ class Server:
             flush_rows=cfg.run.flush_every,
             flush_seconds=cfg.run.flush_seconds,
             messages=cfg.run.trace_messages,
-            params_dtype="f8" if cfg.run.server_dtype == "float64" else "f4",
+            params_dtype="f8" if s.dtype == torch.float64 else "f4",
             resume_rows=None if s.resume is None else s.resume.trace_rows,
         )
         self.client_sizes = [packed_size(method.init_client(c)) for c in range(cfg.clients.n)]
         self.totals = {"t_setup": 0.0, "t_compute": 0.0, "t_comm": 0.0, "t_aggregate": 0.0, "t_io": 0.0, "t_eval": 0.0}
         self.bytes_up = self.bytes_down = self.rejected = 0
+        self.counts = {"model_refused": 0, "rule_refused": 0, "telemetry_refused": 0, "invalid_states": 0}
         self.last_eval: dict[str, float] = {}
+
+    @property
+    def state(self) -> Any:
+        """The method's server state."""
+        return self.server.method
+
+    @property
+    def pipeline(self) -> Any:
+        return self.server.pipeline
 
     # -- evaluation ---------------------------------------------------------------------------
     def evaluate(self, done: int) -> float:
@@ -130,67 +156,14 @@ class Server:
         self.trace.append("eval", np.array([(done, ev.loss, ev.accuracy, ev.gap, ev.grad_norm_sq)], EVAL_DTYPE))
         return time.perf_counter() - t0
 
-    # -- one round ----------------------------------------------------------------------------
-    def _attack(self, rows: torch.Tensor, codes: torch.Tensor, plan: RoundPlan) -> None:
-        """Omniscient model: replace the Byzantine rows (decoded, dense) by the attack built from the
-        honest rows, restricted to what each Byzantine's payload can carry this round."""
-        byz = torch.from_numpy(plan.byzantine)
-        honest_ok = ~byz & (codes == ACCEPTED)
-        method, byz_clients = self.s.method, plan.sampled[plan.byzantine]
-
-        def restrict(block: torch.Tensor) -> torch.Tensor:
-            return torch.stack([method.writable(v, plan, int(c)) for v, c in zip(block.to(rows.dtype), byz_clients)])
-
-        trial, trial_codes = rows.clone(), codes.clone()  # reused by every call of a search
-        trial_codes[byz] = ACCEPTED
-
-        def defender(byz_rows: torch.Tensor) -> torch.Tensor:
-            trial[byz] = restrict(byz_rows)
-            ok = finite_codes(trial, trial_codes) == ACCEPTED
-            f_eff = effective_f(self.s.f, int((~ok).sum()))
-            return self.pipeline.peek(trial[ok], f=f_eff, round_=plan.round).value
-
-        view = getattr(method, "trajectory", None)
-        model, x0, lr = view(self.state, plan) if view is not None else (None, None, None)
-        ctx = AttackContext(
-            honest=rows[honest_ok],
-            own=rows[byz],
-            clients=byz_clients,
-            m=plan.m,
-            seed=self.s.cfg.run.seed,
-            round=plan.round,
-            defender=defender,
-            model=model,
-            x0=x0,
-            lr=lr,
-        )
-        rows[byz] = restrict(self.attack.build(ctx, **self.attack_params))
-        codes[byz] = ACCEPTED
-
-    def _receive(self, plan: RoundPlan, wire: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Validate the payloads, decode the accepted ones (rejected rows stay NaN), run the
-        omniscient attack, and validate the decoded rows: (dense rows (m, d), reject code per row)."""
-        method = self.s.method
-        codes = method.reject_codes(wire, plan).clone()
-        rows = self.rows[: plan.m]
-        ok = codes == ACCEPTED
-        if bool(ok.all()):
-            method.decode(wire, plan.sampled, plan, self.dtype, out=rows)
-        else:
-            rows.fill_(NAN)
-            if bool(ok.any()):
-                rows[ok] = method.decode(wire[ok], plan.sampled[ok.numpy()], plan, self.dtype)
-        if self.simulated and plan.n_byzantine:
-            self._attack(rows, codes, plan)
-        return rows, finite_codes(rows, codes)
-
+    # -- one round: exchange, step, trace -------------------------------------------------------
     def round(self, k: int) -> None:
         s, cfg = self.s, self.s.cfg
         t_start = time.perf_counter()
         plan = s.sampler.plan(k)
         members = s.layout.members(plan.sampled)
         s.method.downlink(self.state, plan, self.down)
-        width = s.method.wire_len(plan)
+        width = s.method.codec.wire_len(plan)
         wire = self.recv[: plan.m * width].view(plan.m, width)
         with self.world.round_comm(members, k) as rc:
             t0 = time.perf_counter()
@@ -199,38 +172,10 @@ class Server:
             rc.gather_rows(None, wire, s.layout.rows_per_member(plan.sampled))
             compute = rc.gather_float64(0.0)
             t_wait = time.perf_counter() - t0
-        t_compute = float(compute[1:].max()) if compute is not None and len(compute) > 1 else 0.0
+        t_compute, bad_reports = compute_seconds(compute, t_wait)
 
         t1 = time.perf_counter()
-        msgs, codes = self._receive(plan, wire)
-        accepted = codes == ACCEPTED
-        n_rejected = int((~accepted).sum())
-        rows = msgs if n_rejected == 0 else msgs[accepted]
-        honest_rows = torch.from_numpy(~plan.byzantine)[accepted]
-        f_eff = effective_f(s.f, n_rejected)
-        record: dict[str, Any] = {}
-
-        def aggregate(x: torch.Tensor) -> Aggregate:
-            out = self.pipeline(x, f=f_eff, round_=k)
-            if "value" not in record:
-                honest = (
-                    honest_rows
-                    if x.shape[0] == honest_rows.numel()
-                    else (self.honest_clients if x.shape[0] == self.honest_clients.numel() else None)
-                )
-                record.update(
-                    value=out.value,
-                    weights=out.weights,
-                    inputs=x,
-                    per_message=honest is honest_rows,
-                    centre=None if honest is None else honest_mean(x, honest),
-                )
-            return out
-
-        if rows.shape[0] == 0:
-            info = RoundInfo(skipped=True)
-        else:
-            info = s.method.server_update(self.state, rows, plan.sampled[accepted.numpy()], plan, aggregate)
+        record = step(s, self.server, plan, wire, messages=self.trace.with_messages)
         t_agg = time.perf_counter() - t1
 
         t_eval = self.evaluate(k + 1) if (k + 1) % cfg.run.eval_every == 0 or k + 1 == cfg.run.rounds else 0.0
@@ -238,90 +183,47 @@ class Server:
             self.progress.update(k + 1, self._status())
 
         t2 = time.perf_counter()
-        bytes_up = plan.m * width * BYTES_PER_FLOAT
         bytes_down = (len(members) - 1) * s.method.downlink_len * BYTES_PER_FLOAT
-        centre = record.get("centre")
-        self._trace_messages(k, plan, msgs, codes, accepted, record, info, width)
+        if self.trace.with_messages:
+            self.trace.append("messages", message_rows(record))
         self.trace.maybe_flush()
         t_io = time.perf_counter() - t2
-        t_round = time.perf_counter() - t_start
-        t_comm = max(t_wait - t_compute, 0.0)
-        row = (
-            k,
-            plan.full,
-            plan.m,
-            plan.n_byzantine,
-            n_rejected,
-            info.skipped,
-            info.aggregate_norm,
-            NAN if centre is None else float(centre.norm()),
-            distance(record["value"], centre) if "value" in record else NAN,
-            info.update_norm,
-            info.clip_radius,
-            0 if info.clipped is None else int(info.clipped.sum()),
-            bytes_up,
-            bytes_down,
-            t_setup,
-            t_compute,
-            t_comm,
-            t_agg,
-            t_io,
-            t_eval,
-            t_round,
-            time.perf_counter() - self.t0,
+        skipped = (
+            0
+            if not record.skipped
+            else SKIP_REFUSED
+            if record.refused
+            else SKIP_MODEL
+            if record.model_refused
+            else SKIP_NO_STEP
         )
-        self.trace.append("rounds", np.array([row], ROUND_DTYPE))
-        for key, value in (
-            ("t_setup", t_setup),
-            ("t_compute", t_compute),
-            ("t_comm", t_comm),
-            ("t_aggregate", t_agg),
-            ("t_io", t_io),
-            ("t_eval", t_eval),
-        ):
+        times = {
+            "t_setup": t_setup,
+            "t_compute": t_compute,
+            "t_comm": max(t_wait - t_compute, 0.0),
+            "t_aggregate": t_agg,
+            "t_io": t_io,
+            "t_eval": t_eval,
+        }
+        values = {
+            **times,
+            "skipped": skipped,
+            "bytes_down": bytes_down,
+            "t_round": time.perf_counter() - t_start,
+            "t_wall": time.perf_counter() - self.t0,
+        }
+        self.trace.append("rounds", round_row(record, values))
+        for key, value in times.items():
             self.totals[key] += value
-        self.bytes_up += bytes_up
+        self.bytes_up += record.bytes_up
         self.bytes_down += bytes_down
-        self.rejected += n_rejected
+        self.rejected += record.rejected
+        self.counts["model_refused"] += int(record.model_refused)
+        self.counts["rule_refused"] += int(bool(record.refused))
+        self.counts["telemetry_refused"] += bad_reports
+        self.counts["invalid_states"] += record.invalid_states
         if not t_eval:
             self.progress.update(k + 1)
-
-    def _trace_messages(
-        self,
-        k: int,
-        plan: RoundPlan,
-        msgs: torch.Tensor,
-        codes: torch.Tensor,
-        accepted: torch.Tensor,
-        record: dict,
-        info: RoundInfo,
-        width: int,
-    ) -> None:
-        if not self.trace.with_messages:
-            return
-        m = plan.m
-        out = np.zeros(m, MESSAGE_DTYPE)
-        out["round"] = k
-        out["client"] = plan.sampled
-        out["byzantine"] = plan.byzantine
-        out["rejected"] = codes.numpy()
-        out["norm"] = row_norms(msgs).numpy()
-        out["bytes"] = width * BYTES_PER_FLOAT
-        acc = accepted.numpy()
-        dist = np.full(m, np.nan)
-        weight = np.full(m, np.nan)
-        clipped = np.full(m, NOT_APPLICABLE, dtype=np.uint8)
-        if record.get("per_message"):
-            dist[acc] = distances_to(record["inputs"], record["centre"]).numpy()
-            if record["weights"] is not None and len(record["weights"]) == int(acc.sum()):
-                weight[acc] = record["weights"].numpy()
-        weight[~acc] = 0.0
-        if info.clipped is not None and len(info.clipped) == int(acc.sum()):  # per message (not per client)
-            clipped[acc] = info.clipped
-        out["dist_honest_mean"] = dist
-        out["weight"] = weight
-        out["clipped"] = clipped
-        self.trace.append("messages", out)
 
     def _status(self) -> str:
         e = self.last_eval
@@ -363,8 +265,8 @@ class Server:
             rounds_done=done,
             trace_rows=self.trace.rows(),
             complete=complete,
-            server=self.state,
-            aggregator=self.pipeline.state,
+            server=self.server.method,
+            aggregator=self.server.pipeline.state,
             clients=clients,
         )
         self.checkpoint_seconds = getattr(self, "checkpoint_seconds", 0.0) + time.perf_counter() - t0
@@ -373,6 +275,8 @@ class Server:
         cfg = self.s.cfg
         self.progress.close()
         wall = time.perf_counter() - self.t0
+        if status == "finished" and not finite_vector(self.s.method.model(self.state)):
+            status = "failed"  # a model that is not finite is never a finished run
         self.trace.close(
             status,
             self.s.method.model(self.state).numpy() if status == "finished" else None,
@@ -381,6 +285,7 @@ class Server:
                 "wall_seconds": wall,
                 "final_eval": self.last_eval,
                 "checkpoint_seconds": getattr(self, "checkpoint_seconds", 0.0),
+                "refusals": self.counts,
             },
         )
         return RunSummary(
@@ -392,5 +297,5 @@ class Server:
             self.bytes_up,
             self.bytes_down,
             self.rejected,
-            {"status": status},
+            {"status": status, **self.counts},
         )

@@ -1,6 +1,8 @@
-"""What every rank builds before round 0, identically and without communicating: the client
-layout, the round sampler, the task, the compressor and the method, and the checkpoint to resume
-from (if any)."""
+"""The one place a config becomes a :class:`Run`: what every rank builds before round 0,
+identically and without communicating — the client layout, the round sampler, the task, the
+compressor and the method, the aggregator pipeline, the threat model, the server dtype, the
+Byzantine mask, and the checkpoint to resume from (if any). The server and the hosts take the
+Run only."""
 
 from __future__ import annotations
 
@@ -9,13 +11,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..aggregators import Pipeline
+from ..assembly import ThreatModel, build_pipeline, build_sampler, byzantine_mask, server_dtype, threat_model
 from ..checkpoint import Header, check_trace, read_header, verify_checkpoint
 from ..compressors import COMPRESSORS, build_compressor
-from ..config import Config, sampler_coin
 from ..errors import ConfigError, SetupError
 from ..layout import Layout
 from ..methods import METHODS, Method
 from ..plan import Sampler
+from ..schema import Config
 from ..tasks import Task, build_task
 from ..tasks.optimum import optimum
 
@@ -30,7 +34,7 @@ def check_world(cfg: Config, size: int) -> None:
 
 
 @dataclass
-class Setup:
+class Run:
     """Everything a rank needs for the rounds, built identically on every rank."""
 
     cfg: Config
@@ -38,8 +42,12 @@ class Setup:
     sampler: Sampler
     task: Task
     method: Method
-    f: int
+    f: int  # Byzantine inputs the aggregator tolerates (aggregator.f)
     x0: torch.Tensor
+    pipeline: Pipeline  # the configured aggregator (its state is the server's)
+    threat: ThreatModel
+    dtype: torch.dtype  # server model and aggregation dtype
+    byzantine: np.ndarray  # bool per client id
     resume: Header | None = None  # the checkpoint this run continues from
 
     @property
@@ -78,26 +86,19 @@ def find_resume(cfg: Config) -> Header | None:
     return header
 
 
-def setup(cfg: Config, world_size: int, rank: int) -> Setup:
-    """Build the task, method and sampler (may raise ByzmpiError; no collective here)."""
+def setup(cfg: Config, world_size: int, rank: int) -> Run:
+    """Build the run (may raise ByzmpiError; no collective here)."""
     check_world(cfg, world_size)
     resume = find_resume(cfg)
     layout = Layout(cfg.clients.n, world_size)
-    p, first_full = sampler_coin(cfg)
-    c = cfg.clients
-    sampler = Sampler(
-        seed=cfg.run.seed,
-        n=c.n,
-        per_round=c.per_round,
-        full_round=c.full_round,
-        p=p,
-        byzantine_ids=np.asarray(c.byzantine_ids, dtype=np.int64),
-        first_full=first_full,
-    )
+    sampler = build_sampler(cfg)
     task = build_task(cfg)
+    threat = threat_model(cfg)
+    if threat.flips_labels:  # label-flipping Byzantine clients get a flipped view of their data
+        task.flip_labels_of(cfg.clients.byzantine_ids)
     if rank == 0:
         task.f_star = optimum(task)
-    dtype = torch.float64 if cfg.run.server_dtype == "float64" else torch.float32
+    dtype = server_dtype(cfg)
     problem = COMPRESSORS[cfg.compressor.name].check(dict(cfg.compressor.params), task.dim)
     if problem:
         raise ConfigError("compressor", f"{cfg.compressor.name}: {problem} (the model has d = {task.dim})")
@@ -109,4 +110,20 @@ def setup(cfg: Config, world_size: int, rank: int) -> Setup:
     if resume is not None:  # refuse a bad checkpoint here, with one line, not in the first collective
         hosted = {int(c): method.init_client(int(c)) for c in layout.clients_of(rank)}
         verify_checkpoint(resume.path, method.init_server(x0) if rank == 0 else None, hosted)
-    return Setup(cfg, layout, sampler, task, method, cfg.aggregator.extra["f"], x0, resume)
+    return Run(
+        cfg,
+        layout,
+        sampler,
+        task,
+        method,
+        cfg.aggregator.f,
+        x0,
+        build_pipeline(cfg),
+        threat,
+        dtype,
+        byzantine_mask(cfg),
+        resume,
+    )
+
+
+Setup = Run  # the name before the Run builder (kept for scripts that import it)

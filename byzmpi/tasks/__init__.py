@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from .. import rng
+from ..schema import Config
 from .datasets import Dataset, digits, load_libsvm, synthetic
 from .models import MLP, LogisticRegression, SoftmaxRegression
 from .partition import partition
 from .regularizers import Regularizer
 from .task import Evaluation, Task, flip_labels
 
-if TYPE_CHECKING:
-    from ..config import Config
 
 __all__ = ["Dataset", "Evaluation", "Task", "build_task", "flip_labels"]
 

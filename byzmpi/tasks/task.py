@@ -8,7 +8,9 @@ weighted sum over the distinct samples the honest clients hold.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -24,6 +26,14 @@ from .regularizers import Regularizer
 def flip_labels(y: Tensor, n_classes: int) -> Tensor:
     """Label flipping: y → −y for ±1 labels, y → C − 1 − y for class ids."""
     return -y if n_classes == 2 and y.is_floating_point() else (n_classes - 1) - y
+
+
+class Batch(NamedTuple):
+    """A client's minibatch: the global sample indices and the client whose view of the data they
+    are read through (a label-flipping Byzantine client sees flipped labels)."""
+
+    client: int
+    index: Tensor
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,12 @@ class Task:
         self._eval: tuple[Tensor, Tensor, Tensor] | None = None
         self._test: tuple[Tensor, Tensor] | None = None
         self.f_star: float | None = None
+        self.flipped: frozenset[int] = frozenset()  # clients that see flipped labels (set by the run)
+
+    def flip_labels_of(self, clients: Iterable[int]) -> None:
+        """Give ``clients`` a label-flipped view of their data (the LF attack: the client runs the
+        honest protocol, on y → C − 1 − y, or y → −y for ±1 labels)."""
+        self.flipped = frozenset(int(c) for c in clients)
 
     # ---- what clients compute -------------------------------------------------------------
     @property
@@ -74,27 +90,29 @@ class Task:
     def init_params(self) -> Tensor:
         return self.model.init(rng.torch_generator(self.seed, rng.SETUP_ROUND, "init"))
 
-    def batch(self, client: int, round_: int, purpose: str = "batch") -> Tensor:
+    def batch(self, client: int, round_: int, purpose: str = "batch") -> Batch:
         """Global sample indices of client ``client``'s minibatch in round ``round_`` (without
         replacement, stream (seed, round, purpose, client)); the whole shard when batch_size is 0
         or at least the shard size."""
         shard = self.shards[client]
         if self.batch_size <= 0 or self.batch_size >= shard.numel():
-            return shard
+            return Batch(client, shard)
         pos = rng.generator(self.seed, round_, purpose, client).choice(shard.numel(), self.batch_size, replace=False)
-        return shard[torch.from_numpy(pos)]
+        return Batch(client, shard[torch.from_numpy(pos)])
 
-    def gradient(self, theta: Tensor, idx: Tensor, *, flip: bool = False) -> Tensor:
-        """∇ of (mean loss over samples ``idx``) + r at θ; ``flip`` uses flipped labels."""
+    def gradient(self, theta: Tensor, batch: Batch | Tensor) -> Tensor:
+        """∇ of (mean loss over the batch's samples) + r at θ, through the batch's client's view of
+        the data (flipped labels for a label-flipping client); plain indices read the true labels."""
+        idx = batch.index if isinstance(batch, Batch) else batch
         y = self.dataset.y[idx]
-        if flip:
+        if isinstance(batch, Batch) and batch.client in self.flipped:
             y = flip_labels(y, self.n_classes)
         _, grad = self.model.loss_grad(theta, self.dataset.X[idx], y)
         return grad.add_(self.regularizer.grad(theta))
 
-    def local_gradient(self, theta: Tensor, client: int, *, flip: bool = False) -> Tensor:
-        """The full local gradient ∇f_i(θ)."""
-        return self.gradient(theta, self.shards[client], flip=flip)
+    def local_gradient(self, theta: Tensor, client: int) -> Tensor:
+        """The full local gradient ∇f_i(θ) (through client i's view of its data)."""
+        return self.gradient(theta, Batch(client, self.shards[client]))
 
     # ---- what the server evaluates ------------------------------------------------------------
     def _eval_set(self) -> tuple[Tensor, Tensor, Tensor]:

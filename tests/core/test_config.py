@@ -283,8 +283,8 @@ def test_resolved_defaults(tmp_path):
         "momentum": 0.0,
         "momentum_form": "ema",
     }
-    assert cfg.aggregator.name == "mean" and cfg.aggregator.extra.f == 3
-    assert cfg.attack.name == "none" and cfg.attack.extra.threat_model == "omniscient"
+    assert cfg.aggregator.name == "mean" and cfg.aggregator.f == 3
+    assert cfg.attack.name == "none" and cfg.attack.threat_model == "omniscient"
     assert cfg.debug.fail_rank == -1
     assert str(cfg.trace_path) == "runs/run.h5"
 
@@ -414,7 +414,7 @@ def test_plugin_file_registers_a_usable_rule(tmp_path, toy_rule_name):
     pipe = build_pipeline(cfg)
     assert isinstance(pipe, Pipeline)
     x = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
-    assert torch.equal(pipe(x, f=cfg.aggregator.extra.f, round_=0).value, x[0])
+    assert torch.equal(pipe(x, f=cfg.aggregator.f, round_=0).value, x[0])
     # loading the same config again does not re-import (no "already registered" error)
     load_config(path, ['run.plugins=["plugins/toy.py"]', f"aggregator.name={toy_rule_name}"])
 

@@ -15,7 +15,7 @@ from byzmpi.tasks.datasets import Dataset
 from byzmpi.tasks.models import LogisticRegression, SoftmaxRegression
 from byzmpi.tasks.optimum import optimum, solve_optimum
 from byzmpi.tasks.regularizers import Regularizer
-from byzmpi.tasks.task import Task
+from byzmpi.tasks.task import Batch, Task
 
 
 def logistic_dataset(n=40, p=3, seed=0):
@@ -44,29 +44,29 @@ SHARDS = [np.arange(0, 10), np.arange(10, 25), np.arange(25, 40)]
 def test_batch_is_deterministic_and_independent_of_call_order():
     t1, t2 = make_task(SHARDS, [0, 1, 2]), make_task(SHARDS, [0, 1, 2])
     keys = [(c, r) for r in range(5) for c in range(3)]
-    first = {k: t1.batch(*k) for k in keys}
-    second = {k: t2.batch(*k) for k in reversed(keys)}
+    first = {k: t1.batch(*k).index for k in keys}
+    second = {k: t2.batch(*k).index for k in reversed(keys)}
     for k in keys:
         assert torch.equal(first[k], second[k])
-        assert torch.equal(first[k], t1.batch(*k))
+        assert torch.equal(first[k], t1.batch(*k).index)
 
 
 def test_batch_is_a_subset_without_replacement_that_varies():
     t = make_task(SHARDS, [0, 1, 2], batch_size=6)
     for c, shard in enumerate(SHARDS):
         for r in range(10):
-            b = t.batch(c, r).numpy()
+            b = t.batch(c, r).index.numpy()
             assert b.size == 6 and np.unique(b).size == 6 and np.isin(b, shard).all()
-    assert not torch.equal(t.batch(1, 0), t.batch(1, 1))
-    assert not torch.equal(t.batch(1, 0), t.batch(2, 0) - 15)
-    assert not torch.equal(t.batch(1, 0), t.batch(1, 0, purpose="batch2"))
-    assert not torch.equal(t.batch(1, 0), make_task(SHARDS, [0, 1, 2], batch_size=6, seed=1).batch(1, 0))
+    assert not torch.equal(t.batch(1, 0).index, t.batch(1, 1).index)
+    assert not torch.equal(t.batch(1, 0).index, t.batch(2, 0).index - 15)
+    assert not torch.equal(t.batch(1, 0).index, t.batch(1, 0, purpose="batch2").index)
+    assert not torch.equal(t.batch(1, 0).index, make_task(SHARDS, [0, 1, 2], batch_size=6, seed=1).batch(1, 0).index)
 
 
 def test_full_batch_when_batch_size_is_zero_or_too_large():
     for bs in (0, 10, 100):
         t = make_task(SHARDS, [0, 1, 2], batch_size=bs)
-        assert torch.equal(t.batch(0, 3), torch.arange(10))
+        assert torch.equal(t.batch(0, 3).index, torch.arange(10))
 
 
 def test_empty_shard_is_a_setup_error():
@@ -101,10 +101,13 @@ def test_gradient_with_flipped_labels():
     t = make_task(SHARDS, [0, 1, 2])
     theta = torch.tensor([0.1, 0.2, -0.3])
     idx = torch.arange(10, 20)
-    flipped = t.gradient(theta, idx, flip=True)
+    t.flip_labels_of([1])  # client 1 sees flipped labels; plain indices and client 0 do not
+    flipped = t.gradient(theta, Batch(1, idx))
     _, ref = t.model.loss_grad(theta, t.dataset.X[idx], -t.dataset.y[idx])
     assert torch.allclose(flipped, ref + t.regularizer.grad(theta))
     assert not torch.allclose(flipped, t.gradient(theta, idx))
+    assert torch.equal(t.gradient(theta, Batch(0, idx)), t.gradient(theta, idx))
+    assert torch.equal(t.local_gradient(theta, 1), t.gradient(theta, Batch(1, t.shards[1])))
     assert flip_labels(torch.tensor([1.0, -1.0]), 2).tolist() == [-1.0, 1.0]
     assert flip_labels(torch.tensor([0, 3, 9]), 10).tolist() == [9, 6, 0]
 

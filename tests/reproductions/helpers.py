@@ -5,7 +5,6 @@ read back with h5py.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -15,16 +14,6 @@ import pytest
 
 from analysis.reproduce.common import CONFIGS, write_variants
 from tests.mpi import byzmpi
-
-# what the Makefile exports for the Open MPI wheel on a small machine (pytest may be run directly)
-for _k, _v in {
-    "OMPI_ALLOW_RUN_AS_ROOT": "1",
-    "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-    "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe",
-    "OMPI_MCA_btl": "^ofi",
-    "OMP_NUM_THREADS": "1",
-}.items():
-    os.environ.setdefault(_k, _v)
 
 A9A = Path(__file__).resolve().parents[2] / "data" / "a9a"  # shipped with the repository
 RANKS = 3

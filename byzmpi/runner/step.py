@@ -1,0 +1,248 @@
+"""The server's round as a pure step: ``step(run, state, plan, wire) -> RoundRecord``.
+
+No MPI and no I/O: given the round's received wire rows, the step
+
+1. validates every payload (compressor-aware reject codes) and decodes the accepted ones;
+2. in the omniscient threat model, replaces the Byzantine rows by the attack built from the
+   honest rows (restricted to what each Byzantine's payload can carry), and re-validates;
+3. runs the method's server update, whose ``aggregate(x, clients)`` calls the configured
+   pipeline with the client id of each row, lowering f only by inputs that really left the
+   aggregation;
+4. computes the round's statistics for the trace (oracle ones flagged in docs/trace.md) into a
+   :class:`RoundRecord`, whose field names are the trace's column names.
+
+The server (:mod:`.server`) does the exchange before the step and writes the record after it;
+tests call the step directly with hand-made or hostile wires.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..aggregators import Aggregate, Pipeline, RuleRefused
+from ..attacks import AttackContext
+from ..methods import RoundInfo
+from ..plan import RoundPlan
+from ..roundstats import distance, distances_to, honest_mean, row_norms
+from ..trace import NOT_APPLICABLE
+from ..validation import ACCEPTED, effective_f, finite_codes
+from .setup import Run
+
+NAN = float("nan")
+BYTES_PER_FLOAT = 4
+
+
+@dataclass
+class ServerState:
+    """The server's state across rounds: the method's state and the aggregator pipeline (with the
+    rule's state; both checkpointed), and a reused decode buffer (not checkpointed)."""
+
+    method: Any
+    pipeline: Pipeline
+    rows: Tensor  # (max m, d) workspace in the server dtype
+
+
+@dataclass
+class RoundRecord:
+    """What one round did. Scalar fields are named as the trace's ``rounds`` columns; the
+    ``message_*`` arrays are the round's rows of the ``messages`` table (empty when the run does
+    not trace messages)."""
+
+    round: int
+    full: bool
+    sampled: int
+    byzantine: int
+    rejected: int
+    skipped: bool
+    aggregate_norm: float
+    honest_mean_norm: float
+    dist_honest_mean: float
+    update_norm: float
+    clip_radius: float
+    clipped: int
+    bytes_up: int
+    refused: str = ""  # why the rule declined the round ("" when it did not)
+    model_refused: bool = False  # the step would have made the model non-finite: not taken
+    invalid_states: int = 0  # stored client states left out of the aggregation as non-finite
+    message_client: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    message_byzantine: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
+    message_rejected: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint8))
+    message_norm: np.ndarray = field(default_factory=lambda: np.empty(0))
+    message_dist_honest_mean: np.ndarray = field(default_factory=lambda: np.empty(0))
+    message_weight: np.ndarray = field(default_factory=lambda: np.empty(0))
+    message_clipped: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint8))
+    message_bytes: int = 0
+
+
+def new_server_state(run: Run) -> ServerState:
+    c = run.cfg.clients
+    return ServerState(
+        method=run.method.init_server(run.x0),
+        pipeline=run.pipeline,
+        rows=torch.empty(max(c.per_round, c.full_round), run.task.dim, dtype=run.dtype),
+    )
+
+
+# -- 1-2: validation, decoding, the omniscient attack ---------------------------------------------
+def receive(run: Run, state: ServerState, plan: RoundPlan, wire: Tensor) -> tuple[Tensor, Tensor]:
+    """Validate the payloads, decode the accepted ones (rejected rows stay NaN), run the omniscient
+    attack, and validate the decoded rows: (dense rows (m, d), reject code per row)."""
+    method = run.method
+    codes = method.codec.reject_codes(wire, plan).clone()
+    rows = state.rows[: plan.m]
+    ok = codes == ACCEPTED
+    if bool(ok.all()):
+        method.codec.decode(wire, plan.sampled, plan, run.dtype, out=rows)
+    else:
+        rows.fill_(NAN)
+        if bool(ok.any()):
+            rows[ok] = method.codec.decode(wire[ok], plan.sampled[ok.numpy()], plan, run.dtype)
+    if run.threat.simulated and plan.n_byzantine:
+        simulate_attack(run, state, plan, rows, codes)
+    return rows, finite_codes(rows, codes)
+
+
+def simulate_attack(run: Run, state: ServerState, plan: RoundPlan, rows: Tensor, codes: Tensor) -> None:
+    """Omniscient model: replace the Byzantine rows (decoded, dense) by the attack built from the
+    honest rows, restricted to what each Byzantine's payload can carry this round."""
+    byz = torch.from_numpy(plan.byzantine)
+    honest_ok = ~byz & (codes == ACCEPTED)
+    method, byz_clients = run.method, plan.sampled[plan.byzantine]
+
+    def restrict(block: Tensor) -> Tensor:
+        return torch.stack([method.codec.writable(v, plan, int(c)) for v, c in zip(block.to(rows.dtype), byz_clients)])
+
+    trial, trial_codes = rows.clone(), codes.clone()  # reused by every call of a search
+    trial_codes[byz] = ACCEPTED
+
+    def defender(byz_rows: Tensor) -> Tensor:
+        trial[byz] = restrict(byz_rows)
+        ok = finite_codes(trial, trial_codes) == ACCEPTED
+        f_eff = effective_f(run.f, int((~ok).sum()))
+        return state.pipeline.peek(trial[ok], f=f_eff, round_=plan.round, clients=plan.sampled[ok.numpy()]).value
+
+    view = getattr(method, "trajectory", None)
+    model, x0, lr = view(state.method, plan) if view is not None else (None, None, None)
+    ctx = AttackContext(
+        honest=rows[honest_ok],
+        own=rows[byz],
+        clients=byz_clients,
+        m=plan.m,
+        seed=run.cfg.run.seed,
+        round=plan.round,
+        defender=defender,
+        model=model,
+        x0=x0,
+        lr=lr,
+    )
+    rows[byz] = restrict(run.threat.attack.build(ctx, **run.threat.params))
+    codes[byz] = ACCEPTED
+
+
+# -- 3: the method's update with the robust aggregate ---------------------------------------------
+@dataclass
+class _Aggregation:
+    """The first aggregate of a round (what the trace's aggregate statistics describe)."""
+
+    value: Tensor | None = None
+    weights: Tensor | None = None
+    inputs: Tensor | None = None
+    clients: np.ndarray | None = None
+    centre: Tensor | None = None
+
+
+def step(run: Run, state: ServerState, plan: RoundPlan, wire: Tensor, *, messages: bool = True) -> RoundRecord:
+    """One server round after the exchange: validation, decoding, the omniscient attack, the
+    method's update with the robust aggregate, and the round's statistics (per-message ones only
+    when ``messages``)."""
+    msgs, codes = receive(run, state, plan, wire)
+    accepted = codes == ACCEPTED
+    n_rejected = int((~accepted).sum())
+    rows = msgs if n_rejected == 0 else msgs[accepted]
+    acc = accepted.numpy()
+    clients = plan.sampled[acc]
+    rejected_clients = plan.sampled[~acc]
+    first = _Aggregation()
+
+    def aggregate(x: Tensor, row_clients: np.ndarray, dropped: int = 0) -> Aggregate:
+        """The pipeline on rows ``x`` sent by (or standing for) ``row_clients``; ``dropped``: inputs
+        the method itself excluded as invalid. f is lowered only by inputs that left the
+        aggregation: this round's rejected clients absent from ``row_clients``, plus ``dropped``."""
+        left = int(np.count_nonzero(~np.isin(rejected_clients, row_clients))) + dropped
+        out = state.pipeline(x, f=effective_f(run.f, left), round_=plan.round, clients=row_clients)
+        if first.value is None:
+            honest = torch.from_numpy(~run.byzantine[np.asarray(row_clients, dtype=np.int64)])
+            first.value, first.weights, first.inputs = out.value, out.weights, x
+            first.clients, first.centre = np.asarray(row_clients), honest_mean(x, honest)
+        return out
+
+    refused = ""
+    if rows.shape[0] == 0:
+        info = RoundInfo(skipped=True)
+    else:
+        try:
+            info = run.method.server_update(state.method, rows, clients, plan, aggregate)
+        except RuleRefused as exc:
+            info, refused = RoundInfo(skipped=True), str(exc)
+    centre = first.centre
+    record = RoundRecord(
+        round=plan.round,
+        full=bool(plan.full),
+        sampled=plan.m,
+        byzantine=plan.n_byzantine,
+        rejected=n_rejected,
+        skipped=info.skipped,
+        aggregate_norm=info.aggregate_norm,
+        honest_mean_norm=NAN if centre is None else float(centre.norm()),
+        dist_honest_mean=distance(first.value, centre) if first.value is not None else NAN,
+        update_norm=info.update_norm,
+        clip_radius=info.clip_radius,
+        clipped=0 if info.clipped is None else int(info.clipped.sum()),
+        bytes_up=plan.m * wire.shape[1] * BYTES_PER_FLOAT,
+        refused=refused,
+        model_refused=info.model_refused,
+        invalid_states=info.invalid_states,
+    )
+    if messages:
+        _message_statistics(record, plan, msgs, codes, clients, first, info, wire.shape[1])
+    return record
+
+
+def _message_statistics(
+    record: RoundRecord,
+    plan: RoundPlan,
+    msgs: Tensor,
+    codes: Tensor,
+    clients: np.ndarray,
+    first: _Aggregation,
+    info: RoundInfo,
+    width: int,
+) -> None:
+    """Per-message rows: distances and weights where the first aggregate's rows are this round's
+    accepted messages (same clients, same order), clipping where the method clipped per message."""
+    m = plan.m
+    acc = (codes == ACCEPTED).numpy()
+    record.message_client = plan.sampled
+    record.message_byzantine = plan.byzantine
+    record.message_rejected = codes.numpy()
+    record.message_norm = row_norms(msgs).numpy()
+    record.message_bytes = width * BYTES_PER_FLOAT
+    dist = np.full(m, np.nan)
+    weight = np.full(m, np.nan)
+    clipped = np.full(m, NOT_APPLICABLE, dtype=np.uint8)
+    per_message = first.clients is not None and np.array_equal(first.clients, clients)
+    if per_message and first.inputs is not None:
+        dist[acc] = distances_to(first.inputs, first.centre).numpy()
+        if first.weights is not None and len(first.weights) == int(acc.sum()):
+            weight[acc] = first.weights.numpy()
+    weight[~acc] = 0.0
+    if info.clipped is not None and len(info.clipped) == int(acc.sum()):  # per message (not per client)
+        clipped[acc] = info.clipped
+    record.message_dist_honest_mean = dist
+    record.message_weight = weight
+    record.message_clipped = clipped
