@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from . import grid
-from .errors import ByzmpiError
+from .errors import ByzmpiError, ConfigError
 from .launch import mpi_env, mpiexec_command, under_mpi_launcher
 
 
@@ -84,11 +84,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .runner import check_world
+    from .runner import setup
 
     cfg = grid.load_config(args.config, args.overrides)  # a [sweep] table is left out
-    if args.ranks is not None:
-        check_world(cfg, args.ranks)
+    # every check a launch makes: ranks, output paths, data files (loaded and parsed), checkpoint
+    setup(cfg, args.ranks if args.ranks is not None else 2, rank=1)
     print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True) if args.show else f"{args.config}: ok")
     return 0
 
@@ -142,7 +142,12 @@ def _run(args: argparse.Namespace) -> int:
             if world.rank == failing:
                 print(error.line(), file=sys.stderr, flush=True)
             world.exit(error.exit_code if error is not None else 2)
-        status, summary = run_rounds(prepared, world)
+        try:
+            status, summary = run_rounds(prepared, world)
+        except ByzmpiError as exc:  # seen by one rank mid-run (a plugin rule's bad output, say): one line, end the job
+            print(exc.line(), file=sys.stderr, flush=True)
+            world.abort(exc.exit_code)
+            raise  # pragma: no cover - abort does not return
         if summary is not None:
             _print_summary(summary, as_json=args.json)
         if status == "preempted":
@@ -153,11 +158,30 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_distinct_outputs(runs: list[grid.GridRun]) -> None:
+    """Two runs of one job must not write the same trace or checkpoint (they would silently
+    overwrite each other): refused before any run starts."""
+    seen: dict[str, str] = {}
+    for one in runs:
+        cfg = one.load()
+        for field, path in (("run.trace", cfg.trace_path), ("checkpoint.path", cfg.checkpoint_path)):
+            key = f"{field}:{path.resolve()}"
+            if key in seen:
+                raise ConfigError(
+                    field,
+                    f"runs {seen[key]!r} and {one.name!r} of this job both write {path}; give them distinct "
+                    "run.name values (or {name} in the path)",
+                )
+            seen[key] = one.name
+
+
 def _grid_runs(args: argparse.Namespace, world) -> list[grid.GridRun]:
     """The runs of the command line's sweep description; every rank expands it alike, so on an
     error all of them stop and rank 0 prints it."""
     try:
-        return grid.from_args(args)
+        runs = grid.from_args(args)
+        check_distinct_outputs(runs)
+        return runs
     except ByzmpiError as exc:
         if world.rank == 0:
             print(exc.line(), file=sys.stderr, flush=True)

@@ -91,6 +91,8 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
         raise ConfigError(str(path), f"cannot read config file: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), f"not UTF-8 text (byte {exc.start}): a TOML file must be UTF-8") from None
     return parse_config(apply_overrides(raw, overrides), Path(path).parent)
 
 
@@ -164,8 +166,8 @@ def load_plugins(modules: Iterable[str], base: Path | None = None) -> None:
                     raise
             else:
                 importlib.import_module(name)
-        except Exception as exc:  # any failure of the user's module is reported as one line
-            detail = " ".join(str(exc).split())
+        except (Exception, SystemExit) as exc:  # any failure of the user's module is one line, exit 2
+            detail = " ".join(str(exc).split())[:300]
             raise ConfigError("run.plugins", f"cannot import {name!r}: {type(exc).__name__}: {detail}") from None
 
 

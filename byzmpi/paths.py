@@ -46,3 +46,32 @@ def resolve_data_path(value: str | os.PathLike[str], base: Path | None) -> Path:
     candidates = data_path_candidates(value, base)
     chosen = next((p for p in candidates if p.exists()), candidates[0])
     return chosen.resolve()
+
+
+#: pseudo file systems a trace or checkpoint can never be written to
+PSEUDO_FS = (Path("/proc"), Path("/sys"), Path("/dev"))
+NAME_MAX = 255  # bytes per path component on the file systems byzmpi runs on
+
+
+def output_path_problem(path: Path) -> str | None:
+    """Why a run could not write the file ``path`` (a trace or checkpoint), or None: checked
+    before launch, so that a bad path is one line at start-up, not an MPI_Abort after the first
+    rounds. Creates nothing."""
+    for part in path.parts:
+        if len(os.fsencode(part)) > NAME_MAX:
+            return f"a path component is {len(os.fsencode(part))} bytes long (at most {NAME_MAX})"
+    resolved = path.resolve()
+    if any(resolved == fs or fs in resolved.parents for fs in PSEUDO_FS):
+        return f"{resolved} is on a pseudo file system"
+    if resolved.is_dir():
+        return "it is a directory"
+    if resolved.exists() and not os.access(resolved, os.W_OK):
+        return "the file exists and is not writable"
+    ancestor = resolved.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{ancestor} is not a directory"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"the folder {ancestor} is not writable"
+    return None

@@ -8,8 +8,8 @@ resolved parameters (:class:`Component`), with the section's own typed fields
 Loading, overrides, plugins and validation against the catalogues are the loader's job
 (:mod:`byzmpi.config`); turning a config into a run is :mod:`byzmpi.assembly`'s.
 
-Names and paths (docs/design.md, "Names and paths"): ``run.name`` is 1–100 characters from
-letters, digits, ``.``, ``_`` and ``-``, not starting with ``.`` (so it cannot climb out of the
+Names and paths (docs/design.md, "Names and paths"): ``run.name`` is 1–128 characters from
+letters, digits, ``.``, ``_``, ``+`` and ``-``, not starting with ``.`` (so it cannot climb out of the
 trace folder); ``run.trace`` and ``checkpoint.path`` may use exactly the placeholders ``{name}``
 and ``{seed}`` (no attribute, index, conversion or format spec).
 """
@@ -180,7 +180,7 @@ ATTACK_FIELDS = {
     "threat_model": Param("threat_model", str, "omniscient", "who builds Byzantine messages", choices=THREAT_MODELS),
 }
 
-RUN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+RUN_NAME = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,127}")
 PATH_FIELDS = ("name", "seed")
 
 
@@ -189,7 +189,7 @@ def check_run_name(name: str) -> None:
     if not RUN_NAME.fullmatch(name):
         raise ConfigError(
             "run.name",
-            f"must be 1-100 characters of letters, digits, '.', '_' and '-', not starting with '.' (got {name!r})",
+            f"must be 1-128 characters of letters, digits, '.', '_', '+' and '-', not starting with '.' (got {name!r})",
         )
 
 

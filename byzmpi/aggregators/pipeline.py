@@ -17,7 +17,29 @@ import numpy as np
 from torch import Tensor
 
 from .. import rng
-from .registry import PRE_AGGREGATORS, RULES, Aggregate, PreAggregator, Rule
+from ..errors import SetupError
+from .registry import PRE_AGGREGATORS, RULES, Aggregate, PreAggregator, Rule, RuleRefused
+
+
+class RuleError(SetupError):
+    """A rule's function failed or returned something that is not an aggregate of its inputs."""
+
+
+def check_output(name: str, agg: Any, x: Tensor) -> None:
+    """A rule must return a floating tensor of shape (d,) on the inputs' device (and weights, when
+    given, of shape (m,)); anything else is a RuleError naming the rule. A non-finite value is not
+    an error here: the method refuses to step on it, and the round is counted as skipped."""
+    value = agg.value if isinstance(agg, Aggregate) else agg
+    if not isinstance(value, Tensor):
+        raise RuleError(f"aggregator.name: rule {name!r} returned {type(value).__name__}, not a tensor")
+    if tuple(value.shape) != tuple(x.shape[1:]) or not value.is_floating_point():
+        raise RuleError(
+            f"aggregator.name: rule {name!r} returned a {value.dtype} tensor of shape {tuple(value.shape)}; "
+            f"expected a floating tensor of shape {tuple(x.shape[1:])}"
+        )
+    weights = agg.weights if isinstance(agg, Aggregate) else None
+    if weights is not None and (not isinstance(weights, Tensor) or tuple(weights.shape) != (x.shape[0],)):
+        raise RuleError(f"aggregator.name: rule {name!r} returned weights that are not one per input ({x.shape[0]})")
 
 
 @dataclass
@@ -71,12 +93,24 @@ class Pipeline:
                 mix = False
             elif mix is not False:
                 mix = out.mix if mix is None else out.mix @ mix
+        if not self.rule.valid(x.shape[0], f, **self.rule_params):
+            # a round whose rejections leave the rule invalid (e.g. fewer inputs than Multi-Krum's k)
+            raise RuleRefused(
+                f"{self.rule.name} needs {self.rule.condition.text}; this round gives m = {x.shape[0]}, f = {f}"
+            )
         kwargs = dict(self.rule_params)
         if self.rule.stateful:
             kwargs["state"] = self.state
         if self.rule.takes_clients:  # rows still stand for clients only if no stage changed their number
             kwargs["clients"] = clients if x.shape[0] == m_in else None
-        agg = self.rule(x, f=f, **kwargs)
+        try:
+            agg = self.rule(x, f=f, **kwargs)
+        except RuleRefused:
+            raise
+        except Exception as exc:  # a rule that crashes is a bug of the rule, reported as one line
+            detail = " ".join(str(exc).split())[:300]
+            raise RuleError(f"aggregator.name: rule {self.rule.name!r} raised {type(exc).__name__}: {detail}") from None
+        check_output(self.rule.name, agg, x)
         if agg.weights is None or mix is None:
             return agg
         if mix is False:

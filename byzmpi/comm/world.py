@@ -144,6 +144,13 @@ class World:
 
         return {"mpi4py": mpi4py.__version__, "mpi": MPI.Get_library_version().strip("\x00").strip().splitlines()[0]}
 
+    def abort(self, code: int) -> None:
+        """End the whole job from one rank (the others may be waiting in a collective): flush, then
+        MPI_Abort with ``code``, which the launcher reports as the job's exit status."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.comm.Abort(code)
+
     def exit(self, code: int) -> None:
         """End this rank after every rank agreed to stop: finalize MPI cleanly (no MPI_Abort
         banner), then leave with ``code``."""

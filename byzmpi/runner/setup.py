@@ -18,6 +18,7 @@ from ..compressors import COMPRESSORS, build_compressor
 from ..errors import ConfigError, SetupError
 from ..layout import Layout
 from ..methods import METHODS, Method
+from ..paths import output_path_problem
 from ..plan import Sampler
 from ..schema import Config
 from ..tasks import Task, build_task
@@ -86,9 +87,18 @@ def find_resume(cfg: Config) -> Header | None:
     return header
 
 
+def check_outputs(cfg: Config) -> None:
+    """The trace and checkpoint paths must be writable files (checked before any round)."""
+    for field, path in (("run.trace", cfg.trace_path), ("checkpoint.path", cfg.checkpoint_path)):
+        problem = output_path_problem(path)
+        if problem is not None:
+            raise ConfigError(field, f"cannot write {str(path)[:200]!r}: {problem}")
+
+
 def setup(cfg: Config, world_size: int, rank: int) -> Run:
     """Build the run (may raise ByzmpiError; no collective here)."""
     check_world(cfg, world_size)
+    check_outputs(cfg)
     resume = find_resume(cfg)
     layout = Layout(cfg.clients.n, world_size)
     sampler = build_sampler(cfg)
