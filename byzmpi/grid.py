@@ -134,6 +134,8 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(str(path), f"cannot read config file: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), f"not UTF-8 text (byte {exc.start}): a TOML file must be UTF-8") from None
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Any:
@@ -310,9 +312,11 @@ def _line_overrides(words: list[str], where: str) -> list[str]:
 def grid_lines(path: Path) -> list[str]:
     """The runs of a grid file: lines that are neither blank nor ``#`` comments."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), f"cannot read grid file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), f"not UTF-8 text (byte {exc.start})") from None
     return [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
 
 
@@ -495,7 +499,7 @@ def forward_arguments(args: argparse.Namespace) -> list[str]:
     return out
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The ``byzmpi grid`` subcommand."""
     g = sub.add_parser(
         "grid",

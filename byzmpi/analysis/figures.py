@@ -14,6 +14,8 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
 from matplotlib.colors import BoundaryNorm
 from matplotlib.figure import Figure
 from matplotlib.text import Text
@@ -52,16 +54,14 @@ def category_style(i: int) -> dict[str, str]:
     return {"color": CATEGORICAL[i % len(CATEGORICAL)], "ls": LINESTYLES[(i // len(CATEGORICAL)) % len(LINESTYLES)]}
 
 
-def renderer(fig: Figure):
+def renderer(fig: Figure) -> RendererAgg:
     """An Agg renderer for ``fig`` (what PNGs are drawn with), to measure text."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    if not isinstance(fig.canvas, FigureCanvasAgg):
-        FigureCanvasAgg(fig)
-    return fig.canvas.get_renderer()
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    rend: RendererAgg = canvas.get_renderer()  # type: ignore[no-untyped-call]
+    return rend
 
 
-def fit_text(t: Text, max_width: float, rend, min_size: float = 7.0, max_lines: int = 3) -> None:
+def fit_text(t: Text, max_width: float, rend: RendererAgg, min_size: float = 7.0, max_lines: int = 3) -> None:
     """Wrap (at most ``max_lines`` lines), then shrink (down to ``min_size`` points) a text until its
     rendered width is at most ``max_width`` pixels."""
     words = " ".join(t.get_text().split())
@@ -86,12 +86,12 @@ def fit_text(t: Text, max_width: float, rend, min_size: float = 7.0, max_lines: 
         t.set_fontsize(size)
 
 
-def _slot_share(ax) -> float:
+def _slot_share(ax: Axes) -> float:
     """The share of the figure's width that an axes' grid columns get (width ratios counted,
     margins not: constrained layout gives the panels nearly all of it)."""
     spec = ax.get_subplotspec()
     if spec is None:
-        return ax.get_position().width
+        return float(ax.get_position().width)
     gs = spec.get_gridspec()
     ratios = np.asarray(gs.get_width_ratios() or [1.0] * gs.ncols, dtype=float)
     return float(ratios[list(spec.colspan)].sum() / ratios.sum())
@@ -109,7 +109,9 @@ def fit_titles(fig: Figure, min_size: float = 7.0) -> None:
         if ax.get_label() == "<colorbar>":
             continue
         slot = _slot_share(ax) * width
-        for t in (ax.title, ax._left_title, ax._right_title):
+        for t in (ax.title, getattr(ax, "_left_title", None), getattr(ax, "_right_title", None)):
+            if t is None:
+                continue
             if t.get_text():
                 fit_text(t, 0.97 * slot, rend, min_size)
 
