@@ -39,7 +39,7 @@ or the entry's line also sets (a ConfigError).
 
 * ``*.name`` fields: the value (``krum``); ``run.seed``: ``s`` + seed (``s3``); other fields:
   the key and the value (``lr0.1``; ``clip-true`` when the value starts with a letter);
-* characters outside ``[A-Za-z0-9._+-]`` become ``-``;
+* characters outside ``[A-Za-z0-9._+-]`` become ``-`` (in the base too, but for a grid line's own ``run.name``);
 * BASE: a ``--set run.name=NAME`` on the command line if given, else for a TOML source its
   ``[run] name`` (else the file stem), for a grid-file line or folder entry ``STEM_i`` (the file's or
   folder's name and the entry's 0-based position in it; a line that sets ``run.name`` keeps it);
@@ -330,12 +330,12 @@ def _entries(source: str | Path, name: str | None) -> list[_Entry]:
         files = folder_configs(path)
         if not files:
             raise ConfigError(str(path), "the folder holds no *.toml config")
-        stem = name or path.resolve().name
+        stem = safe(name or path.resolve().name)
         return [_toml_entry(p, [], f"{stem}_{i}", named=True) for i, p in enumerate(files)]
     if path.suffix == ".toml" or not path.exists():
         return [_toml_entry(path, [], name, named=False)]
     out = []
-    stem = name or path.stem
+    stem = safe(name or path.stem)
     for i, ln in enumerate(grid_lines(path)):
         where = f"{path} run {i}"
         try:
@@ -357,7 +357,7 @@ def _toml_entry(path: Path, own: list[str], base: str | None, *, named: bool) ->
     run = raw.get("run", {})
     own_name = str(run.get("name")) if isinstance(run, dict) and run.get("name") else None
     if base is None:
-        base = own_name or path.stem
+        base = safe(own_name or path.stem)
     elif not named:
         named = True  # --set run.name=NAME
     return _Entry(path, own, base, axes, seeds, named, own_name or DEFAULT_NAME)
@@ -413,7 +413,7 @@ def expand(
     cli_axes = [parse_axis(g) for g in grid]
     cli_seeds = parse_seeds(seeds) if seeds is not None else None
     sets = _set_fields(overrides)
-    name = _label(sets[NAME_FIELD]) if NAME_FIELD in sets else None
+    name = safe(_label(sets[NAME_FIELD])) if NAME_FIELD in sets else None
     common = [o for o in overrides if o.partition("=")[0].strip() != NAME_FIELD]
     runs: list[GridRun] = []
     for source in sources:

@@ -244,3 +244,11 @@ def test_byzmpi_grid_runs_without_torch_or_mpi(cfg):
     res = subprocess.run([sys.executable, "-c", code, str(cfg)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "3"
+
+
+def test_unsafe_bases_are_sanitised_but_a_lines_own_name_is_kept(tmp_path, cfg):
+    cfg.write_text(cfg.read_text().replace('name = "quickstart"', 'name = "my run"', 1))
+    assert names(G.expand([cfg], ["attack.name=alie,ipm"])) == ["my-run_alie", "my-run_ipm"]
+    assert names(G.expand([cfg], ["attack.name=alie,ipm"], None, ["run.name=a b"])) == ["a-b_alie", "a-b_ipm"]
+    (lone,) = G.expand([cfg])
+    assert lone.name == "my run" and lone.overrides == []
