@@ -108,6 +108,8 @@ class Task:
         if isinstance(batch, Batch) and batch.client in self.flipped:
             y = flip_labels(y, self.n_classes)
         _, grad = self.model.loss_grad(theta, self.dataset.X[idx], y)
+        if self.regularizer.kind == "none":  # no zero vector of d floats to allocate and add
+            return grad
         return grad.add_(self.regularizer.grad(theta))
 
     def local_gradient(self, theta: Tensor, client: int) -> Tensor:

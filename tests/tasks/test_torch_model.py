@@ -222,3 +222,47 @@ def test_import_object_from_a_file_and_a_module(tmp_path):
         import_object("missing.py:Net", tmp_path)
     with pytest.raises(ConfigError, match="has no attribute 'Nope'"):
         import_object("my_models.py:Nope", tmp_path)
+
+
+class Tied(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+        self.b = nn.Linear(4, 3)
+        self.c = nn.Linear(4, 4)
+        self.c.weight = self.a.weight  # tied: one parameter, two places
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.c(torch.tanh(self.a(x)))))
+
+
+class Symmetric(nn.Module):
+    def forward(self, w):
+        return w.triu() + w.triu(1).transpose(0, 1)
+
+
+def parametrized() -> nn.Module:
+    m = Tied()
+    torch.nn.utils.parametrize.register_parametrization(m.a, "bias", nn.Identity())
+    torch.nn.utils.parametrize.register_parametrization(m.b, "weight", nn.Identity())
+    torch.nn.utils.parametrize.register_parametrization(m.c, "bias", nn.Identity())
+    lin = nn.Linear(4, 4)
+    torch.nn.utils.parametrize.register_parametrization(lin, "weight", Symmetric())
+    return nn.Sequential(lin, m)
+
+
+@pytest.mark.parametrize("factory", [Tied, parametrized])
+def test_tied_and_parametrized_modules(factory):
+    model = TorchModel(factory, input_shape=(4,))
+    assert model._lean is (factory is Tied)
+    theta = model.init(torch.Generator().manual_seed(4))
+    X, y = torch.randn(5, 4, generator=torch.Generator().manual_seed(5)), torch.tensor([0, 1, 2, 1, 0])
+    value, grad = model.loss_grad(theta, X, y)
+    ref = plain(factory, theta)
+    loss = F.cross_entropy(ref(X), y)
+    loss.backward()
+    torch.testing.assert_close(value, loss.detach(), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(grad, flat_grad(ref), rtol=1e-5, atol=1e-7)
+    if factory is Tied:
+        assert model.dim == 4 * 4 + 4 + 3 * 4 + 3 + 4
+        assert model.module.a.weight is model.module.c.weight and model.module.a.weight.device.type == "meta"
