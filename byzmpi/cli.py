@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -65,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command != "run" and hasattr(signal, "SIGPIPE"):
+        # a reader that stops early (`byzmpi report ... | head`) ends us quietly, as for any Unix tool
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         if args.command == "run":
             return _run(args)

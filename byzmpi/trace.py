@@ -1,6 +1,7 @@
 """The HDF5 trace of a run, written by rank 0 only.
 
-Layout (schema version 2; version 1 lacked rounds.t_setup and rounds.t_wall):
+Layout (schema version 3; version 2 stored messages.clipped as u1 with 255 for "not applicable",
+version 1 lacked rounds.t_setup and rounds.t_wall):
 
 * root attributes: ``schema_version``, ``config`` (resolved, JSON), ``versions`` (JSON),
   ``world_size``, ``n_clients``, ``byzantine_ids``, ``method``, ``aggregator``, ``attack``,
@@ -33,7 +34,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 ROUND_DTYPE = np.dtype(
     [
@@ -70,7 +71,7 @@ MESSAGE_DTYPE = np.dtype(
         ("norm", "f4"),
         ("dist_honest_mean", "f4"),
         ("weight", "f4"),
-        ("clipped", "u1"),
+        ("clipped", "f4"),  # 1.0 clipped, 0.0 not, NaN where the method does not clip (a mean skips it)
         ("bytes", "i4"),
     ]
 )
@@ -97,7 +98,9 @@ ORACLE_FIELDS = [
 #: why a message was rejected (messages/rejected)
 REJECT_REASONS = {0: "accepted", 1: "non-finite", 2: "bad index", 3: "bad length"}
 #: messages/clipped value when the method does not clip
-NOT_APPLICABLE = 255
+NOT_APPLICABLE = float("nan")
+#: what schema versions 1-2 stored there instead (readers convert it to NaN)
+LEGACY_NOT_APPLICABLE = 255
 
 
 def _attr(value: Any) -> Any:

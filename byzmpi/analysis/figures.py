@@ -98,17 +98,25 @@ def _slot_share(ax: Axes) -> float:
 
 
 def fit_titles(fig: Figure, min_size: float = 7.0) -> None:
-    """Make the figure's title fit its width and each panel's title the width of its grid slot
-    (measured with the renderer the PNG is drawn with)."""
+    """Make the figure's title fit its width, each panel's title the width of its grid slot, and
+    legend entries their share of it (measured with the renderer the PNG is drawn with)."""
     rend = renderer(fig)
     width = fig.get_figwidth() * fig.dpi
     sup = getattr(fig, "_suptitle", None)
     if sup is not None and sup.get_text():
         fit_text(sup, 0.97 * width, rend, min_size)
+    for legend in fig.legends:  # a figure legend's entries share its width
+        texts = legend.get_texts()
+        per_row = max(1, min(len(texts), legend._ncols))
+        for t in texts:
+            fit_text(t, 0.85 * width / per_row - 40, rend, min_size, max_lines=4)
     for ax in fig.axes:
         if ax.get_label() == "<colorbar>":
             continue
         slot = _slot_share(ax) * width
+        if ax.get_legend() is not None:
+            for t in ax.get_legend().get_texts():
+                fit_text(t, 0.8 * slot, rend, min_size, max_lines=4)
         for t in (ax.title, getattr(ax, "_left_title", None), getattr(ax, "_right_title", None)):
             if t is None:
                 continue
@@ -227,7 +235,7 @@ def clipping(rounds: pd.DataFrame, messages: pd.DataFrame | None = None) -> Figu
     frac = M.clipped_fraction(rounds)
     ax2.plot(rounds["round"], _rolling(frac, n), color="k", lw=1.2, label="all accepted messages")
     if messages is not None and len(messages):
-        m = messages[messages["clipped"] != 255]
+        m = messages[messages["clipped"].notna()]
         for flag, name, color in ((0, "honest", HONEST), (1, "Byzantine (oracle)", BYZANTINE)):
             part = m[m["byzantine"].astype(int) == flag]
             if len(part):

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..trace import EVAL_DTYPE, MESSAGE_DTYPE, REJECT_REASONS, ROUND_DTYPE, open_trace
+from ..trace import EVAL_DTYPE, LEGACY_NOT_APPLICABLE, MESSAGE_DTYPE, REJECT_REASONS, ROUND_DTYPE, open_trace
 from .sources import find_traces
 
 TABLE_DTYPES = {"rounds": ROUND_DTYPE, "eval": EVAL_DTYPE, "messages": MESSAGE_DTYPE}
@@ -134,6 +134,8 @@ def table_frame(rows: np.ndarray, table: str, oracle: Sequence[str] = ()) -> pd.
     if rows.dtype.names is None or len(rows) == 0:
         rows = np.zeros(0, dtype)
     df = pd.DataFrame({name: rows[name] for name in rows.dtype.names})
+    if table == "messages" and "clipped" in df and df["clipped"].dtype == np.uint8:  # schema <= 2: 255 = n/a
+        df["clipped"] = df["clipped"].astype(np.float32).where(df["clipped"] != LEGACY_NOT_APPLICABLE)
     df.attrs["oracle_fields"] = [c for c in oracle if c in df.columns]
     return df
 

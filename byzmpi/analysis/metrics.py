@@ -6,7 +6,7 @@ Definitions used by reports (and checked by the tests against direct h5py reads)
   messages have weight 0; NaN everywhere means the rule gives no weights). The *share* of a
   message is its weight times the number of messages accepted that round (1 = a fair share).
 * **clipped fraction** of a round: ``rounds.clipped / (rounds.sampled - rounds.rejected)``;
-  a method that does not clip leaves ``rounds.clip_radius`` NaN and ``messages.clipped`` 255.
+  a method that does not clip leaves ``rounds.clip_radius`` and ``messages.clipped`` NaN.
 * **bytes sent** after r updates: the sum of ``bytes_up + bytes_down`` over rounds 0..r-1
   (``eval.round`` counts updates applied).
 * **other time**: ``t_round`` minus the traced parts (round plan, round communicator set-up).
@@ -19,8 +19,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from ..trace import NOT_APPLICABLE
 
 METRICS = ("loss", "accuracy", "gap", "grad_norm_sq")
 METRIC_LABELS = {
@@ -215,10 +213,10 @@ def kept_by_group(messages: pd.DataFrame) -> pd.DataFrame:
 
 # -- clipping -------------------------------------------------------------------------------
 def has_clipping(rounds: pd.DataFrame, messages: pd.DataFrame | None = None) -> bool:
-    """Whether the method clipped (a finite radius, or a clipped flag other than 255)."""
+    """Whether the method clipped (a finite radius, or a clipped flag that is not NaN)."""
     if len(rounds) and np.isfinite(rounds["clip_radius"].to_numpy(dtype=float)).any():
         return True
-    return messages is not None and len(messages) > 0 and bool((messages["clipped"] != NOT_APPLICABLE).any())
+    return messages is not None and len(messages) > 0 and bool(messages["clipped"].notna().any())
 
 
 def clipped_fraction(rounds: pd.DataFrame) -> pd.Series:
@@ -243,7 +241,7 @@ def clipping_table(rounds: pd.DataFrame, messages: pd.DataFrame | None = None) -
         {"quantity": "mean clipped fraction per round", "value": float(np.nanmean(frac)) if on.any() else math.nan},
     ]
     if messages is not None and len(messages):
-        m = messages[messages["clipped"] != NOT_APPLICABLE]
+        m = messages[messages["clipped"].notna()]
         for flag, name in ((0, "honest"), (1, "Byzantine")):
             part = m[m["byzantine"].astype(int) == flag]
             rows.append(

@@ -75,7 +75,7 @@ class RoundRecord:
     message_norm: np.ndarray = field(default_factory=lambda: np.empty(0))
     message_dist_honest_mean: np.ndarray = field(default_factory=lambda: np.empty(0))
     message_weight: np.ndarray = field(default_factory=lambda: np.empty(0))
-    message_clipped: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint8))
+    message_clipped: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
     message_bytes: int = 0
 
 
@@ -234,7 +234,7 @@ def _message_statistics(
     record.message_bytes = width * BYTES_PER_FLOAT
     dist = np.full(m, np.nan)
     weight = np.full(m, np.nan)
-    clipped = np.full(m, NOT_APPLICABLE, dtype=np.uint8)
+    clipped = np.full(m, NOT_APPLICABLE, dtype=np.float32)
     per_message = first.clients is not None and np.array_equal(first.clients, clients)
     if per_message and first.inputs is not None:
         dist[acc] = distances_to(first.inputs, first.centre).numpy()
@@ -242,7 +242,7 @@ def _message_statistics(
             weight[acc] = first.weights.numpy()
     weight[~acc] = 0.0
     if info.clipped is not None and len(info.clipped) == int(acc.sum()):  # per message (not per client)
-        clipped[acc] = info.clipped
+        clipped[acc] = np.asarray(info.clipped, dtype=np.float32)
     record.message_dist_honest_mean = dist
     record.message_weight = weight
     record.message_clipped = clipped

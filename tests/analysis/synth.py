@@ -98,7 +98,7 @@ def round_rows(
         out["weight"] = weight
         radius = float(rng.uniform(1.0, 3.0)) if clip else np.nan
         out["clipped"] = (
-            np.where(acc, out["norm"] > radius, NOT_APPLICABLE).astype(np.uint8) if clip else NOT_APPLICABLE
+            np.where(acc, (out["norm"] > radius).astype(np.float32), NOT_APPLICABLE) if clip else NOT_APPLICABLE
         )
         msgs.append(out)
         r = rounds[i]
