@@ -171,7 +171,8 @@ def worst_bars(sweep: S.Sweep, wc: pd.DataFrame, metric: str, band: str = "minma
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[len(facets) :]:
         fig.delaxes(ax)
-    finite = wc[["worst", "no_attack"]].to_numpy(dtype=float)
+    reach = {"minmax": wc["worst_max"], "std": wc["worst"] + wc["worst_std"], "none": wc["worst"]}[band]
+    finite = np.concatenate([wc[["worst", "no_attack"]].to_numpy(dtype=float).ravel(), reach.to_numpy(dtype=float)])
     finite = finite[np.isfinite(finite)]
     log = metric != "accuracy" and len(finite) and finite.min() > 0 and finite.max() / finite.min() > 20
     top = float(finite.max()) if len(finite) else 1.0
@@ -193,11 +194,12 @@ def worst_bars(sweep: S.Sweep, wc: pd.DataFrame, metric: str, band: str = "minma
         err = _error_bars(part, worst, band)
         if err is not None:
             ax.errorbar(x - 0.2, shown, yerr=err, fmt="none", ecolor="black", elinewidth=1, capsize=3)
+        above = shown + (err[1] if err is not None else 0.0)  # attack names go above the error bars
         ax.bar(x + 0.2, part["no_attack"].to_numpy(dtype=float), 0.4, color="0.6", label="no attack")
-        for b, w, att in zip(bars, worst, part["worst_attack"]):
+        for b, w, att, y in zip(bars, worst, part["worst_attack"], above):
             ax.annotate(
                 att if np.isfinite(w) else f"{att}: diverged",
-                (b.get_x() + b.get_width() / 2, b.get_height()),
+                (b.get_x() + b.get_width() / 2, y),
                 ha="center",
                 va="bottom",
                 fontsize=7,
@@ -221,12 +223,12 @@ def worst_bars(sweep: S.Sweep, wc: pd.DataFrame, metric: str, band: str = "minma
         handles,
         [
             "worst over attacks (attack named on the bar"
-            + ("" if band == "none" else f"; error bars: {BAND_TEXT[band]}")
+            + ("" if band == "none" else f";\nerror bars: {BAND_TEXT[band]}")
             + ")",
             "no attack",
         ],
         loc="outside lower center",
-        ncols=2,
+        ncols=2 if ncols > 1 else 1,
         fontsize=9,
     )
     fig.suptitle(f"Worst case over attacks per defence: final {M.METRIC_LABELS[metric]}")

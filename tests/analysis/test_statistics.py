@@ -239,9 +239,9 @@ def _assert_titles_fit(fig: Figure) -> None:
     rend = F.renderer(fig)
     fig.draw_without_rendering()
     width = fig.get_figwidth() * fig.dpi
-    for t in _titles(fig):
+    for t in [*_titles(fig), *fig.legends]:
         box = t.get_window_extent(rend)
-        assert box.width <= width and box.x0 >= -1 and box.x1 <= width + 1, (t.get_text(), box, width)
+        assert box.width <= width and box.x0 >= -1 and box.x1 <= width + 1, (t, box, width)
 
 
 def test_fit_text_wraps_then_shrinks_to_the_width():
