@@ -515,11 +515,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     out.add_argument("--list", action="store_true", help="INDEX<TAB>NAME<TAB>CONFIG --set ... per run (default)")
     out.add_argument("--names", action="store_true", help="the run names, one per line")
     out.add_argument("--json", action="store_true", help="a JSON list of {index, name, config, overrides, values}")
+    g.add_argument("--check", action="store_true", help="also load and validate every run's config (imports torch)")
     g.set_defaults(func=command)
+
+
+def check(runs: Sequence[GridRun]) -> None:
+    """Load every run's config; the first error names the run."""
+    for r in runs:
+        try:
+            r.load()
+        except ConfigError as exc:
+            raise ConfigError(f"run {r.index} ({r.name})", str(exc)) from None
 
 
 def command(args: argparse.Namespace) -> int:
     runs = from_args(args)
+    if args.check:
+        check(runs)
     if args.count:
         print(len(runs))
     elif args.names:

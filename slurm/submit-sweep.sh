@@ -5,7 +5,8 @@
 #      bash slurm/submit-sweep.sh configs/quickstart.toml --ntasks=9 -- --grid aggregator.name=krum,median --seeds 1..5
 # GRID: a grid file, a folder of configs or a config (see sweep.sbatch); the array size is
 # `byzmpi grid GRID [grid args] --count`, with the Python of $BYZMPI_PYTHON, else $BYZMPI_VENV or
-# ./.venv, else python on PATH. (--array-limit=K becomes --array=0-(N-1)%K: at most K tasks at once.)
+# ./.venv, else python on PATH, after checking every run's config (`--check`; BYZMPI_SWEEP_CHECK=0 skips it).
+# (--array-limit=K becomes --array=0-(N-1)%K: at most K tasks at once.)
 # Prints sbatch's output.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,6 +32,8 @@ if [ -n "${BYZMPI_PYTHON:-}" ]; then py=$BYZMPI_PYTHON
 elif [ -n "${BYZMPI_VENV:-}" ]; then py=$BYZMPI_VENV/bin/python
 elif [ -x .venv/bin/python ]; then py=.venv/bin/python
 else py=python; fi
-n=$("$py" -m byzmpi grid "${desc[@]}" --count)
+# --check: every run's config is valid here, before N tasks fail on the cluster (BYZMPI_SWEEP_CHECK=0: skip)
+check=(--check); [ "${BYZMPI_SWEEP_CHECK:-1}" = 0 ] && check=()
+n=$("$py" -m byzmpi grid "${desc[@]}" --count "${check[@]}")
 [ "$n" -gt 0 ] || { echo "submit-sweep.sh: $grid holds no runs" >&2; exit 2; }
 exec sbatch --array="0-$((n - 1))$limit" "${opts[@]}" "$here/sweep.sbatch" "$grid" "$@"

@@ -252,3 +252,12 @@ def test_unsafe_bases_are_sanitised_but_a_lines_own_name_is_kept(tmp_path, cfg):
     assert names(G.expand([cfg], ["attack.name=alie,ipm"], None, ["run.name=a b"])) == ["a-b_alie", "a-b_ipm"]
     (lone,) = G.expand([cfg])
     assert lone.name == "my run" and lone.overrides == []
+
+
+def test_grid_check_names_the_failing_run(cfg, capsys):
+    pytest.importorskip("torch")
+    assert main(["grid", str(cfg), "--grid", "aggregator.name=median,no_such_rule", "--check", "--count"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("byzmpi: config error: run 1 (quickstart_no_such_rule): ") and "\n" not in err
+    assert main(["grid", str(cfg), "--grid", "aggregator.name=median,trimmed_mean", "--check", "--count"]) == 0
+    assert capsys.readouterr().out.strip() == "2"
