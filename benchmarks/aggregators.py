@@ -411,7 +411,7 @@ def bench_shape(m: int, d: int, names: list[str], args) -> dict:
                 print(f"  {name:20s} skipped: {entry['skipped']}", flush=True)
                 continue
             entry["path"] = path_used(name, x, f)
-            if args.byzfl and not name.startswith("ref:"):
+            if args.byzfl and not name.startswith("ref:") and _rnd < args.byzfl_rounds:
                 if name not in checks:
                     checks[name] = ours_for_check(name, x, f, m)
                 bench_byzfl(name, x, f, checks[name], entry, args)
@@ -517,6 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--no-byzfl", dest="byzfl", action="store_false", help="skip the byzfl column")
     ap.add_argument("--byzfl-backends", nargs="+", default=["numpy", "torch"], choices=["numpy", "torch"])
+    ap.add_argument("--byzfl-rounds", type=int, default=1, help="rounds in which byzfl is timed too")
     ap.add_argument("--byzfl-repeats", type=int, default=3, help="timed byzfl calls per round (after the first)")
     ap.add_argument("--byzfl-budget-s", type=float, default=15.0, help="stop repeating a byzfl call after this")
     ap.add_argument("--byzfl-max-call-s", type=float, default=60.0, help="time once a byzfl call slower than this")
