@@ -60,7 +60,9 @@ class ThreatModel:
 
     ``simulated``: the server builds them from the round's honest messages (omniscient model, an
     attack other than ``none``, at least one Byzantine client); ``local``: the Byzantine hosts
-    build them; ``flips_labels``: Byzantine clients compute on a label-flipped view of their data.
+    build them; ``flips_labels``: Byzantine clients compute on a label-flipped view of their data;
+    ``space``: ``estimator`` (the attack is computed on, and replaces, the vector the rule
+    aggregates, then written back as the message that produces it) or ``message`` (on what travels).
     """
 
     attack: Attack
@@ -69,6 +71,17 @@ class ThreatModel:
     simulated: bool
     local: bool
     flips_labels: bool
+    space: str
+
+
+def attack_space(cfg: Config) -> str:
+    """``attack.space`` resolved: ``auto`` is ``estimator`` for methods whose rule aggregates
+    something other than the messages (the variance-reduced methods and RoSDHB's momenta), else
+    ``message`` (also in the local threat model, where hosts attack what they send)."""
+    has_view = METHODS[cfg.method.name].estimator and cfg.attack.threat_model == "omniscient"
+    if cfg.attack.space == "auto":
+        return "estimator" if has_view else "message"
+    return cfg.attack.space if has_view else "message"  # without a view the two spaces coincide
 
 
 def threat_model(cfg: Config) -> ThreatModel:
@@ -82,4 +95,5 @@ def threat_model(cfg: Config) -> ThreatModel:
         simulated=active and model == "omniscient",
         local=active and model == "local",
         flips_labels=attack.flips_labels and cfg.clients.byzantine > 0,
+        space=attack_space(cfg),
     )

@@ -191,7 +191,7 @@ def parse_config(raw: Mapping, base: Path | None = None) -> Config:
     f = clients["byzantine"] if fields["f"] is None else fields["f"]  # resolved below once ids are known
     aggregator = AggregatorChoice(name, params, pre, f=-1 if fields["f"] is None else f)
     name, params, _, fields = _component(raw, "attack", ATTACKS, "none", ATTACK_FIELDS)
-    attack = AttackChoice(name, params, threat_model=fields["threat_model"])
+    attack = AttackChoice(name, params, threat_model=fields["threat_model"], space=fields["space"])
     name, params, _, _ = _component(raw, "compressor", COMPRESSORS, "identity", {})
     compressor = Component(name, params)
     if attack.threat_model == "local" and ATTACKS[attack.name].local is None:
@@ -199,6 +199,12 @@ def parse_config(raw: Mapping, base: Path | None = None) -> Config:
         raise ConfigError(
             "attack.threat_model",
             f"attack {attack.name!r} has no local implementation; local attacks: {', '.join(local)}",
+        )
+    if attack.threat_model == "local" and attack.space == "estimator" and METHODS[method.name].estimator:
+        raise ConfigError(
+            "attack.space",
+            "the local threat model attacks the messages its hosts send (space = message or auto); "
+            "estimator-space attacks are simulated by the server (threat_model = omniscient)",
         )
     for section, key, table in (("run", "trace", run), ("checkpoint", "path", checkpoint)):
         try:

@@ -178,6 +178,15 @@ AGGREGATOR_FIELDS = {
 }
 ATTACK_FIELDS = {
     "threat_model": Param("threat_model", str, "omniscient", "who builds Byzantine messages", choices=THREAT_MODELS),
+    "space": Param(
+        "space",
+        str,
+        "auto",
+        "where the attack acts: estimator (the vector the rule aggregates: g^k + Q(Delta_i) for MARINA, "
+        "g_i for DASHA, the momentum for RoSDHB), message (what travels), auto (estimator for the "
+        "variance-reduced methods)",
+        choices=ATTACK_SPACES,
+    ),
 }
 
 RUN_NAME = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,127}")
@@ -270,9 +279,10 @@ class AttackChoice(Component):
     messages; ``local``: built by the Byzantine ranks themselves)."""
 
     threat_model: str = "omniscient"
+    space: str = "auto"
 
     def fields(self) -> dict[str, Any]:
-        return {"threat_model": self.threat_model}
+        return {"threat_model": self.threat_model, "space": self.space}
 
 
 @dataclass(frozen=True)

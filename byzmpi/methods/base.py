@@ -10,8 +10,12 @@ The round loop (:mod:`byzmpi.runner`) is the same for every method; a method kno
   view has flipped labels);
 * ``server_update(server, rows, clients, plan, aggregate)``: combine the round's validated,
   decoded rows (aligned with ``clients``) with the robust ``aggregate(x, clients)`` and step;
-* optional ``trajectory(server, plan) -> (p, x0, γ)``: the point p such that an aggregate v makes
-  the next model p − γ·v (for attacks that steer it).
+* optional ``trajectory(server, plan, space) -> (p, x0, γ)``: the point p such that an aggregate
+  v makes the next model p − γ·v (for attacks that steer it), for an attack in ``space``;
+* optional (``MethodSpec.estimator``) ``estimator_view(server, rows, clients, plan)``: the vectors
+  the rule aggregates for these decoded messages (g^k + Q(Δ_i), g_i, momenta), and
+  ``message_for(server, vectors, clients, plan)``: the messages that produce given vectors — the
+  estimator attack space (docs/design.md, "Threat models").
 
 The bytes are not the method's business: its ``codec`` (:class:`~byzmpi.compressors.codec.WireCodec`,
 the compressor side) encodes, validates and decodes the payloads, and says what a Byzantine
@@ -81,7 +85,10 @@ class MethodSpec:
     coin: Callable[[dict], tuple[float, bool]] = lambda params: (0.0, False)
     full_participation: bool = False
     check: Callable[[dict, Any], None] | None = None
-    trajectory: bool = True  # the method exposes trajectory(server, plan) (for attacks that steer)
+    trajectory: bool = True  # the method exposes trajectory(server, plan, space) (for attacks that steer)
+    # the rule aggregates something other than the messages, and the method maps between the two:
+    # estimator_view(server, rows, clients, plan) and message_for(server, vectors, clients, plan)
+    estimator: bool = False
 
 
 METHODS: Registry[MethodSpec] = Registry("method", "method")

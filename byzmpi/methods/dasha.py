@@ -89,6 +89,20 @@ class ByzDashaPage:
     def model(self, server: DashaServer) -> Tensor:
         return server.x
 
+    def estimator_view(self, server: DashaServer, rows: Tensor, clients: np.ndarray, plan: RoundPlan) -> Tensor:
+        """The stored g_i the rule aggregates after adding each client's m_i (round 0: g_i = m_i)."""
+        if plan.round == 0:
+            return rows
+        idx = torch.from_numpy(np.asarray(clients, dtype=np.int64))
+        return server.g_clients[idx].to(rows.dtype) + rows
+
+    def message_for(self, server: DashaServer, vectors: Tensor, clients: np.ndarray, plan: RoundPlan) -> Tensor:
+        """The m_j that sets a Byzantine's stored g_j to ``vectors`` (the authors' code sets g_j directly)."""
+        if plan.round == 0:
+            return vectors
+        idx = torch.from_numpy(np.asarray(clients, dtype=np.int64))
+        return vectors - server.g_clients[idx].to(vectors.dtype)
+
     def downlink(self, server: DashaServer, plan: RoundPlan, out: Tensor) -> None:
         d = self.task.dim
         out[:d].copy_(server.x - self.lr * server.g)
@@ -145,7 +159,11 @@ class ByzDashaPage:
             )
         server.x, server.g, server.started = x_next, g.clone(), True
         return RoundInfo(
-            aggregate_norm=norm, update_norm=step, clip_radius=radius, clipped=clipped, invalid_states=int((~valid).sum())
+            aggregate_norm=norm,
+            update_norm=step,
+            clip_radius=radius,
+            clipped=clipped,
+            invalid_states=int((~valid).sum()),
         )
 
 
@@ -181,5 +199,6 @@ register_method(
         full_participation=True,
         check=_check,
         trajectory=False,
+        estimator=True,
     )
 )

@@ -83,10 +83,20 @@ class VRMarina:
     def _next(self, server: MarinaServer) -> Tensor:
         return server.x - self.lr * server.g
 
-    def trajectory(self, server: MarinaServer, plan: RoundPlan) -> tuple[Tensor, Tensor, float]:
-        """x^{k+2} = x^{k+1} − γ g^{k+1}: with g^{k+1} = v (full round) or g^k + v (difference round)."""
+    def trajectory(self, server: MarinaServer, plan: RoundPlan, space: str = "message") -> tuple[Tensor, Tensor, float]:
+        """x^{k+2} = x^{k+1} − γ g^{k+1}: with g^{k+1} = v (full round, or any round in the estimator
+        space, where v replaces g^{k+1}) or g^k + v (a difference round in the message space)."""
         x_next = self._next(server)
-        return (x_next if plan.full else x_next - self.lr * server.g), server.x0, self.lr
+        p = x_next if plan.full or space == "estimator" else x_next - self.lr * server.g
+        return p, server.x0, self.lr
+
+    def estimator_view(self, server: MarinaServer, rows: Tensor, clients: np.ndarray, plan: RoundPlan) -> Tensor:
+        """What a worker holds: g_i^{k+1} = ∇f_i (full round) or g^k + Q(Δ_i) (difference round)."""
+        return rows if plan.full else server.g.to(rows.dtype) + rows
+
+    def message_for(self, server: MarinaServer, vectors: Tensor, clients: np.ndarray, plan: RoundPlan) -> Tensor:
+        """The message that makes a worker's vector ``vectors``: itself, or its difference from g^k."""
+        return vectors if plan.full else vectors - server.g.to(vectors.dtype)
 
     def downlink(self, server: MarinaServer, plan: RoundPlan, out: Tensor) -> None:
         d = self.task.dim
@@ -175,6 +185,7 @@ register_method(
         },
         coin=lambda params: (params["p"], True),
         check=_check_independent,
+        estimator=True,
     )
 )
 
@@ -197,5 +208,6 @@ register_method(
         coin=lambda params: (params["p"], True),
         full_participation=True,
         check=_check_independent,
+        estimator=True,
     )
 )

@@ -71,7 +71,7 @@ class RobustSGD:
     def model(self, server: SGDServer) -> Tensor:
         return server.x
 
-    def trajectory(self, server: SGDServer, plan: RoundPlan) -> tuple[Tensor, Tensor, float]:
+    def trajectory(self, server: SGDServer, plan: RoundPlan, space: str = "message") -> tuple[Tensor, Tensor, float]:
         return server.x, server.x0, self.lr
 
     def downlink(self, server: SGDServer, plan: RoundPlan, out: Tensor) -> None:

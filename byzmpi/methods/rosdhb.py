@@ -93,8 +93,18 @@ class RoSDHB:
         g, radius, clipped = self.clipping.aggregate(aggregate, server.momenta[idx], server, clients=clients)
         return take_step(server, g, self.lr, radius, clipped)
 
-    def trajectory(self, server: RosServer, plan: RoundPlan) -> tuple[Tensor, Tensor, float]:
+    def trajectory(self, server: RosServer, plan: RoundPlan, space: str = "message") -> tuple[Tensor, Tensor, float]:
         return server.x, server.x0, self.lr
+
+    def estimator_view(self, server: RosServer, rows: Tensor, clients: np.ndarray, plan: RoundPlan) -> Tensor:
+        """The momenta the rule aggregates: β m_i + (1 − β) g̃_i for each decoded g̃_i."""
+        idx = torch.from_numpy(np.asarray(clients, dtype=np.int64))
+        return server.momenta[idx].to(rows.dtype) * self.beta + rows * (1.0 - self.beta)
+
+    def message_for(self, server: RosServer, vectors: Tensor, clients: np.ndarray, plan: RoundPlan) -> Tensor:
+        """The reconstructed g̃ that moves client i's momentum to ``vectors``: (v − β m_i)/(1 − β)."""
+        idx = torch.from_numpy(np.asarray(clients, dtype=np.int64))
+        return (vectors - server.momenta[idx].to(vectors.dtype) * self.beta) / (1.0 - self.beta)
 
 
 register_method(
@@ -110,5 +120,6 @@ register_method(
             "beta": Param("beta", float, 0.9, "server momentum beta (EMA form)", minimum=0.0, maximum=0.999999),
             **CLIP_PARAMS,
         },
+        estimator=True,
     )
 )

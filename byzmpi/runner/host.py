@@ -54,6 +54,8 @@ class Host:
             n_byzantine=plan.n_byzantine,
             seed=self.s.cfg.run.seed,
             round=plan.round,
+            n_clients=self.s.cfg.clients.n,
+            f_global=self.s.cfg.clients.byzantine,
         )
         attack = self.attack.local(ctx, **self.attack_params)
         for row, client, v in zip(rows.tolist(), clients.tolist(), attack):

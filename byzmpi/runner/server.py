@@ -108,6 +108,7 @@ class Server:
             "aggregator": cfg.aggregator.name,
             "attack": cfg.attack.name,
             "threat_model": s.threat.model,
+            "attack_space": s.threat.space,
             "compressor": cfg.compressor.name,
             "seed": cfg.run.seed,
             "simulation": s.threat.simulated,

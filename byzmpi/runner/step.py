@@ -109,28 +109,41 @@ def receive(run: Run, state: ServerState, plan: RoundPlan, wire: Tensor) -> tupl
 
 def simulate_attack(run: Run, state: ServerState, plan: RoundPlan, rows: Tensor, codes: Tensor) -> None:
     """Omniscient model: replace the Byzantine rows (decoded, dense) by the attack built from the
-    honest rows, restricted to what each Byzantine's payload can carry this round."""
+    honest rows, restricted to what each Byzantine's payload can carry this round.
+
+    In the ``estimator`` space (docs/design.md, "Threat models") the attack is computed on the
+    vectors the rule aggregates (the method's ``estimator_view``: g^k + Q(Δ_i), g_i, momenta), and
+    each attack vector is written back as the message that produces it (``message_for``), then
+    restricted to the payload; the searches score the aggregate of those vectors. In the
+    ``message`` space it acts on the decoded messages themselves."""
     byz = torch.from_numpy(plan.byzantine)
     honest_ok = ~byz & (codes == ACCEPTED)
     method, byz_clients = run.method, plan.sampled[plan.byzantine]
+    estimator = run.threat.space == "estimator"
+    honest_clients = plan.sampled[honest_ok.numpy()]
 
-    def restrict(block: Tensor) -> Tensor:
-        return torch.stack([method.codec.writable(v, plan, int(c)) for v, c in zip(block.to(rows.dtype), byz_clients)])
+    def to_space(block: Tensor, clients: np.ndarray) -> Tensor:
+        return method.estimator_view(state.method, block, clients, plan) if estimator else block  # type: ignore[attr-defined]
+
+    def to_messages(block: Tensor) -> Tensor:
+        msgs = method.message_for(state.method, block, byz_clients, plan) if estimator else block  # type: ignore[attr-defined]
+        return torch.stack([method.codec.writable(v, plan, int(c)) for v, c in zip(msgs.to(rows.dtype), byz_clients)])
 
     trial, trial_codes = rows.clone(), codes.clone()  # reused by every call of a search
     trial_codes[byz] = ACCEPTED
 
-    def defender(byz_rows: Tensor) -> Tensor:
-        trial[byz] = restrict(byz_rows)
+    def defender(byz_vectors: Tensor) -> Tensor:
+        trial[byz] = to_messages(byz_vectors)
         ok = finite_codes(trial, trial_codes) == ACCEPTED
         f_eff = effective_f(run.f, int((~ok).sum()))
-        return state.pipeline.peek(trial[ok], f=f_eff, round_=plan.round, clients=plan.sampled[ok.numpy()]).value
+        ids = plan.sampled[ok.numpy()]
+        return state.pipeline.peek(to_space(trial[ok], ids), f=f_eff, round_=plan.round, clients=ids).value
 
     view = getattr(method, "trajectory", None)
-    model, x0, lr = view(state.method, plan) if view is not None else (None, None, None)
+    model, x0, lr = view(state.method, plan, run.threat.space) if view is not None else (None, None, None)
     ctx = AttackContext(
-        honest=rows[honest_ok],
-        own=rows[byz],
+        honest=to_space(rows[honest_ok], honest_clients),
+        own=to_space(rows[byz], byz_clients),
         clients=byz_clients,
         m=plan.m,
         seed=run.cfg.run.seed,
@@ -139,8 +152,10 @@ def simulate_attack(run: Run, state: ServerState, plan: RoundPlan, rows: Tensor,
         model=model,
         x0=x0,
         lr=lr,
+        n_clients=run.cfg.clients.n,
+        f_global=run.cfg.clients.byzantine,
     )
-    rows[byz] = restrict(run.threat.attack.build(ctx, **run.threat.params))
+    rows[byz] = to_messages(run.threat.attack.build(ctx, **run.threat.params))
     codes[byz] = ACCEPTED
 
 

@@ -253,3 +253,60 @@ def test_monna_refuses_a_round_without_its_trusted_client():
     record = step(run, state, plan, wire)
     assert record.skipped and "trusted client 2" in record.refused
     assert torch.equal(state.method.x, x0)
+
+
+# -- the attack space -----------------------------------------------------------------------------
+def test_sign_flip_in_the_estimator_space_of_vr_marina_negates_g_plus_difference():
+    """Estimator space: the Byzantine's vector g^k + Q(Δ_j) is negated, and the message written back
+    is the one producing it, −(g^k + Q(Δ_j)) − g^k; in the message space only Q(Δ_j) is negated."""
+    from byzmpi.runner.step import receive
+
+    for space in ("estimator", "message"):
+        run = make_run(
+            {"name": "vr_marina", "lr": 0.5, "p": 0.0},
+            {"name": "median", "f": 1},
+            clients={"byzantine_ids": [1]},
+            attack={"name": "sign_flip", "space": space},
+        )
+        assert run.threat.space == space
+        clients, state = Clients(run), new_server_state(run)
+        plan0 = plan_of(run, 0)
+        step(run, state, plan0, clients.wire(state, plan0))
+        g_k = state.method.g.clone()
+        plan1 = plan_of(run, 1, full=False)
+        honest = clients.messages(state, plan1)
+        row = int(np.flatnonzero(plan1.sampled == 1)[0])
+        rows, codes = receive(run, state, plan1, clients.wire(state, plan1))
+        expected = -(g_k + honest[row]) - g_k if space == "estimator" else -honest[row]
+        assert torch.allclose(rows[row], expected, atol=1e-6), space
+        assert torch.equal(rows[row + 1 :], honest[row + 1 :])  # honest rows untouched
+
+
+def test_sign_flip_in_the_estimator_space_of_rosdhb_negates_the_momentum():
+    run = make_run(
+        {"name": "rosdhb", "lr": 0.1, "beta": 0.8},
+        {"name": "trimmed_mean", "f": 1},
+        clients={"byzantine_ids": [2]},
+        attack={"name": "sign_flip"},  # auto: the estimator space for RoSDHB
+    )
+    assert run.threat.space == "estimator"
+    clients, state = Clients(run), new_server_state(run)
+    for k in range(3):
+        plan = plan_of(run, k)
+        before = state.method.momenta[2].clone()
+        own = clients.messages(state, plan)[int(np.flatnonzero(plan.sampled == 2)[0])]
+        step(run, state, plan, clients.wire(state, plan))
+        # the momentum the server now holds for the Byzantine is the negation of the honest one
+        assert torch.allclose(state.method.momenta[2], -(0.8 * before + 0.2 * own), atol=1e-5), k
+
+
+def test_local_threat_model_refuses_an_explicit_estimator_space():
+    from byzmpi.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="attack.space"):
+        make_run(
+            {"name": "vr_marina", "lr": 0.5},
+            {"name": "median", "f": 1},
+            clients={"byzantine_ids": [1]},
+            attack={"name": "sign_flip", "threat_model": "local", "space": "estimator"},
+        )
