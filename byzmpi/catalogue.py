@@ -3,6 +3,8 @@ parameters, defaults and validity condition."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from .aggregators import PRE_AGGREGATORS, RULES
 from .attacks import ATTACKS
 from .compressors import COMPRESSORS
@@ -34,8 +36,8 @@ def format_catalogue() -> str:
         models = "omniscient, local" if attack.local is not None else "omniscient only"
         lines += [f"  {attack.name}: {attack.doc} [{models}]", *_params(attack.params)]
     lines += ["", "compressors ([compressor] name = ...):"]
-    for spec in COMPRESSORS.values():
-        lines += [f"  {spec.name}: {spec.doc}", *_params(spec.params)]
+    for comp in COMPRESSORS.values():
+        lines += [f"  {comp.name}: {comp.doc}", *_params(comp.params)]
     return "\n".join(lines)
 
 
@@ -85,12 +87,12 @@ def _md_params(params: dict[str, Param], where: str) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for p in params.values():
-        kind = f"list of {p.item.__name__}" if p.type is list else p.type.__name__
+        kind = f"list of {getattr(p.item, '__name__', p.item)}" if p.type is list else p.type.__name__
         lines.append(f"| `{p.name}` | {kind} | {_toml(p.default)} | {_md(_allowed(p))} | {_md(p.doc)} |")
     return [*lines, ""]
 
 
-def _condition_text(rule) -> str:
+def _condition_text(rule: Any) -> str:
     condition = rule.condition
     return str(getattr(condition, "text", condition))
 
@@ -194,9 +196,9 @@ def format_catalogue_markdown() -> str:
         out += [f"### `{attack.name}`", "", f"{_md(attack.doc)}", "", f"Threat models: {models}.{extra}", ""]
         out += _md_params(attack.params, "`[attack]`")
     out += ["## Compressors", "", "`[compressor] name = ...`; parameters in the same table.", ""]
-    for spec in COMPRESSORS.values():
-        out += [f"### `{spec.name}`", "", _md(spec.doc), ""]
-        out += _md_params(spec.params, "`[compressor]`")
+    for comp in COMPRESSORS.values():
+        out += [f"### `{comp.name}`", "", _md(comp.doc), ""]
+        out += _md_params(comp.params, "`[compressor]`")
     while out and out[-1] == "":
         out.pop()
     return "\n".join(out) + "\n"
