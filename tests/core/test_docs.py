@@ -100,3 +100,31 @@ def test_no_file_cites_notes_outside_the_repository():
             if NOTES.search(line):
                 bad.append(f"{name}:{lineno}: {line.strip()[:140]}")
     assert not bad, "cite the page under docs/ instead (docs/README.md lists them):\n" + "\n".join(bad)
+
+
+CITED_SECTION = re.compile(r"docs/([a-z]+\.md), [\"']([^\"']+)[\"']")
+
+
+def test_cited_sections_exist():
+    """A citation such as ``docs/design.md, "Threat models"`` names a heading of that page."""
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "byzmpi", "tests", "analysis", "benchmarks"],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+    )
+    if out.returncode != 0:
+        pytest.skip("git ls-files not available")
+    headings: dict[str, set[str]] = {}
+    for page in DOCS.glob("*.md"):
+        lines = page.read_text(encoding="utf-8").splitlines()
+        headings[page.name] = {line.lstrip("#").strip() for line in lines if line.startswith("#")}
+    bad = []
+    for name in out.stdout.decode().split("\0"):
+        path = ROOT / name
+        if not name.endswith(".py") or not path.is_file():
+            continue
+        for page, title in CITED_SECTION.findall(path.read_text(encoding="utf-8", errors="replace")):
+            if title not in headings.get(page, set()):
+                bad.append(f"{name}: docs/{page}, {title!r}")
+    assert not bad, "cited sections missing from docs/:\n" + "\n".join(bad)
