@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from statistics import NormalDist
 
 import torch
@@ -37,22 +38,51 @@ def alie(honest: Tensor, *, z: float) -> Tensor:
     """μ − z·σ coordinate-wise, with μ the mean and σ the standard deviation (ddof = 1) of the
     honest vectors; σ = 0 when there is a single honest vector.
 
-    Convention: every Byzantine sends this same vector; z defaults to :func:`alie_z`.
+    Convention: every Byzantine sends this same vector; z defaults to :func:`alie_z` of the global
+    (n, f) (:func:`default_z`).
     Reference: Baruch, Baruch, Goldberg, "A little is enough", NeurIPS 2019.
     """
     return honest.mean(0) - z * coordinate_std(honest)
 
 
-def _build(ctx: AttackContext, *, z: float | None) -> Tensor:
+Z_FROM = ("global", "round")
+
+
+def default_z(ctx: AttackContext | LocalContext, z_from: str = "global") -> float:
+    """ALIE's default z for this round: :func:`alie_z` of the global (n, f) or of the round's (m, b).
+
+    ``z_from = "global"`` (default): z = alie_z(n, f) with n the population's clients and f its
+    Byzantine clients (``ctx.n_clients``, ``ctx.f_global``), as the official codes compute it once
+    for the run (Byz-VR-MARINA(-PP) code: z(20, 5) = 0.2533 under partial participation too).
+    ``z_from = "round"``: z = alie_z(m, b) from the round's m messages and b sampled Byzantines
+    (under partial participation with C = 4 this gives z(4, 1) = −0.431, z(4, 2) = z(4, 3) = 0).
+    When the context does not carry (n, f), "global" falls back to the round's (m, b) with a
+    RuntimeWarning.
+    """
+    if z_from not in Z_FROM:
+        raise ValueError(f"z_from must be one of {Z_FROM}, got {z_from!r}")
+    if z_from == "global":
+        if ctx.n_clients is not None and ctx.f_global is not None:
+            return alie_z(int(ctx.n_clients), int(ctx.f_global))
+        warnings.warn(
+            "byzmpi: ALIE z_from='global' but the attack context has no (n_clients, f_global); "
+            "using the round's (m, b)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return alie_z(ctx.m, ctx.n_byzantine)
+
+
+def _build(ctx: AttackContext, *, z: float | None, z_from: str = "global") -> Tensor:
     if z is None:
-        z = alie_z(ctx.m, ctx.n_byzantine)
+        z = default_z(ctx, z_from)
     return alie(ctx.reference(), z=z).expand(ctx.n_byzantine, -1).clone()
 
 
-def _local(ctx: LocalContext, *, z: float | None) -> Tensor:
+def _local(ctx: LocalContext, *, z: float | None, z_from: str = "global") -> Tensor:
     """ALIE estimated from the coalition's own honest messages (μ_c − z·σ_c)."""
     if z is None:
-        z = alie_z(ctx.m, ctx.n_byzantine)
+        z = default_z(ctx, z_from)
     stats = ctx.coalition
     return (stats.mean - z * stats.std).to(ctx.own).expand(ctx.own.shape[0], -1).clone()
 
@@ -67,8 +97,16 @@ register_attack(
                 "z",
                 float,
                 None,
-                "fixed z; default Phi^-1((G-s)/G), s = floor(m/2+1) - b for the round's m messages and b Byzantine",
+                "fixed z; default Phi^-1((G-s)/G), G = N - F, s = floor(N/2+1) - F, (N, F) as z_from says",
                 nullable=True,
+            ),
+            "z_from": Param(
+                "z_from",
+                str,
+                "global",
+                "(N, F) of the default z: the population's clients and Byzantine clients (global, as the "
+                "official codes) or the round's m messages and b Byzantine (round)",
+                choices=Z_FROM,
             ),
         },
         local=_local,

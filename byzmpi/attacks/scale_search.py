@@ -1,14 +1,19 @@
 """Search over an attack's scale against the defender's actual aggregator.
 
-Shared by FOE (IPM with a searched ε) and ALIE with a searched z: the attacker tries every scale of a
-grid, asks the server's real pipeline what it would output (``AttackContext.defender``), and keeps
-the scale whose aggregate lands farthest from the honest mean.
+Shared by FOE (IPM with a searched ε) and ALIE with a searched z: the attacker scores a scale s by
+the harm ‖Agg(honest ∪ byz(s)) − μ‖ (μ the honest mean, Agg the server's real pipeline through
+``AttackContext.defender``), scans a grid wide enough to contain the worst case (by default 0 and
+log-spaced magnitudes 10⁻³ … 10³, both signs where the attack has two), then refines around the
+best grid point with an expansion/contraction line search (pattern search), the method of the
+literature's optimised attacks (Allouah et al. 2023; Karimireddy et al. 2022, "Optimal" FOE/ALIE:
+a line maximisation of the same harm).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -31,6 +36,29 @@ def scale_grid(low: float, high: float, steps: int, *, field: str = "attack") ->
     return [float(v) for v in np.linspace(low, high, steps)]
 
 
+def log_scale_grid(
+    smallest: float, largest: float, steps: int, *, signed: bool = False, field: str = "attack"
+) -> list[float]:
+    """0, then ``steps`` log-spaced magnitudes from ``smallest`` to ``largest`` (and, when
+    ``signed``, each magnitude's negative right after it), in that scan order.
+
+    Scan order matters for ties: :func:`maximise_harm` keeps the first best, i.e. the smallest
+    |s| (positive before negative). The default search grid (1e-3, 1e3, 24) has ratio 10^(6/23)
+    ≈ 1.82 between neighbours.
+    """
+    if steps < 1:
+        raise ConfigError(f"{field}_steps", f"must be >= 1 (got {steps})")
+    if not smallest > 0.0:
+        raise ConfigError(f"{field}_min", f"must be > 0 for a log grid (got {smallest!r}; 0 is always tried)")
+    if largest < smallest:
+        raise ConfigError(f"{field}_max", f"must be >= {field}_min (got {largest!r} < {smallest!r})")
+    grid = [0.0]
+    mags = [float(smallest)] if steps == 1 else [float(v) for v in np.geomspace(smallest, largest, steps)]
+    for v in mags:
+        grid.extend((v, -v) if signed else (v,))
+    return grid
+
+
 def deviation(aggregate: Tensor, centre: Tensor) -> float:
     """‖aggregate − centre‖₂ in float64; −inf when the aggregate is not finite.
 
@@ -40,25 +68,155 @@ def deviation(aggregate: Tensor, centre: Tensor) -> float:
     return value if math.isfinite(value) else -math.inf
 
 
-def search_scale(
-    defender: Callable[[Tensor], Tensor], centre: Tensor, candidate: Callable[[float], Tensor], grid: Sequence[float]
-) -> tuple[float, Tensor]:
-    """The scale s of ``grid`` maximising ‖defender(candidate(s)) − centre‖, and its block.
+@dataclass(frozen=True)
+class ScaleSearch:
+    """The outcome of :func:`maximise_harm`: the chosen scale, its (B, L) block, its harm
+    ‖Agg − μ‖ (−inf when non-finite) and the number of defender calls it took."""
 
-    ``candidate(s)`` is the (B, L) block of Byzantine messages for scale s. The grid is scanned in
-    the given order and a later scale replaces the best only when strictly better, so ties go to the
-    earliest (for an increasing grid: the smallest) scale, and the result is deterministic. When
-    every scale gives a non-finite aggregate, the first scale is returned.
+    scale: float
+    block: Tensor
+    harm: float
+    calls: int
+
+
+def _between(lo: float, hi: float, count: int) -> list[float]:
+    """``count`` points strictly inside (lo, hi): geometrically spaced when lo and hi are non-zero
+    and of one sign, evenly spaced otherwise."""
+    if count <= 0 or not lo < hi:
+        return []
+    if lo * hi > 0:
+        pts = np.geomspace(abs(lo), abs(hi), count + 2)[1:-1]
+        return [float(v) if lo > 0 else -float(v) for v in pts]
+    return [float(v) for v in np.linspace(lo, hi, count + 2)[1:-1]]
+
+
+def maximise_harm(
+    defender: Callable[[Tensor], Tensor],
+    centre: Tensor,
+    candidate: Callable[[float], Tensor],
+    grid: Sequence[float],
+    *,
+    zoom: int = 0,
+    refine: int = 0,
+    starts: int = 3,
+) -> ScaleSearch:
+    """The scale s maximising harm(s) = ‖defender(candidate(s)) − centre‖: a grid scan, a finer scan
+    around the best grid points, then line searches from the best points found.
+
+    1. Scan: every s of ``grid`` in the given order; a later scale replaces the best only when
+       strictly better (ties → the earliest scanned; non-finite aggregates score −inf).
+    2. Zoom (``zoom`` > 0 calls): around ``starts`` seeds, the most harmful local maxima of the
+       sorted grid (then the most harmful other points; ties → scan order; the first seed gets
+       half the calls, the others share the rest), points strictly inside
+       the bracket of the point's neighbours in the sorted grid, half on each side, geometrically
+       spaced (evenly when the bracket holds 0).
+    3. Refine (``refine`` > 0 calls): from ``starts`` seeds chosen the same way among all points
+       scanned so far (the first gets half the calls, the others share the rest), an
+       expansion/contraction line search (as the literature's "line maximize"): from x = s*, with
+       δ = (s⁺ − s⁻)/4 (s⁻, s⁺ its neighbours among the points scanned), try x + δ then x − δ
+       (inside the grid's range); on a strict improvement move there and double δ (expansion),
+       otherwise halve it (contraction); points already tried are not evaluated again; stop when
+       the calls are spent or δ < 1e-12·max(1, |x|).
+
+    The harm is piecewise smooth in s, often a sawtooth: it rises with s until the defender starts
+    filtering the Byzantine vectors or selects differently (a downward jump), can have narrow
+    windows where a selection rule (Krum, Bulyan, CAF, behind bucketing) briefly picks them, and
+    several peaks (e.g. both signs of ALIE's z). The zoom finds windows near the best grid points,
+    the contraction converges to a jump from its harmful side.
+
+    Deterministic; the result is never less harmful than the best grid point. Defender calls:
+    len(grid) + at most ``zoom`` + at most ``refine``. ``candidate(s)`` is the
+    (B, L) block of Byzantine messages for scale s.
     """
     if len(grid) == 0:
         raise ValueError("empty scale grid")
-    best_scale, best_block, best_dev = None, None, -math.inf
-    for s in grid:
+    calls = 0
+    scanned: dict[float, float] = {}  # harm of every point tried (keys rounded to 12 digits)
+    order: dict[float, int] = {}  # scan order, for ties
+    best: list = [None, None, -math.inf]  # scale, block, harm
+
+    def key(s: float) -> float:
+        return float(f"{s:.12g}")
+
+    def harm(s: float) -> float:
+        nonlocal calls
+        k = key(s)
+        if k in scanned:
+            return scanned[k]
+        calls += 1
         block = candidate(s)
         dev = deviation(defender(block), centre)
-        if best_block is None or dev > best_dev:
-            best_scale, best_block, best_dev = s, block, dev
-    return float(best_scale), best_block
+        scanned[k], order[k] = dev, len(order)
+        if best[1] is None or dev > best[2]:
+            best[:] = [float(s), block, dev]
+        return dev
+
+    def top(n: int) -> list[float]:
+        """The n most harmful local maxima of the points scanned so far (in sorted order: better
+        than the left neighbour, at least as good as the right one), then the most harmful other
+        points; ties → scan order."""
+        pts = sorted(scanned)
+        devs = [scanned[k] for k in pts]
+        last = len(pts) - 1
+        peak = [(i == 0 or devs[i] > devs[i - 1]) and (i == last or devs[i] >= devs[i + 1]) for i in range(len(pts))]
+        ranked = sorted(range(len(pts)), key=lambda i: (not peak[i], -devs[i], order[pts[i]]))
+        return [pts[i] for i in ranked[:n]]
+
+    def bracket(k: float, points: list[float]) -> tuple[float, float]:
+        i = points.index(k)
+        return points[max(i - 1, 0)], points[min(i + 1, len(points) - 1)]
+
+    for s in grid:
+        harm(float(s))
+    if len(scanned) < 2:
+        return ScaleSearch(best[0], best[1], best[2], calls)
+    n_starts = max(1, starts)
+    if zoom > 0:
+        coarse = sorted(scanned)
+        seeds = top(n_starts)
+        others = (zoom // 2) // (len(seeds) - 1) if len(seeds) > 1 else 0
+        for k, count in zip(seeds, [zoom - others * (len(seeds) - 1)] + [others] * (len(seeds) - 1)):
+            lo, hi = bracket(k, coarse)
+            for s in _between(lo, k, count // 2) + _between(k, hi, count - count // 2):
+                harm(s)
+    if refine > 0:
+        points = sorted(scanned)
+        seeds = [k for k in top(n_starts) if scanned[k] > -math.inf] or top(1)
+        others = (refine // 2) // (len(seeds) - 1) if len(seeds) > 1 else 0
+        budgets = [refine - others * (len(seeds) - 1)] + [others] * (len(seeds) - 1)
+        low, high = points[0], points[-1]
+        for k, budget in zip(seeds, budgets):
+            lo, hi = bracket(k, points)
+            x, x_dev = k, scanned[k]
+            delta = (hi - lo) / 4
+            start_calls = calls
+            while calls - start_calls < budget and delta > 1e-12 * max(1.0, abs(x)):
+                moved = False
+                for cand in (x + delta, x - delta):
+                    if calls - start_calls >= budget or not low <= cand <= high:
+                        continue
+                    dev = harm(cand)
+                    if dev > x_dev:
+                        x, x_dev, moved = cand, dev, True
+                        break
+                delta = 2 * delta if moved else delta / 2
+    return ScaleSearch(best[0], best[1], best[2], calls)
+
+
+def search_scale(
+    defender: Callable[[Tensor], Tensor],
+    centre: Tensor,
+    candidate: Callable[[float], Tensor],
+    grid: Sequence[float],
+    *,
+    zoom: int = 0,
+    refine: int = 0,
+) -> tuple[float, Tensor]:
+    """(scale, block) of :func:`maximise_harm`. With ``zoom`` = ``refine`` = 0: the scale of ``grid`` maximising
+    ‖defender(candidate(s)) − centre‖, ties to the earliest scanned (for an increasing grid: the
+    smallest); when every scale gives a non-finite aggregate, the first scale is returned."""
+    found = maximise_harm(defender, centre, candidate, grid, zoom=zoom, refine=refine)
+    return found.scale, found.block
 
 
 def require_defender(ctx, name: str) -> Callable[[Tensor], Tensor]:

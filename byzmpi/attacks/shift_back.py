@@ -15,30 +15,46 @@ def strict_majority(n_byzantine: int, m: int) -> bool:
 
 
 def shift_back_vector(model: Tensor, x0: Tensor, lr: float, *, mult: float = 1.0) -> Tensor:
-    """mult·(x^k − x⁰)/γ: the message that, aggregated alone, moves the model back to x⁰.
+    """mult·(p − x⁰)/γ: the vector that, as the aggregate, moves the model to p − mult·(p − x⁰).
 
-    Convention: the method steps x^{k+1} = x^k − γ·Agg (the contract of ``Method.trajectory``), so
-    Agg = (x^k − x⁰)/γ gives x^{k+1} = x⁰; ``mult`` = 2 reflects x to 2x⁰ − x^k (the paper's MNIST
-    scripts). The Byz-VR-MARINA-PP code writes it as (mult/γ)·(x^k − x⁰) with mult = γ on a9a,
-    i.e. x^k − x⁰; byzmpi's mult is relative to 1/γ, so its mult = 1 is a full shift back.
+    p is the point the aggregate's step is taken from (the next model is p − γ·Agg: the contract
+    of ``Method.trajectory``; in the estimator space of Byz-VR-MARINA(-PP), p = x^{k+1} and the
+    attack vector replaces g^{k+1}). This is the official code's semantics ([C-PP]
+    ``ShiftBackAttacker``: ``mult / lr * (x − x⁰)``): mult = 1 moves the model back to x⁰, mult = 2
+    reflects it to 2x⁰ − p (the MNIST scripts), mult = γ sends x − x⁰ (the a9a scripts'
+    ``multiplier='lr'``).
     """
     return (model - x0) * (mult / lr)
 
 
-def shift_back(ctx: AttackContext, *, mult: float = 1.0) -> Tensor:
-    """Shift-back: when the sampled Byzantines are a strict majority of the round's m sampled
-    clients (2B > m), every Byzantine sends mult·(x^k − x⁰)/γ; otherwise each behaves honestly and
-    sends its own honest message.
+HONEST_CASES = ("mean", "own")
 
-    m counts every sampled client, before validation; x^k, x⁰ and γ come from the method's
+
+def shift_back(ctx: AttackContext, *, mult: float = 1.0, honest: str = "mean") -> Tensor:
+    """Shift-back, the variant of the official code [C-PP] by default.
+
+    * Majority round (the sampled Byzantines are a strict majority of the round's m sampled
+      clients, 2B > m, i.e. byz > good as in [C-PP]): every Byzantine sends
+      mult·(p − x⁰)/γ (:func:`shift_back_vector`), so a full-weight aggregate of it gives the
+      outcome p − mult·(p − x⁰) (x⁰ for mult = 1).
+    * Otherwise, ``honest = "mean"`` ([C-PP], default): every Byzantine sends the mean of the
+      round's honest messages (which leaves the mean aggregate unchanged); ``honest = "own"`` (the
+      paper's wording "behaves honestly"): each sends its own honest message.
+
+    m counts every sampled client, before validation; p, x⁰ and γ come from the method's
     ``trajectory`` (``ctx.model``, ``ctx.x0``, ``ctx.lr``). Raises ConfigError when the method
     does not expose them.
     Reference: Malinovsky, Richtárik, Horváth, Gorbunov, "Byzantine robustness and partial
     participation can be achieved at once: just clip gradient differences", NeurIPS 2024
-    (arXiv 2311.14127), the SHB attack; docs/algorithms.md §7 and §4.4.
+    (arXiv 2311.14127), the SHB attack; code SamuelHorvath/VR_Byzantine, branch
+    partial_participation, attacks/shiftback.py; docs/algorithms.md §7 and §4.4.
     """
+    if honest not in HONEST_CASES:
+        raise ConfigError("attack.honest", f"must be one of {HONEST_CASES} (got {honest!r})")
     if not strict_majority(ctx.n_byzantine, ctx.m):
-        return ctx.own.clone()
+        if honest == "own":
+            return ctx.own.clone()
+        return ctx.honest_mean().to(ctx.own).expand(ctx.n_byzantine, -1).clone()
     if ctx.model is None or ctx.x0 is None or ctx.lr is None:
         raise ConfigError(
             "attack.name",
@@ -59,9 +75,26 @@ register_attack(
     Attack(
         "shift_back",
         shift_back,
-        "When Byzantines are a strict majority of the sampled set, send mult*(x^k - x^0)/lr (moves "
-        "the model back to x^0); otherwise behave honestly (omniscient only).",
-        params={"mult": Param("mult", float, 1.0, "multiple of the full shift back (2 reflects x to 2x^0 - x^k)")},
+        "Shift-back as the Byz-VR-MARINA-PP code: when Byzantines are a strict majority of the sampled set, "
+        "send mult*(x - x^0)/lr (mult = 1: back to x^0); otherwise send the mean of the honest messages "
+        "(omniscient only).",
+        params={
+            "mult": Param(
+                "mult",
+                float,
+                1.0,
+                "the code's multiplier: send mult*(x - x^0)/lr (1: back to x^0; 2: reflect to 2x^0 - x, the MNIST "
+                "scripts; lr: x - x^0, the a9a scripts)",
+            ),
+            "honest": Param(
+                "honest",
+                str,
+                "mean",
+                "non-majority rounds: mean of the honest messages (the code) or own honest message (the paper's "
+                "wording)",
+                choices=HONEST_CASES,
+            ),
+        },
         needs_trajectory=True,
     )
 )

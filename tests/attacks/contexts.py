@@ -27,6 +27,8 @@ def omniscient(
     model: Tensor | None = None,
     x0: Tensor | None = None,
     lr: float | None = None,
+    n_clients: int | None = None,
+    f_global: int | None = None,
 ) -> AttackContext:
     b = own.shape[0]
     clients = np.arange(100, 100 + b) if clients is None else np.asarray(clients)
@@ -41,6 +43,8 @@ def omniscient(
         model=model,
         x0=x0,
         lr=lr,
+        n_clients=n_clients,
+        f_global=f_global,
     )
 
 
@@ -59,6 +63,8 @@ def local(
     clients=None,
     seed: int = 0,
     round_: int = 0,
+    n_clients: int | None = None,
+    f_global: int | None = None,
 ) -> LocalContext:
     """A host holding ``own``; the coalition is ``coalition_rows`` (default: just ``own``)."""
     rows = own if coalition_rows is None else coalition_rows
@@ -71,6 +77,8 @@ def local(
         n_byzantine=rows.shape[0] if n_byzantine is None else n_byzantine,
         seed=seed,
         round=round_,
+        n_clients=n_clients,
+        f_global=f_global,
     )
 
 

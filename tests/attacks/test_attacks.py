@@ -80,8 +80,8 @@ def test_alie_given_z_and_default_z():
     out = build("alie", omniscient(HONEST, OWN), z=0.5)
     assert torch.allclose(out, t([[1.5, 1.0], [1.5, 1.0]]))
     # default z from the round: m = 5, B = 2 → z(5, 2) = Φ⁻¹(2/3)
-    z = alie_z(5, 2)
-    assert torch.allclose(build("alie", omniscient(HONEST, OWN)), t([[3.0 - 3.0 * z, 1.0]] * 2))
+    z = alie_z(5, 2)  # the round's (m, b) = (5, 2), asked for explicitly
+    assert torch.allclose(build("alie", omniscient(HONEST, OWN), z_from="round"), t([[3.0 - 3.0 * z, 1.0]] * 2))
 
 
 def test_alie_local_uses_coalition_statistics():
@@ -176,18 +176,22 @@ def test_shift_back_with_a_strict_majority_sends_back_to_x0():
 
 def test_shift_back_without_a_strict_majority_is_honest():
     honest = t([[7.0, 7.0], [8.0, 8.0]])
-    out = build("shift_back", omniscient(honest, OWN, model=X, x0=X0, lr=LR))  # m = 4, B = 2: a tie
-    assert torch.equal(out, OWN)
+    # m = 4, B = 2: a tie; [C-PP] (default): the mean of the honest messages
+    out = build("shift_back", omniscient(honest, OWN, model=X, x0=X0, lr=LR))
+    assert torch.equal(out, t([[7.5, 7.5]] * 2))
+    assert torch.equal(build("shift_back", omniscient(honest, OWN, model=X, x0=X0, lr=LR), honest="own"), OWN)
     # rejected honest rows do not count: the majority is over the m sampled
-    out = build("shift_back", omniscient(honest[:1], OWN, m=4, model=X, x0=X0, lr=LR))
+    out = build("shift_back", omniscient(honest[:1], OWN, m=4, model=X, x0=X0, lr=LR), honest="own")
     assert torch.equal(out, OWN)
+    out = build("shift_back", omniscient(honest[:1], OWN, m=4, model=X, x0=X0, lr=LR))
+    assert torch.equal(out, t([[7.0, 7.0]] * 2))
 
 
 def test_shift_back_needs_the_trajectory():
     with pytest.raises(ConfigError, match="trajectory"):
         build("shift_back", omniscient(HONEST[:1], OWN))
-    # no majority: honest, the trajectory is not needed
-    assert torch.equal(build("shift_back", omniscient(HONEST, OWN)), OWN)
+    # no majority: honest (mean of the honest messages), the trajectory is not needed
+    assert torch.equal(build("shift_back", omniscient(HONEST, OWN)), t([[3.0, 1.0]] * 2))
     with pytest.raises(ConfigError, match="length"):
         build("shift_back", omniscient(HONEST[:1], OWN, model=t([1.0, 2.0, 3.0]), x0=t([0.0, 0.0, 0.0]), lr=1.0))
     assert ATTACKS["shift_back"].needs_trajectory and ATTACKS["shift_back"].local is None

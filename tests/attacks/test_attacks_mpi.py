@@ -65,7 +65,9 @@ CONFIGS = {
     "foe": dict(
         clients="byzantine = 3",
         aggregator='name = "trimmed_mean"\nf = 3',
-        attack='name = "foe"\nthreat_model = "omniscient"\neta_steps = 20',
+        # the RoSDHB code's linear grid, no zoom or refinement: the sent eta is a grid value
+        attack='name = "foe"\nthreat_model = "omniscient"\ngrid = "linear"\neta_min = 0.1\neta_max = 5.0\n'
+        "eta_steps = 20\nzoom = 0\nrefine = 0",
     ),
 }
 

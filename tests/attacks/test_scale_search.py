@@ -64,7 +64,10 @@ def test_foe_against_a_norm_filter_takes_the_largest_eta_that_passes():
     eta, block = foe(ctx, DEFAULT_GRID)
     assert eta == pytest.approx(2.0)
     assert torch.allclose(block, ipm(t([1.0, 0.0]), eps=eta).unsqueeze(0))
-    assert torch.equal(build("foe", ctx), block)  # the registered attack, default grid
+    # the registered attack with the RoSDHB code's grid (linear 0.1..5.0, 50 values, no refinement)
+    assert torch.equal(
+        build("foe", ctx, grid="linear", eta_min=0.1, eta_max=5.0, eta_steps=50, zoom=0, refine=0), block
+    )
 
 
 def test_foe_ties_go_to_the_smallest_eta():
@@ -89,7 +92,8 @@ def test_alie_search_against_trimmed_mean():
     assert z == pytest.approx(1.3)
     assert torch.allclose(block, t([[2.0 - 1.3 * math.sqrt(2.5)]] * 2))
     assert float(trimmed_mean(torch.cat([honest, block]), trim=2)) == 1.0
-    assert torch.equal(build("alie_search", ctx), block)
+    linear = dict(grid="linear", z_min=0.1, z_max=5.0, z_steps=50, signed=False, zoom=0, refine=0)
+    assert torch.equal(build("alie_search", ctx, **linear), block)
 
 
 def test_search_returns_first_scale_when_every_aggregate_is_non_finite():
