@@ -46,7 +46,8 @@ def bulyan(x: Tensor, *, f: int) -> Tensor:
 
     1. Selection: θ = m − 2f inputs chosen one at a time by Krum on those not chosen yet.
     2. Coordinate-wise: β = θ − 2f; per coordinate, the mean of the β selected values closest to
-       the median of the θ selected values (midpoint median; ties towards smaller values).
+       the median of the θ selected values (midpoint median; exactly the β smallest distances,
+       equally distant values the smaller first: :func:`~.meamed.mean_around_median`).
 
     Convention: the paper's "β closest to the median" (not a trimmed mean of the θ values); the
     inner Krum scores over |R| − f − 2 neighbours of the remaining set R. Valid when m ≥ 4f + 3.
