@@ -49,6 +49,14 @@ def byzantine_mask(cfg: Config) -> np.ndarray:
     return mask
 
 
+def checked_receive(cfg: Config) -> bool:
+    """Whether the server receives messages by the checked path (``run.receive``; ``auto``: when
+    Byzantine clients compute their own messages, i.e. the local threat model with an attack)."""
+    if cfg.run.receive != "auto":
+        return bool(cfg.run.receive == "checked")
+    return cfg.attack.threat_model == "local" and cfg.attack.name != "none" and cfg.clients.byzantine > 0
+
+
 def server_dtype(cfg: Config) -> torch.dtype:
     """dtype of the server's model and aggregation (``run.server_dtype``)."""
     return torch.float64 if cfg.run.server_dtype == "float64" else torch.float32

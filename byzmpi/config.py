@@ -234,7 +234,33 @@ def parse_config(raw: Mapping, base: Path | None = None) -> Config:
     _check_method(cfg)
     cfg = _resolve_aggregator(cfg)
     check_aggregator_validity(cfg)
+    _check_trusted_client(cfg)
     return cfg
+
+
+def _check_trusted_client(cfg: Config) -> None:
+    """A rule that trusts one client's input (MoNNA's pivot) needs that client named, honest, and
+    sampled in every round."""
+    params = cfg.aggregator.params
+    if "trusted" not in params or not RULES[cfg.aggregator.name].takes_clients:
+        return
+    trusted, c = params["trusted"], cfg.clients
+    if trusted is None:
+        raise ConfigError(
+            "aggregator.trusted", f"{cfg.aggregator.name} needs the id of a client you trust (0..{c.n - 1})"
+        )
+    if not 0 <= trusted < c.n:
+        raise ConfigError("aggregator.trusted", f"must be a client id in 0..{c.n - 1} (got {trusted})")
+    if trusted in c.byzantine_ids:
+        raise ConfigError(
+            "aggregator.trusted", f"client {trusted} is Byzantine (clients.byzantine_ids); trust an honest one"
+        )
+    if c.per_round < c.n or c.full_round < c.n:
+        raise ConfigError(
+            "aggregator.trusted",
+            f"{cfg.aggregator.name} needs its trusted client in every round; with clients.per_round = "
+            f"{c.per_round} of {c.n} some rounds would not sample client {trusted}",
+        )
 
 
 def _resolve_clients(clients: dict, seed: int) -> None:

@@ -65,6 +65,15 @@ RUN = {
         Param(
             "sync_every", int, 10, "rounds between the all-rank check for a stop request (SIGTERM/SIGUSR1)", minimum=1
         ),
+        Param(
+            "receive",
+            str,
+            "auto",
+            "how the server receives messages: gatherv (one collective, trusts each sender's length), "
+            "checked (matched probe per member: a wrong-length message is rejected, never written past "
+            "the buffer), auto (checked when Byzantine clients compute their own messages, local threat model)",
+            choices=("auto", "gatherv", "checked"),
+        ),
     ]
 }
 
@@ -166,6 +175,8 @@ DEBUG = {
     for p in [
         Param("fail_rank", int, -1, "inject a failure on this rank (tests)"),
         Param("fail_round", int, -1, "... at the start of this round"),
+        Param("wire_rank", int, -1, "this host rank sends payloads of a wrong length (tests of the checked receive)"),
+        Param("wire_extra", int, 0, "... with this many floats more (negative: fewer)"),
     ]
 }
 
@@ -328,6 +339,7 @@ class Config:
             "rounds",
             "sync_every",
             "plugins",
+            "receive",
         ):
             d["run"].pop(key, None)
         d.pop("debug")

@@ -21,6 +21,7 @@ from byzmpi.compressors import COMPRESSORS
 from byzmpi.config import parse_config
 from byzmpi.errors import ConfigError
 from byzmpi.methods import METHODS
+from byzmpi.plan import choose_byzantine
 from tests.mpi import byzmpi
 
 pytestmark = pytest.mark.mpi
@@ -85,6 +86,8 @@ def _plans(tmp) -> list[tuple[str, dict]]:
             }
             if rule in ("bulyan",):
                 raw["aggregator"]["f"] = 1
+            if rule == "monna":  # MoNNA's pivot: an honest client the user trusts
+                raw["aggregator"]["trusted"] = min(set(range(N)) - set(choose_byzantine(i, N, B).tolist()))
             try:
                 parse_config(raw)
             except ConfigError:

@@ -19,6 +19,10 @@ from mpi4py import MPI
 #: Create_group tags: round communicators cycle through [0, TAG_CYCLE), coalition communicators
 #: through [TAG_CYCLE, 2·TAG_CYCLE) (MPI guarantees tags up to at least 32767)
 TAG_CYCLE = 16384
+#: point-to-point tags of the checked receive path (inside a round communicator)
+TAG_ROWS, TAG_SECONDS = 1, 2
+#: the largest wrong-length message the checked path drains into memory in one piece
+MAX_DRAIN_BYTES = 1 << 30
 
 
 def _array(buf: Any) -> np.ndarray:
@@ -62,6 +66,52 @@ class RoundComm:
         self.comm.Gather(send, recv, root=0)
         return recv
 
+    # -- the checked receive path: the server never trusts a sender's length ----------------------
+    def send_checked(self, rows: Any, seconds: float) -> None:
+        """Member side of :meth:`gather_checked`: this member's rows, then its compute seconds, as
+        two point-to-point messages to the server."""
+        self.comm.Send([_array(rows), MPI.FLOAT], dest=0, tag=TAG_ROWS)
+        self.comm.Send([np.array([seconds], dtype=np.float64), MPI.DOUBLE], dest=0, tag=TAG_SECONDS)
+
+    def gather_checked(self, recv: Any, rows_per_member: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Server side: receive every member's rows into ``recv`` (rows × L) and its compute seconds,
+        checking each message's length before it is received (matched probe, ``Get_count``,
+        ``Message.Recv``, i.e. MPI_Mrecv): a message of the wrong length is drained into a scratch buffer of its own size
+        (never into ``recv``) and its member's rows are reported bad. Returns (bad per row, seconds
+        per member with NaN for a bad report; index 0 is the server)."""
+        out = _array(recv)
+        width = out.shape[1] if out.ndim == 2 else 1
+        flat = out.reshape(-1)
+        bad = np.zeros(out.shape[0], dtype=bool)
+        seconds = np.full(self.size, np.nan)
+        seconds[0] = 0.0
+        start = 0
+        for member in range(1, self.size):
+            expected = rows_per_member[member] * width
+            if not self._recv_checked(member, TAG_ROWS, flat[start * width : start * width + expected], MPI.FLOAT):
+                bad[start : start + rows_per_member[member]] = True
+            one = np.empty(1, dtype=np.float64)
+            if self._recv_checked(member, TAG_SECONDS, one, MPI.DOUBLE):
+                seconds[member] = one[0]
+            start += rows_per_member[member]
+        return bad, seconds
+
+    def _recv_checked(self, source: int, tag: int, into: np.ndarray, datatype: MPI.Datatype) -> bool:
+        status = MPI.Status()
+        message = self.comm.Mprobe(source=source, tag=tag, status=status)
+        nbytes = status.Get_count(MPI.BYTE)
+        if nbytes == into.nbytes:
+            message.Recv([into, datatype])
+            return True
+        # wrong length: receive it whole into a scratch buffer of exactly its size (up to a cap; a
+        # longer one is truncated by MPI into the capped buffer, an error this call absorbs)
+        scratch = np.empty(min(nbytes, MAX_DRAIN_BYTES), dtype=np.uint8)
+        try:
+            message.Recv([scratch, MPI.BYTE])
+        except MPI.Exception:
+            pass
+        return False
+
 
 class World:
     """Rank 0 is the server; ranks 1..P−1 host clients."""
@@ -88,6 +138,7 @@ class World:
             comm = self.comm.Create_group(group, tag % TAG_CYCLE)
         finally:
             group.Free()
+        comm.Set_errhandler(MPI.ERRORS_RETURN)  # an MPI error becomes an exception (then MPI_Abort), never UB
         try:
             yield RoundComm(comm)
         finally:

@@ -79,8 +79,21 @@ class Host:
             if self.local and self.is_byz[mine].any():
                 self._local_attack(plan, mine, wire)
             elapsed = time.perf_counter() - t0
-            rc.gather_rows(wire, None, s.layout.rows_per_member(plan.sampled))
-            rc.gather_float64(elapsed)
+            if s.checked:
+                rc.send_checked(self._payload(wire), elapsed)
+            else:
+                rc.gather_rows(wire, None, s.layout.rows_per_member(plan.sampled))
+                rc.gather_float64(elapsed)
+
+    def _payload(self, wire: torch.Tensor) -> torch.Tensor:
+        """This host's rows as sent; ``debug.wire_rank`` makes one rank send a wrong length (tests)."""
+        dbg = self.s.cfg.debug
+        if dbg.wire_rank != self.world.rank or dbg.wire_extra == 0:
+            return wire
+        flat = wire.reshape(-1)
+        if dbg.wire_extra < 0:
+            return flat[: max(flat.numel() + dbg.wire_extra, 0)].contiguous()
+        return torch.cat([flat, torch.full((dbg.wire_extra,), 7.0)])
 
     def start(self) -> None:
         pass

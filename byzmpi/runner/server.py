@@ -170,13 +170,17 @@ class Server:
             t0 = time.perf_counter()
             t_setup = t0 - t_start
             rc.bcast(self.down)
-            rc.gather_rows(None, wire, s.layout.rows_per_member(plan.sampled))
-            compute = rc.gather_float64(0.0)
+            bad_length = None
+            if s.checked:
+                bad_length, compute = rc.gather_checked(wire, s.layout.rows_per_member(plan.sampled))
+            else:
+                rc.gather_rows(None, wire, s.layout.rows_per_member(plan.sampled))
+                compute = rc.gather_float64(0.0)
             t_wait = time.perf_counter() - t0
         t_compute, bad_reports = compute_seconds(compute, t_wait)
 
         t1 = time.perf_counter()
-        record = step(s, self.server, plan, wire, messages=self.trace.with_messages)
+        record = step(s, self.server, plan, wire, messages=self.trace.with_messages, bad_length=bad_length)
         t_agg = time.perf_counter() - t1
 
         t_eval = self.evaluate(k + 1) if (k + 1) % cfg.run.eval_every == 0 or k + 1 == cfg.run.rounds else 0.0

@@ -12,7 +12,15 @@ import numpy as np
 import torch
 
 from ..aggregators import Pipeline
-from ..assembly import ThreatModel, build_pipeline, build_sampler, byzantine_mask, server_dtype, threat_model
+from ..assembly import (
+    ThreatModel,
+    build_pipeline,
+    build_sampler,
+    byzantine_mask,
+    checked_receive,
+    server_dtype,
+    threat_model,
+)
 from ..checkpoint import Header, check_trace, read_header, verify_checkpoint
 from ..compressors import COMPRESSORS, build_compressor
 from ..errors import ConfigError, SetupError
@@ -49,6 +57,7 @@ class Run:
     threat: ThreatModel
     dtype: torch.dtype  # server model and aggregation dtype
     byzantine: np.ndarray  # bool per client id
+    checked: bool  # the server receives by the checked path (run.receive)
     resume: Header | None = None  # the checkpoint this run continues from
 
     @property
@@ -132,6 +141,7 @@ def setup(cfg: Config, world_size: int, rank: int) -> Run:
         threat,
         dtype,
         byzantine_mask(cfg),
+        checked_receive(cfg),
         resume,
     )
 

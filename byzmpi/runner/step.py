@@ -30,7 +30,7 @@ from ..methods import RoundInfo
 from ..plan import RoundPlan
 from ..roundstats import distance, distances_to, honest_mean, row_norms
 from ..trace import NOT_APPLICABLE
-from ..validation import ACCEPTED, effective_f, finite_codes
+from ..validation import ACCEPTED, BAD_LENGTH, effective_f, finite_codes
 from .setup import Run
 
 NAN = float("nan")
@@ -89,11 +89,16 @@ def new_server_state(run: Run) -> ServerState:
 
 
 # -- 1-2: validation, decoding, the omniscient attack ---------------------------------------------
-def receive(run: Run, state: ServerState, plan: RoundPlan, wire: Tensor) -> tuple[Tensor, Tensor]:
+def receive(
+    run: Run, state: ServerState, plan: RoundPlan, wire: Tensor, bad_length: np.ndarray | None = None
+) -> tuple[Tensor, Tensor]:
     """Validate the payloads, decode the accepted ones (rejected rows stay NaN), run the omniscient
-    attack, and validate the decoded rows: (dense rows (m, d), reject code per row)."""
+    attack, and validate the decoded rows: (dense rows (m, d), reject code per row). ``bad_length``:
+    rows whose message had the wrong length on the wire (the checked receive path)."""
     method = run.method
     codes = method.codec.reject_codes(wire, plan).clone()
+    if bad_length is not None and bad_length.any():
+        codes[torch.from_numpy(bad_length)] = BAD_LENGTH
     rows = state.rows[: plan.m]
     ok = codes == ACCEPTED
     if bool(ok.all()):
@@ -171,11 +176,19 @@ class _Aggregation:
     centre: Tensor | None = None
 
 
-def step(run: Run, state: ServerState, plan: RoundPlan, wire: Tensor, *, messages: bool = True) -> RoundRecord:
+def step(
+    run: Run,
+    state: ServerState,
+    plan: RoundPlan,
+    wire: Tensor,
+    *,
+    messages: bool = True,
+    bad_length: np.ndarray | None = None,
+) -> RoundRecord:
     """One server round after the exchange: validation, decoding, the omniscient attack, the
     method's update with the robust aggregate, and the round's statistics (per-message ones only
-    when ``messages``)."""
-    msgs, codes = receive(run, state, plan, wire)
+    when ``messages``). ``bad_length``: rows the checked receive path found of the wrong length."""
+    msgs, codes = receive(run, state, plan, wire, bad_length)
     accepted = codes == ACCEPTED
     n_rejected = int((~accepted).sum())
     rows = msgs if n_rejected == 0 else msgs[accepted]

@@ -310,3 +310,14 @@ def test_local_threat_model_refuses_an_explicit_estimator_space():
             clients={"byzantine_ids": [1]},
             attack={"name": "sign_flip", "threat_model": "local", "space": "estimator"},
         )
+
+
+def test_monna_needs_a_named_honest_trusted_client():
+    from byzmpi.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="aggregator.trusted: monna needs the id"):
+        make_run({"name": "sgd", "lr": 0.1}, {"name": "monna", "f": 1})
+    with pytest.raises(ConfigError, match="client 1 is Byzantine"):
+        make_run({"name": "sgd", "lr": 0.1}, {"name": "monna", "f": 1, "trusted": 1}, clients={"byzantine_ids": [1]})
+    with pytest.raises(ConfigError, match="in every round"):
+        make_run({"name": "sgd", "lr": 0.1}, {"name": "monna", "f": 1, "trusted": 0}, clients={"per_round": 4})
