@@ -16,13 +16,21 @@ from . import (  # noqa: F401  (register)
 from .alie import alie, alie_z, coordinate_std, default_z
 from .alie_search import alie_harm_search, alie_search
 from .constant import constant_payload
-from .foe import foe, foe_search, search_grid
+from .foe import foe, foe_search
 from .gaussian import gaussian
 from .ipm import ipm
 from .label_flip import label_flip
 from .mimic import mimic, mimic_target
 from .registry import ATTACKS, Attack, AttackContext, CoalitionStats, LocalContext, register_attack
-from .scale_search import ScaleSearch, deviation, log_scale_grid, maximise_harm, scale_grid, search_scale
+from .scale_search import (
+    ScaleSearch,
+    deviation,
+    log_scale_grid,
+    maximise_harm,
+    scale_grid,
+    search_grid,
+    search_scale,
+)
 from .shift_back import shift_back, shift_back_vector, strict_majority
 from .sign_flip import sign_flip
 

@@ -6,9 +6,8 @@ from torch import Tensor
 
 from ..params import Param
 from .alie import coordinate_std
-from .foe import GRIDS, search_grid
 from .registry import Attack, AttackContext, register_attack
-from .scale_search import ScaleSearch, maximise_harm, require_defender
+from .scale_search import GRIDS, ScaleSearch, maximise_harm, require_defender, search_grid
 
 
 def alie_harm_search(ctx: AttackContext, grid: list[float], *, zoom: int = 0, refine: int = 0) -> ScaleSearch:
@@ -57,7 +56,7 @@ register_attack(
     Attack(
         "alie_search",
         _build,
-        "ALIE mu - z*sigma with z searched (grid 0 and +-log-spaced 1e-3..1e3, then a line search) to maximise "
+        "ALIE mu - z*sigma with z searched (grid 0 and +-log-spaced 1e-3..1e3, a finer scan around the best, then a line search) to maximise "
         "the deviation of the server's actual aggregate from mu (omniscient only).",
         params={
             "z_min": Param("z_min", float, 1e-3, "smallest positive |z| of the grid (0 is always tried)", minimum=0.0),

@@ -4,26 +4,10 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from ..errors import ConfigError
 from ..params import Param
 from .ipm import ipm
 from .registry import Attack, AttackContext, register_attack
-from .scale_search import ScaleSearch, log_scale_grid, maximise_harm, require_defender, scale_grid
-
-#: kinds of grid: "log" (0 and log-spaced magnitudes, the default) or "linear" (evenly spaced)
-GRIDS = ("log", "linear")
-
-
-def search_grid(low: float, high: float, steps: int, kind: str, *, signed: bool = False, field: str) -> list[float]:
-    """The scan grid of a search attack: :func:`log_scale_grid` (0, then ``steps`` magnitudes
-    ``low`` … ``high``, both signs when ``signed``) or, for ``kind = "linear"``,
-    :func:`scale_grid` (``steps`` values ``low`` … ``high``, with their negatives when ``signed``)."""
-    if kind == "log":
-        return log_scale_grid(low, high, steps, signed=signed, field=field)
-    if kind != "linear":
-        raise ConfigError(f"{field}_grid", f"must be one of {GRIDS} (got {kind!r})")
-    grid = scale_grid(low, high, steps, field=field)
-    return grid + [-v for v in grid if v != 0.0] if signed else grid
+from .scale_search import GRIDS, ScaleSearch, maximise_harm, require_defender, search_grid
 
 
 def foe_search(ctx: AttackContext, grid: list[float], *, zoom: int = 0, refine: int = 0) -> ScaleSearch:
@@ -72,7 +56,7 @@ register_attack(
     Attack(
         "foe",
         _build,
-        "Fall of empires: -eta*mu with eta searched (grid 0 and log-spaced 1e-3..1e3, then a line search) to "
+        "Fall of empires: -eta*mu with eta searched (grid 0 and log-spaced 1e-3..1e3, a finer scan around the best, then a line search) to "
         "maximise the deviation of the server's actual aggregate from mu (omniscient only).",
         params={
             "eta_min": Param(

@@ -59,6 +59,22 @@ def log_scale_grid(
     return grid
 
 
+#: kinds of grid: "log" (0 and log-spaced magnitudes, the default) or "linear" (evenly spaced)
+GRIDS = ("log", "linear")
+
+
+def search_grid(low: float, high: float, steps: int, kind: str, *, signed: bool = False, field: str) -> list[float]:
+    """The scan grid of a search attack: :func:`log_scale_grid` (0, then ``steps`` magnitudes
+    ``low`` … ``high``, both signs when ``signed``) or, for ``kind = "linear"``,
+    :func:`scale_grid` (``steps`` values ``low`` … ``high``, with their negatives when ``signed``)."""
+    if kind == "log":
+        return log_scale_grid(low, high, steps, signed=signed, field=field)
+    if kind != "linear":
+        raise ConfigError(f"{field}_grid", f"must be one of {GRIDS} (got {kind!r})")
+    grid = scale_grid(low, high, steps, field=field)
+    return grid + [-v for v in grid if v != 0.0] if signed else grid
+
+
 def deviation(aggregate: Tensor, centre: Tensor) -> float:
     """‖aggregate − centre‖₂ in float64; −inf when the aggregate is not finite.
 
