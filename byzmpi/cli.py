@@ -43,6 +43,19 @@ def _parser() -> argparse.ArgumentParser:
         "-n", "--np", type=int, default=None, help="start the job with this many ranks through the venv's mpiexec"
     )
     run.add_argument("--json", action="store_true", help="print each run's summary as one JSON line")
+    run.add_argument(
+        "--group-size",
+        type=int,
+        default=None,
+        metavar="Q",
+        help="pack the runs: split the P ranks into P/Q groups of Q that run their share of the runs concurrently",
+    )
+    run.add_argument(
+        "--keep-going", action="store_true", help="a run that fails at setup is reported and the next one runs"
+    )
+    run.add_argument(
+        "--skip-finished", action="store_true", help="skip runs whose trace says they finished (default when packed)"
+    )
     grid.add_arguments(run)
     resume = run.add_mutually_exclusive_group()
     resume.add_argument("--resume", action="store_true", help="continue from the checkpoint (fail without one)")
@@ -101,14 +114,21 @@ def _launch(args: argparse.Namespace) -> int:
     """``byzmpi run -n P``: validate here, then exec the venv's mpiexec on this same command."""
     from .runner import check_world
 
+    if args.group_size is not None:
+        problem = group_problem(args.np, args.group_size)
+        if problem:
+            raise ConfigError("--group-size", problem)
     for one in grid.from_args(args):
-        check_world(one.load(), args.np)
+        check_world(one.load(), args.np if args.group_size is None else args.group_size)
     cmd = mpiexec_command(args.np, ["-m", "byzmpi", "run", *map(str, args.configs)])
     for o in args.overrides:
         cmd += ["--set", o]
     cmd += grid.forward_arguments(args)
-    if args.json:
-        cmd.append("--json")
+    if args.group_size is not None:
+        cmd += ["--group-size", str(args.group_size)]
+    for flag in ("json", "keep_going", "skip_finished"):
+        if getattr(args, flag):
+            cmd.append("--" + flag.replace("_", "-"))
     sys.stdout.flush()
     os.execve(cmd[0], cmd, mpi_env())
     return 0  # pragma: no cover
@@ -127,39 +147,49 @@ def _run(args: argparse.Namespace) -> int:
 
     from .checkpoint import REQUEUE_EXIT
     from .comm import World
-    from .runner import run_rounds, setup
+    from .runner.batch import run_batch, share_of
 
     world = World()
     runs = _grid_runs(args, world)
-    for k, one in enumerate(runs, 1):
-        error: ByzmpiError | None = None
-        if world.is_server and len(runs) > 1:
-            print(f"[byzmpi] run {k} of {len(runs)} (grid index {one.index}): {one.name}", flush=True)
-        try:
-            cfg = one.load()
-            prepared = setup(cfg, world.size, world.rank)
-        except ByzmpiError as exc:
-            error = exc
-        # every rank takes part, so a setup error seen by only some ranks still stops all of them
-        failing = world.lowest_failing_rank(error is not None)
-        if failing >= 0:
-            if world.rank == failing:
-                print(error.line(), file=sys.stderr, flush=True)
-            world.exit(error.exit_code if error is not None else 2)
-        try:
-            status, summary = run_rounds(prepared, world)
-        except ByzmpiError as exc:  # seen by one rank mid-run (a plugin rule's bad output, say): one line, end the job
-            print(exc.line(), file=sys.stderr, flush=True)
-            world.abort(exc.exit_code)
-            raise  # pragma: no cover - abort does not return
-        if summary is not None:
-            _print_summary(summary, as_json=args.json)
-        if status == "preempted":
+    group, groups, team = 0, 1, world
+    if args.group_size is not None:
+        problem = group_problem(world.size, args.group_size)
+        if problem:
             if world.is_server:
-                print(f"[byzmpi] exiting with status {REQUEUE_EXIT}: requeue the job to resume", flush=True)
-            world.exit(REQUEUE_EXIT)
+                print(f"byzmpi: {problem}", file=sys.stderr, flush=True)
+            world.exit(2)
+        groups = world.size // args.group_size
+        group, team = world.rank // args.group_size, world.split_groups(args.group_size)
+    label = f"group {group}: " if groups > 1 else ""
+    out = run_batch(
+        share_of(runs, group, groups),
+        team,
+        report=lambda summary: _print_summary(summary, as_json=args.json),
+        keep_going=groups > 1 or args.keep_going,
+        skip_finished=args.skip_finished or groups > 1,
+        label=label,
+    )
+    preempted = world.any(out.preempted)
+    failed = world.sum_int(len(out.failed) if team.is_server else 0)
+    if preempted:
+        if world.is_server:
+            print(f"[byzmpi] exiting with status {REQUEUE_EXIT}: requeue the job to resume", flush=True)
+        world.exit(REQUEUE_EXIT)
+    if failed:
+        if world.is_server:
+            print(f"[byzmpi] {failed} run(s) failed at setup (see above); the others finished", flush=True)
+        world.exit(1)
     world.barrier()
     return 0
+
+
+def group_problem(world_size: int, group_size: int) -> str | None:
+    """Why ``--group-size`` cannot split this world, or None."""
+    if group_size < 2:
+        return f"--group-size must be >= 2 (a server and a host), got {group_size}"
+    if world_size % group_size:
+        return f"--group-size {group_size} must divide the number of ranks {world_size}"
+    return None
 
 
 def check_distinct_outputs(runs: list[grid.GridRun]) -> None:

@@ -126,6 +126,20 @@ class World:
     def is_server(self) -> bool:
         return self.rank == 0
 
+    def split_groups(self, group_size: int) -> World:
+        """The world split into consecutive groups of ``group_size`` ranks (``Comm.Split``, color =
+        rank // group_size): each group is a World of its own, with its own server (its rank 0).
+        Collective over every rank."""
+        if group_size < 2 or self.size % group_size:
+            raise ValueError(f"group size {group_size} must be >= 2 and divide the world size {self.size}")
+        return World(self.comm.Split(self.rank // group_size, self.rank))
+
+    def sum_int(self, value: int) -> int:
+        """Collective over all ranks: the sum of every rank's ``value``."""
+        out = np.empty(1, dtype=np.int64)
+        self.comm.Allreduce(np.array([value], dtype=np.int64), out, op=MPI.SUM)
+        return int(out[0])
+
     @contextmanager
     def round_comm(self, members: list[int], tag: int) -> Iterator[RoundComm | None]:
         """The round's communicator, built with ``Create_group`` over the members only (ranks not
