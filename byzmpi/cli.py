@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from . import grid
 from .errors import ByzmpiError, ConfigError
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "validate":
             return _validate(args)
         if hasattr(args, "func"):
-            return args.func(args)
+            return int(args.func(args))
         if args.command == "list":
             from .catalogue import format_catalogue, format_catalogue_markdown
 
@@ -209,7 +210,7 @@ def check_distinct_outputs(runs: list[grid.GridRun]) -> None:
             seen[key] = one.name
 
 
-def _grid_runs(args: argparse.Namespace, world) -> list[grid.GridRun]:
+def _grid_runs(args: argparse.Namespace, world: Any) -> list[grid.GridRun]:
     """The runs of the command line's sweep description; every rank expands it alike, so on an
     error all of them stop and rank 0 prints it."""
     try:
@@ -223,7 +224,7 @@ def _grid_runs(args: argparse.Namespace, world) -> list[grid.GridRun]:
         raise  # pragma: no cover - world.exit does not return
 
 
-def _print_summary(summary, *, as_json: bool) -> None:
+def _print_summary(summary: Any, *, as_json: bool) -> None:
     if as_json:
         print(json.dumps(summary.__dict__, default=float), flush=True)
         return

@@ -69,7 +69,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return path, value
 
 
-def apply_overrides(raw: dict, overrides: Iterable[str]) -> dict:
+def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     for text in overrides:
         path, value = parse_override(text)
         node = raw
@@ -96,7 +96,7 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
     return parse_config(apply_overrides(raw, overrides), Path(path).parent)
 
 
-def _table(raw: Mapping, key: str) -> dict:
+def _table(raw: Mapping[str, Any], key: str) -> dict[str, Any]:
     value = raw.get(key, {})
     if not isinstance(value, dict):
         raise ConfigError(key, "must be a table ([" + key + "])")
@@ -104,12 +104,12 @@ def _table(raw: Mapping, key: str) -> dict:
 
 
 def _component(
-    raw: Mapping,
+    raw: Mapping[str, Any],
     section: str,
-    catalogue: Mapping,
+    catalogue: Mapping[str, Any],
     default: str,
     extras: Mapping[str, Param],
-    pre_catalogue: Mapping | None = None,
+    pre_catalogue: Mapping[str, Any] | None = None,
 ) -> tuple[str, Section, tuple[tuple[str, Section], ...], dict[str, Any]]:
     """(name, resolved parameters, pre-aggregators, the section's own fields) of a catalogue section."""
     table = _table(raw, section)
@@ -171,7 +171,7 @@ def load_plugins(modules: Iterable[str], base: Path | None = None) -> None:
             raise ConfigError("run.plugins", f"cannot import {name!r}: {type(exc).__name__}: {detail}") from None
 
 
-def parse_config(raw: Mapping, base: Path | None = None) -> Config:
+def parse_config(raw: Mapping[str, Any], base: Path | None = None) -> Config:
     known = {"run", "clients", "task", "method", "aggregator", "attack", "compressor", "checkpoint", "debug"}
     for key in raw:
         if key not in known:
@@ -263,7 +263,7 @@ def _check_trusted_client(cfg: Config) -> None:
         )
 
 
-def _resolve_clients(clients: dict, seed: int) -> None:
+def _resolve_clients(clients: dict[str, Any], seed: int) -> None:
     from .plan import choose_byzantine
 
     n = clients["n"]
@@ -287,7 +287,7 @@ def _resolve_clients(clients: dict, seed: int) -> None:
             raise ConfigError(f"clients.{key}", f"must be <= clients.n = {n} (got {clients[key]})")
 
 
-def _resolve_task(task: dict, seed: int) -> None:
+def _resolve_task(task: dict[str, Any], seed: int) -> None:
     if task["name"] == "libsvm" and not task["path"]:
         raise ConfigError("task.path", "task.name = 'libsvm' needs the path of a LIBSVM file")
     if task["name"] != "libsvm" and task["path"]:

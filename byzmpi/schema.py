@@ -308,7 +308,7 @@ class Config:
     checkpoint: Section
     compressor: Component
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "run": dict(self.run),
             "clients": dict(self.clients),

@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from mpi4py import MPI
@@ -132,7 +132,7 @@ class World:
         Collective over every rank."""
         if group_size < 2 or self.size % group_size:
             raise ValueError(f"group size {group_size} must be >= 2 and divide the world size {self.size}")
-        return World(self.comm.Split(self.rank // group_size, self.rank))
+        return World(cast(MPI.Intracomm, self.comm.Split(self.rank // group_size, self.rank)))
 
     def sum_int(self, value: int) -> int:
         """Collective over all ranks: the sum of every rank's ``value``."""

@@ -82,9 +82,9 @@ class MethodSpec:
     build: Callable[..., Method]
     doc: str
     params: dict[str, Param] = field(default_factory=dict)
-    coin: Callable[[dict], tuple[float, bool]] = lambda params: (0.0, False)
+    coin: Callable[[dict[str, Any]], tuple[float, bool]] = lambda params: (0.0, False)
     full_participation: bool = False
-    check: Callable[[dict, Any], None] | None = None
+    check: Callable[[dict[str, Any], Any], None] | None = None
     trajectory: bool = True  # the method exposes trajectory(server, plan, space) (for attacks that steer)
     # the rule aggregates something other than the messages, and the method maps between the two:
     # estimator_view(server, rows, clients, plan) and message_for(server, vectors, clients, plan)

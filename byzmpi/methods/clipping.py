@@ -95,7 +95,7 @@ class DifferenceClipping:
         return g.to(state.x.dtype), radius, clipped.numpy()
 
 
-def take_step(state: StepState, g: Tensor, lr: float, radius: float, clipped: np.ndarray | None):
+def take_step(state: StepState, g: Tensor, lr: float, radius: float, clipped: np.ndarray | None) -> RoundInfo:
     """x ← x − γ g unless g is not finite (then no step); the RoundInfo of the step."""
 
     norm = _norm(g)

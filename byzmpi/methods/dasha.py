@@ -17,6 +17,7 @@ participation (the aggregate is over all n stored g_i).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -167,7 +168,7 @@ class ByzDashaPage:
         )
 
 
-def _check(params: dict, cfg) -> None:
+def _check(params: dict[str, Any], cfg: Any) -> None:
     if cfg.compressor.name == "randk_coordinated":
         raise ConfigError("compressor.name", "Byz-DASHA-PAGE uses independent masks per client (randk)")
 

@@ -19,6 +19,7 @@ Clients keep no state and do no work in rounds where they are not sampled.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -148,11 +149,13 @@ class VRMarina:
         return RoundInfo(aggregate_norm=norm, update_norm=step, clip_radius=radius, clipped=clipped)
 
 
-def _build(task: Task, *, seed: int, dtype: torch.dtype, compressor: Compressor, n_clients: int, **params) -> VRMarina:
+def _build(
+    task: Task, *, seed: int, dtype: torch.dtype, compressor: Compressor, n_clients: int, **params: Any
+) -> VRMarina:
     return VRMarina(task, compressor=compressor, seed=seed, dtype=dtype, **params)
 
 
-def _check_independent(params: dict, cfg) -> None:
+def _check_independent(params: dict[str, Any], cfg: Any) -> None:
     if cfg.compressor.name == "randk_coordinated":
         raise ConfigError(
             "compressor.name",

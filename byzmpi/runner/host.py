@@ -57,6 +57,7 @@ class Host:
             n_clients=self.s.cfg.clients.n,
             f_global=self.s.cfg.clients.byzantine,
         )
+        assert self.attack.local is not None  # config validation refuses local runs of omniscient-only attacks
         attack = self.attack.local(ctx, **self.attack_params)
         for row, client, v in zip(rows.tolist(), clients.tolist(), attack):
             method.codec.encode_writable(v, plan, client, wire[row])

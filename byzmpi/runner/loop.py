@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..config import Config
+from ..schema import Config
 from ..signals import STOP
 from .host import Host
 from .server import RunSummary, Server

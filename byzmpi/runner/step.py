@@ -193,20 +193,20 @@ def step(
     n_rejected = int((~accepted).sum())
     rows = msgs if n_rejected == 0 else msgs[accepted]
     acc = accepted.numpy()
-    clients = plan.sampled[acc]
+    accepted_clients = plan.sampled[acc]
     rejected_clients = plan.sampled[~acc]
     first = _Aggregation()
 
-    def aggregate(x: Tensor, row_clients: np.ndarray, dropped: int = 0) -> Aggregate:
-        """The pipeline on rows ``x`` sent by (or standing for) ``row_clients``; ``dropped``: inputs
-        the method itself excluded as invalid. f is lowered only by inputs that left the
-        aggregation: this round's rejected clients absent from ``row_clients``, plus ``dropped``."""
-        left = int(np.count_nonzero(~np.isin(rejected_clients, row_clients))) + dropped
-        out = state.pipeline(x, f=effective_f(run.f, left), round_=plan.round, clients=row_clients)
+    def aggregate(x: Tensor, clients: np.ndarray, dropped: int = 0) -> Aggregate:
+        """The pipeline on rows ``x`` sent by (or standing for) ``clients``; ``dropped``: inputs the
+        method itself excluded as invalid. f is lowered only by inputs that left the aggregation:
+        this round's rejected clients absent from ``clients``, plus ``dropped``."""
+        left = int(np.count_nonzero(~np.isin(rejected_clients, clients))) + dropped
+        out = state.pipeline(x, f=effective_f(run.f, left), round_=plan.round, clients=clients)
         if first.value is None:
-            honest = torch.from_numpy(~run.byzantine[np.asarray(row_clients, dtype=np.int64)])
+            honest = torch.from_numpy(~run.byzantine[np.asarray(clients, dtype=np.int64)])
             first.value, first.weights, first.inputs = out.value, out.weights, x
-            first.clients, first.centre = np.asarray(row_clients), honest_mean(x, honest)
+            first.clients, first.centre = np.asarray(clients), honest_mean(x, honest)
         return out
 
     refused = ""
@@ -214,7 +214,7 @@ def step(
         info = RoundInfo(skipped=True)
     else:
         try:
-            info = run.method.server_update(state.method, rows, clients, plan, aggregate)
+            info = run.method.server_update(state.method, rows, accepted_clients, plan, aggregate)
         except RuleRefused as exc:
             info, refused = RoundInfo(skipped=True), str(exc)
     centre = first.centre
@@ -237,7 +237,7 @@ def step(
         invalid_states=info.invalid_states,
     )
     if messages:
-        _message_statistics(record, plan, msgs, codes, clients, first, info, wire.shape[1])
+        _message_statistics(record, plan, msgs, codes, accepted_clients, first, info, wire.shape[1])
     return record
 
 
