@@ -74,6 +74,22 @@ RUN = {
             "the buffer), auto (checked when Byzantine clients compute their own messages, local threat model)",
             choices=("auto", "gatherv", "checked"),
         ),
+        Param(
+            "device",
+            str,
+            "cpu",
+            "where each rank computes: cpu, cuda (GPU local_rank mod visible GPUs; none visible is an error), "
+            "auto (cuda when visible)",
+            choices=("cpu", "cuda", "auto"),
+        ),
+        Param(
+            "cuda_aware",
+            str,
+            "auto",
+            "hand device buffers to MPI: yes (an error if the MPI library cannot), no (stage through pinned "
+            "host buffers), auto (when the library reports CUDA support)",
+            choices=("auto", "yes", "no"),
+        ),
     ]
 }
 

@@ -81,7 +81,7 @@ class ByzDashaPage:
             g=torch.zeros_like(x),
             step_norm=0.0,
             started=False,
-            g_clients=torch.zeros(self.n, self.task.dim, dtype=self.dtype),
+            g_clients=torch.zeros(self.n, self.task.dim, dtype=self.dtype, device=x.device),
         )
 
     def init_client(self, client: int) -> DashaClient:

@@ -69,7 +69,7 @@ class RoSDHB:
             g=torch.zeros_like(x),
             step_norm=0.0,
             started=False,
-            momenta=torch.zeros(self.n, self.task.dim, dtype=self.dtype),
+            momenta=torch.zeros(self.n, self.task.dim, dtype=self.dtype, device=x.device),
         )
 
     def init_client(self, client: int) -> RosClient:

@@ -3,6 +3,7 @@ states for checkpoints."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -16,6 +17,17 @@ from ..statefile import pack
 from .setup import Run
 
 
+def _to_device(state: Any, device: torch.device) -> Any:
+    """A client state (a dataclass of tensors and scalars) with its tensors on ``device``."""
+    if device.type == "cpu" or not dataclasses.is_dataclass(state):
+        return state
+    for f in dataclasses.fields(state):
+        value = getattr(state, f.name)
+        if isinstance(value, torch.Tensor):
+            setattr(state, f.name, value.to(device))
+    return state
+
+
 class Host:
     """Ranks 1..P−1: compute the messages of their sampled clients (Byzantine ones included: their
     honest message in the omniscient model, their attack in the local model)."""
@@ -26,8 +38,14 @@ class Host:
         self.states = {int(c): s.method.init_client(int(c)) for c in self.clients}
         if s.resume is not None:
             self.states = load_clients(s.resume.path, self.states)
-        self.down = torch.zeros(s.method.downlink_len, dtype=torch.float32)
-        self.send = torch.zeros(max(len(self.clients), 1) * s.method.codec.max_wire_len, dtype=torch.float32)
+        # MPI buffers on the device when the library takes device memory, else pinned host memory
+        where = s.device if s.device_buffers else torch.device("cpu")
+        pin = s.device.type == "cuda" and not s.device_buffers
+        self.down = torch.zeros(s.method.downlink_len, dtype=torch.float32, device=where, pin_memory=pin)
+        self.send = torch.zeros(
+            max(len(self.clients), 1) * s.method.codec.max_wire_len, dtype=torch.float32, device=where, pin_memory=pin
+        )
+        self.states = {c: _to_device(state, s.device) for c, state in self.states.items()}
         self.attack = s.threat.attack
         self.attack_params = s.threat.params
         self.local = s.threat.local
@@ -73,10 +91,13 @@ class Host:
         with self.world.round_comm(s.layout.members(plan.sampled), k) as rc:
             rc.bcast(self.down)
             t0 = time.perf_counter()
+            down = self.down.to(s.device, non_blocking=True)  # no copy on the CPU or with device buffers
             for j, client in enumerate(mine.tolist()):
                 s.method.codec.encode(
-                    s.method.client_message(self.states[client], self.down, plan, client), plan, client, wire[j]
+                    s.method.client_message(self.states[client], down, plan, client), plan, client, wire[j]
                 )
+            if wire.device.type == "cuda" or s.device.type == "cuda":
+                torch.cuda.synchronize(s.device)  # the payload is complete before MPI reads it
             if self.local and self.is_byz[mine].any():
                 self._local_attack(plan, mine, wire)
             elapsed = time.perf_counter() - t0

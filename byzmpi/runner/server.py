@@ -93,9 +93,15 @@ class Server:
         self.server = new_server_state(s)
         if s.resume is not None:
             self.server.method, self.server.pipeline.state = load_server(s.resume.path, self.server.method)
-        self.down = torch.zeros(method.downlink_len, dtype=torch.float32)
+        # MPI buffers: on the device when the library takes device memory, else pinned host memory
+        where = s.device if s.device_buffers else torch.device("cpu")
+        pin = s.device.type == "cuda" and not s.device_buffers
+        self.down = torch.zeros(method.downlink_len, dtype=torch.float32, device=where, pin_memory=pin)
         self.recv = torch.zeros(
-            max(cfg.clients.per_round, cfg.clients.full_round) * method.codec.max_wire_len, dtype=torch.float32
+            max(cfg.clients.per_round, cfg.clients.full_round) * method.codec.max_wire_len,
+            dtype=torch.float32,
+            device=where,
+            pin_memory=pin,
         )
         attrs = {
             "config": cfg.to_dict(),
@@ -109,6 +115,10 @@ class Server:
             "attack": cfg.attack.name,
             "threat_model": s.threat.model,
             "attack_space": s.threat.space,
+            "device": str(s.device),
+            "mpi_cuda_support": "unknown" if s.mpi_cuda is None else bool(s.mpi_cuda),
+            "device_buffers": s.device_buffers,
+            "receive": "checked" if s.checked else "gatherv",
             "compressor": cfg.compressor.name,
             "seed": cfg.run.seed,
             "simulation": s.threat.simulated,

@@ -23,6 +23,7 @@ from ..assembly import (
 )
 from ..checkpoint import Header, check_trace, read_header, verify_checkpoint
 from ..compressors import COMPRESSORS, build_compressor
+from ..devices import choose_device, make_deterministic
 from ..errors import ConfigError, SetupError
 from ..layout import Layout
 from ..methods import METHODS, Method
@@ -58,6 +59,9 @@ class Run:
     dtype: torch.dtype  # server model and aggregation dtype
     byzantine: np.ndarray  # bool per client id
     checked: bool  # the server receives by the checked path (run.receive)
+    device: torch.device = torch.device("cpu")  # where this rank computes (run.device)
+    mpi_cuda: bool | None = None  # the MPI library's answer to MPIX_Query_cuda_support (None: no such query)
+    device_buffers: bool = False  # device tensors go to MPI as they are (CUDA-aware); else staged on the host
     resume: Header | None = None  # the checkpoint this run continues from
 
     @property
@@ -96,6 +100,25 @@ def find_resume(cfg: Config) -> Header | None:
     return header
 
 
+def choose_devices(cfg: Config) -> tuple[torch.device, bool | None, bool]:
+    """This rank's device (``run.device``), the MPI library's CUDA support, and whether device
+    buffers go to MPI directly (``run.cuda_aware``); "yes" on a library that cannot is an error."""
+    from ..comm.cuda import cuda_support
+
+    device = choose_device(cfg.run.device)
+    make_deterministic(device)
+    support = cuda_support()
+    if cfg.run.cuda_aware == "yes" and support is not True:
+        raise ConfigError(
+            "run.cuda_aware",
+            "yes, but this MPI library "
+            + ("reports no CUDA support (MPIX_Query_cuda_support() = 0)" if support is False else "has no CUDA query")
+            + "; use 'auto' or 'no' (device buffers are then staged through pinned host memory)",
+        )
+    direct = device.type == "cuda" and (cfg.run.cuda_aware == "yes" or (cfg.run.cuda_aware == "auto" and bool(support)))
+    return device, support, direct
+
+
 def check_outputs(cfg: Config) -> None:
     """The trace and checkpoint paths must be writable files (checked before any round)."""
     for field, path in (("run.trace", cfg.trace_path), ("checkpoint.path", cfg.checkpoint_path)):
@@ -108,10 +131,11 @@ def setup(cfg: Config, world_size: int, rank: int) -> Run:
     """Build the run (may raise ByzmpiError; no collective here)."""
     check_world(cfg, world_size)
     check_outputs(cfg)
+    device, mpi_cuda, device_buffers = choose_devices(cfg)
     resume = find_resume(cfg)
     layout = Layout(cfg.clients.n, world_size)
     sampler = build_sampler(cfg)
-    task = build_task(cfg)
+    task = build_task(cfg).to(device)
     threat = threat_model(cfg)
     if threat.flips_labels:  # label-flipping Byzantine clients get a flipped view of their data
         task.flip_labels_of(cfg.clients.byzantine_ids)
@@ -142,6 +166,9 @@ def setup(cfg: Config, world_size: int, rank: int) -> Run:
         dtype,
         byzantine_mask(cfg),
         checked_receive(cfg),
+        device,
+        mpi_cuda,
+        device_buffers,
         resume,
     )
 

@@ -80,11 +80,12 @@ class RoundRecord:
 
 
 def new_server_state(run: Run) -> ServerState:
+    """The server's state on the run's device (the model, method state and decode buffer live there)."""
     c = run.cfg.clients
     return ServerState(
-        method=run.method.init_server(run.x0),
+        method=run.method.init_server(run.x0.to(run.device)),
         pipeline=run.pipeline,
-        rows=torch.empty(max(c.per_round, c.full_round), run.task.dim, dtype=run.dtype),
+        rows=torch.empty(max(c.per_round, c.full_round), run.task.dim, dtype=run.dtype, device=run.device),
     )
 
 
@@ -96,9 +97,11 @@ def receive(
     attack, and validate the decoded rows: (dense rows (m, d), reject code per row). ``bad_length``:
     rows whose message had the wrong length on the wire (the checked receive path)."""
     method = run.method
+    if wire.device != run.device:  # host-staged wire: one (non-blocking from pinned memory) copy to the device
+        wire = wire.to(run.device, non_blocking=True)
     codes = method.codec.reject_codes(wire, plan).clone()
     if bad_length is not None and bad_length.any():
-        codes[torch.from_numpy(bad_length)] = BAD_LENGTH
+        codes[torch.from_numpy(bad_length).to(codes.device)] = BAD_LENGTH
     rows = state.rows[: plan.m]
     ok = codes == ACCEPTED
     if bool(ok.all()):

@@ -7,6 +7,7 @@ weighted sum over the distinct samples the honest clients hold.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -68,6 +69,17 @@ class Task:
         self.f_star: float | None = None
         self.flipped: frozenset[int] = frozenset()  # clients that see flipped labels (set by the run)
 
+    def to(self, device: torch.device) -> Task:
+        """This task with its data on ``device`` (in place; a no-op on the CPU)."""
+        if device.type == "cpu":
+            return self
+        ds = self.dataset
+        moved = [None if t is None else t.to(device) for t in (ds.X, ds.y, ds.X_test, ds.y_test)]
+        self.dataset = dataclasses.replace(ds, X=moved[0], y=moved[1], X_test=moved[2], y_test=moved[3])
+        self.shards = [s.to(device) for s in self.shards]
+        self._eval = None
+        return self
+
     def flip_labels_of(self, clients: Iterable[int]) -> None:
         """Give ``clients`` a label-flipped view of their data (the LF attack: the client runs the
         honest protocol, on y → C − 1 − y, or y → −y for ±1 labels)."""
@@ -123,7 +135,7 @@ class Task:
             n = self.dataset.n_samples
             w = np.zeros(n)
             for i in self.honest_ids:
-                s = self.shards[i].numpy()
+                s = self.shards[i].cpu().numpy()
                 np.add.at(w, s, 1.0 / (len(self.honest_ids) * s.size))
             idx = np.flatnonzero(w)
             X = self.dataset.X[torch.from_numpy(idx)].double()
@@ -157,6 +169,6 @@ class Task:
         X, y, w = self._eval_set()
         h = hashlib.sha256()
         for t in (X, y, w):
-            h.update(t.contiguous().numpy().tobytes())
+            h.update(t.contiguous().cpu().numpy().tobytes())
         h.update(f"{type(self.model).__name__}|{self.model.dim}|{self.regularizer}".encode())
         return h.hexdigest()[:32]
