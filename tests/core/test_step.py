@@ -321,3 +321,14 @@ def test_monna_needs_a_named_honest_trusted_client():
         make_run({"name": "sgd", "lr": 0.1}, {"name": "monna", "f": 1, "trusted": 1}, clients={"byzantine_ids": [1]})
     with pytest.raises(ConfigError, match="in every round"):
         make_run({"name": "sgd", "lr": 0.1}, {"name": "monna", "f": 1, "trusted": 0}, clients={"per_round": 4})
+
+
+def test_host_compute_reports_are_validated_like_payloads():
+    """A NaN, negative or 1e300 compute time from a host is not a time: ignored and counted, so it
+    can never poison t_compute / t_comm in the trace."""
+    from byzmpi.runner.server import compute_seconds
+
+    assert compute_seconds(np.array([0.0, 0.01, 0.02]), waited=0.05) == (0.02, 0)
+    assert compute_seconds(np.array([0.0, np.nan, 0.02, 1e300, -1.0]), waited=0.05) == (0.02, 3)
+    assert compute_seconds(np.array([0.0, np.inf]), waited=0.05) == (0.0, 1)
+    assert compute_seconds(None, waited=0.05) == (0.0, 0)
