@@ -50,6 +50,10 @@ TRACE_TABLES = ("rounds", "messages", "eval")
 MAX_HEADER_STR = 1 << 20
 #: the groups at a checkpoint's root
 ROOT_GROUPS = ("aggregator", "clients", "server")
+#: server-state tensors that may hold non-finite rows: per-client stores a Byzantine client can
+#: overflow, which the method leaves out of the aggregation (DASHA's stored g_i); a method can
+#: also declare such a field with ``dataclasses.field(metadata={"finite": False})``
+NONFINITE_FIELDS = ("server/g_clients",)
 
 
 @dataclass(frozen=True)
@@ -311,9 +315,9 @@ def _group(parent: h5py.Group, name: str) -> h5py.Group:
 
 
 def _read_server(f: h5py.File, server_template: Any) -> tuple[Any, dict]:
-    shapes = {tuple(t.shape) for t in tensors_of(server_template)}
-    server = read_state(_group(f, "server"), server_template)
-    return server, read_state(_group(f, "aggregator"), {}, free_shapes=shapes)
+    largest = max((t.numel() for t in tensors_of(server_template)), default=0)
+    server = read_state(_group(f, "server"), server_template, nonfinite=NONFINITE_FIELDS)
+    return server, read_state(_group(f, "aggregator"), {}, free_max_numel=largest)
 
 
 def _read_clients(f: h5py.File, templates: dict[int, Any]) -> dict[int, Any]:
@@ -323,7 +327,7 @@ def _read_clients(f: h5py.File, templates: dict[int, Any]) -> dict[int, Any]:
 
 def load_server(path: Path, server_template: Any) -> tuple[Any, dict]:
     """(server state, aggregator state) from a checkpoint, shaped like the templates (the
-    aggregator's tensors must have the shape of one of the server state's tensors)."""
+    aggregator's tensors no larger than the server state's largest)."""
     return _load(path, lambda f: _read_server(f, server_template))
 
 

@@ -13,8 +13,9 @@ dtype. ``None`` fields take no bytes and stay ``None``.
 Reading never trusts the file: every node must be a hard link (no soft or external links), every
 dataset contiguous or compact storage in this file (no external storage, virtual datasets or
 filters), with exactly the template's shape and dtype (checked before any data is read), every
-float finite, every scalar of the template's type, and no field the template lacks. A violation
-raises :class:`StateFileError` naming the field.
+float finite (unless the field is declared otherwise, see :func:`read_state`), every scalar of
+the template's type, and no field the template lacks. A violation raises
+:class:`StateFileError` naming the field.
 """
 
 from __future__ import annotations
@@ -135,9 +136,9 @@ def _expected_dtype(like: Tensor) -> np.dtype:
     return _numpy(torch.empty(0, dtype=like.dtype)).dtype
 
 
-def _read_tensor(ds: h5py.Dataset, field: str, like: Tensor) -> Tensor:
-    """The dataset as a tensor like ``like``: shape, dtype and finiteness checked (shape and dtype
-    before reading any data)."""
+def _read_tensor(ds: h5py.Dataset, field: str, like: Tensor, *, finite: bool = True) -> Tensor:
+    """The dataset as a tensor like ``like``: shape, dtype and (with ``finite``) finiteness checked
+    (shape and dtype before reading any data)."""
     want = _expected_dtype(like)
     if ds.dtype != want:
         raise StateFileError(field, f"has dtype {ds.dtype}, expected {want} (for {like.dtype})")
@@ -155,12 +156,12 @@ def _read_tensor(ds: h5py.Dataset, field: str, like: Tensor) -> Tensor:
     data = torch.from_numpy(np.ascontiguousarray(array))
     if like.dtype == torch.bfloat16:
         data = data.view(torch.bfloat16)
-    if (data.is_floating_point() or data.is_complex()) and not bool(torch.isfinite(data).all()):
+    if finite and (data.is_floating_point() or data.is_complex()) and not bool(torch.isfinite(data).all()):
         raise StateFileError(field, "holds non-finite values (NaN or Inf)")
     return data if like.device.type in ("cpu", "meta") else data.to(like.device)
 
 
-def _read_array(ds: h5py.Dataset, field: str, like: np.ndarray) -> np.ndarray:
+def _read_array(ds: h5py.Dataset, field: str, like: np.ndarray, *, finite: bool = True) -> np.ndarray:
     if ds.dtype != like.dtype or tuple(ds.shape) != like.shape:
         raise StateFileError(
             field, f"has dtype {ds.dtype} and shape {tuple(ds.shape)}, expected {like.dtype} and {like.shape}"
@@ -169,7 +170,7 @@ def _read_array(ds: h5py.Dataset, field: str, like: np.ndarray) -> np.ndarray:
         array = np.asarray(ds[()] if ds.shape == () else ds[...])
     except (OSError, TypeError, ValueError) as exc:
         raise StateFileError(field, f"unreadable data ({exc})") from None
-    if array.dtype.kind in "fc" and not np.isfinite(array).all():
+    if finite and array.dtype.kind in "fc" and not np.isfinite(array).all():
         raise StateFileError(field, "holds non-finite values (NaN or Inf)")
     return array
 
@@ -207,28 +208,52 @@ def _is_scalar_template(like: Any) -> bool:
     return like is None or isinstance(like, (bool, int, float, str, np.integer, np.floating, np.bool_))
 
 
-def read_state(group: h5py.Group, template: Any, *, free_shapes: Collection[tuple[int, ...]] = ()) -> Any:
+def _may_be_nonfinite(template: Any, name: str) -> bool:
+    if dataclasses.is_dataclass(template) and not isinstance(template, type):
+        for f in dataclasses.fields(template):
+            if f.name == name:
+                return f.metadata.get("finite", True) is False
+    return False
+
+
+def read_state(
+    group: h5py.Group, template: Any, *, free_max_numel: int | None = None, nonfinite: Collection[str] = ()
+) -> Any:
     """Read a state written by :func:`write_state`, into the shape of ``template``; checks every
     field against the template (see the module docstring) and raises :class:`StateFileError`.
 
-    An empty dict template accepts only an empty group, unless ``free_shapes`` is given: then
-    every entry must be a floating tensor of one of those shapes (or None): an aggregator's state,
-    whose keys the rule chooses.
+    Every floating tensor must be finite, except the fields named (by HDF5 path, e.g.
+    ``server/g_clients``) in ``nonfinite`` and dataclass fields declared with
+    ``field(metadata={"finite": False})``: per-client stores a Byzantine client can drive to
+    infinity, which the method itself leaves out of the aggregation.
+
+    An empty dict template accepts only an empty group, unless ``free_max_numel`` is given: then
+    every entry must be a floating tensor of at most two dimensions and that many elements (or
+    None): an aggregator's state, whose keys the rule chooses.
     """
-    if isinstance(template, dict) and not template and free_shapes:
-        return _read_free(group, {tuple(s) for s in free_shapes})
+    if isinstance(template, dict) and not template and free_max_numel is not None:
+        return _read_free(group, free_max_numel)
     expected = {name for name, _ in _children(template)}
     for keys in (group.attrs.keys(), group.keys()):
         for key in keys:  # stops at the first unknown name: at most len(expected) + 1 steps
             if key not in expected:
                 raise StateFileError(_field(group, key), "is not a field of this state")
-    values = {name: _read_value(group, name, like) for name, like in _children(template)}
+    values = {
+        name: _read_value(
+            group,
+            name,
+            like,
+            finite=_field(group, name) not in nonfinite and not _may_be_nonfinite(template, name),
+            nonfinite=nonfinite,
+        )
+        for name, like in _children(template)
+    }
     if isinstance(template, dict):
         return values
     return dataclasses.replace(template, **values)
 
 
-def _read_free(group: h5py.Group, shapes: set[tuple[int, ...]]) -> dict[str, Any]:
+def _read_free(group: h5py.Group, max_numel: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in group.attrs.keys():
         out[key] = _scalar(_field(group, key), _attr_value(group, key), None)
@@ -239,9 +264,13 @@ def _read_free(group: h5py.Group, shapes: set[tuple[int, ...]]) -> dict[str, Any
         node = check_node(group, key)
         if not isinstance(node, h5py.Dataset):
             raise StateFileError(field, "is a group, expected a tensor")
-        if tuple(node.shape) not in shapes:
-            allowed = " or ".join(str(s) for s in sorted(shapes))
-            raise StateFileError(field, f"has shape {tuple(node.shape)}, expected {allowed}")
+        numel = math.prod(node.shape)
+        if len(node.shape) > 2 or numel > max_numel:
+            raise StateFileError(
+                field,
+                f"has shape {tuple(node.shape)}; an aggregator's state holds tensors of at most 2 dimensions and "
+                f"{max_numel} elements (the server state's largest tensor)",
+            )
         tag = _attr_value(node, "torch_dtype") if "torch_dtype" in node.attrs else None
         if tag not in FREE_DTYPES:
             raise StateFileError(field, f"has torch_dtype {tag!r}, expected one of {', '.join(FREE_DTYPES)}")
@@ -250,7 +279,7 @@ def _read_free(group: h5py.Group, shapes: set[tuple[int, ...]]) -> dict[str, Any
     return out
 
 
-def _read_value(group: h5py.Group, name: str, like: Any) -> Any:
+def _read_value(group: h5py.Group, name: str, like: Any, *, finite: bool, nonfinite: Collection[str]) -> Any:
     field = _field(group, name)
     in_attrs, in_group = name in group.attrs, name in group
     if in_attrs and in_group:
@@ -264,13 +293,13 @@ def _read_value(group: h5py.Group, name: str, like: Any) -> Any:
     node = check_node(group, name)
     if isinstance(node, h5py.Dataset):
         if isinstance(like, Tensor):
-            return _read_tensor(node, field, like)
+            return _read_tensor(node, field, like, finite=finite)
         if isinstance(like, np.ndarray):
-            return _read_array(node, field, like)
+            return _read_array(node, field, like, finite=finite)
         raise StateFileError(field, f"is a dataset, expected {'None' if like is None else type(like).__name__}")
     if _is_scalar_template(like) or isinstance(like, (Tensor, np.ndarray)):
         raise StateFileError(field, f"is a group, expected {'None' if like is None else type(like).__name__}")
-    return read_state(node, like)
+    return read_state(node, like, nonfinite=nonfinite)
 
 
 def tensors_of(obj: Any) -> list[Tensor]:

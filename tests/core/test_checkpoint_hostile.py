@@ -428,3 +428,38 @@ def test_stale_temp_files_of_this_checkpoint_are_removed_at_the_next_write(
     left = [p.name for p in tmp_path.iterdir() if p.name.startswith(f".{path.name}.") and p.name.endswith(".tmp")]
     assert sorted(left) == sorted([link.name, f".{path.name}.abc.tmp"])
     assert read_header(path).rounds_done == ROUNDS_DONE
+
+
+def test_a_dasha_checkpoint_with_overflowed_stored_messages_resumes(tmp_path: Path) -> None:
+    """DASHA keeps each client's g_i on the server; a Byzantine client can drive its row to inf
+    (the method leaves it out of the aggregation), and that state must still resume exactly."""
+    raw = raw_config(tmp_path)
+    raw["method"] = {"name": "dasha_page", "lr": 0.1, "p": 0.1}
+    raw["compressor"] = {"name": "randk", "ratio": 0.5}
+    raw["clients"] = {"n": N, "byzantine": 1}
+    cfg = parse_config(raw)
+    s = setup(cfg, 3, 0)
+    w = TraceWriter(cfg.trace_path, {"config": "{}"}, D)
+    w.append("rounds", np.zeros(ROUNDS_DONE, ROUND_DTYPE))
+    w.close("running", None, ROUNDS_DONE)
+    server = s.method.init_server(s.x0)
+    server.g_clients[1] = float("inf")
+    server.g_clients[2, 3] = float("nan")
+    clients = {c: s.method.init_client(c) for c in range(N)}
+    write_checkpoint(
+        cfg.checkpoint_path,
+        config_json=cfg.to_json(),
+        fingerprint=cfg.fingerprint(),
+        rounds_done=ROUNDS_DONE,
+        trace_rows={"rounds": ROUNDS_DONE, "messages": 0, "eval": 0},
+        complete=False,
+        server=server,
+        aggregator={},
+        clients=clients,
+    )
+    header = find_resume(cfg)
+    loaded, _ = load_server(header.path, s.method.init_server(s.x0))
+    assert loaded.g_clients.numpy().tobytes() == server.g_clients.numpy().tobytes()
+    _replace("server/x", _dataset(NAN6))(cfg.checkpoint_path)  # the model itself must still be finite
+    with pytest.raises(SetupError, match="server/x: holds non-finite"):
+        load_server(header.path, s.method.init_server(s.x0))

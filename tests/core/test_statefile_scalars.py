@@ -147,3 +147,24 @@ def test_read_state_refuses_a_scalar_of_the_wrong_type(tmp_path: Path) -> None:
         f["c"].attrs["seen"] = 1  # an integer where the state has a boolean flag
     with h5py.File(path, "r") as f, pytest.raises(StateFileError, match="c/seen"):
         read_state(f["c"], template())
+
+
+@dataclass
+class Store:
+    x: Tensor
+    rows: Tensor = field(metadata={"finite": False})
+
+
+def test_a_field_declared_non_finite_may_hold_inf(tmp_path: Path) -> None:
+    from byzmpi.statefile import StateFileError
+
+    path = tmp_path / "s.h5"
+    src = Store(x=torch.ones(2), rows=torch.tensor([[1.0, float("inf")], [float("nan"), 0.0]]))
+    with h5py.File(path, "w") as f:
+        write_state(f.create_group("s"), src)
+        write_state(f.create_group("bad"), Store(x=torch.tensor([float("nan"), 0.0]), rows=torch.zeros(2, 2)))
+    with h5py.File(path, "r") as f:
+        out = read_state(f["s"], Store(x=torch.zeros(2), rows=torch.zeros(2, 2)))
+        assert out.rows.numpy().tobytes() == src.rows.numpy().tobytes()
+        with pytest.raises(StateFileError, match="bad/x"):
+            read_state(f["bad"], Store(x=torch.zeros(2), rows=torch.zeros(2, 2)))
