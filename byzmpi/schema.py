@@ -165,6 +165,16 @@ TASK = {
             nullable=True,
         ),
         Param("seed", int, None, "data seed (default: run.seed)", minimum=0, nullable=True),
+        Param(
+            "init",
+            str,
+            "model",
+            "x^0: model (the model's own seeded init), zeros, normal (N(0, init_scale^2) per coordinate, "
+            "seeded), optimum (x* + init_scale*1, x* from full-batch L-BFGS on the honest objective, as the "
+            "Byz-DASHA-PAGE experiments start)",
+            choices=("model", "zeros", "normal", "optimum"),
+        ),
+        Param("init_scale", float, 1.0, "std of init = normal; shift c of init = optimum (x* + c*1)"),
     ]
 }
 

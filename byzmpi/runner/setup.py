@@ -149,7 +149,7 @@ def setup(cfg: Config, world_size: int, rank: int) -> Run:
     method = METHODS[cfg.method.name].build(
         task, seed=cfg.run.seed, dtype=dtype, compressor=compressor, n_clients=cfg.clients.n, **cfg.method.params
     )
-    x0 = task.init_params()
+    x0 = task.init_params(cfg.task.init, cfg.task.init_scale)
     if resume is not None:  # refuse a bad checkpoint here, with one line, not in the first collective
         hosted = {int(c): method.init_client(int(c)) for c in layout.clients_of(rank)}
         verify_checkpoint(resume.path, method.init_server(x0) if rank == 0 else None, hosted)

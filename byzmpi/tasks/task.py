@@ -99,8 +99,19 @@ class Task:
         """f* is attained and found by a local solver: convex model, strongly convex regulariser."""
         return self.model.convex and self.regularizer.strongly_convex
 
-    def init_params(self) -> Tensor:
-        return self.model.init(rng.torch_generator(self.seed, rng.SETUP_ROUND, "init"))
+    def init_params(self, kind: str = "model", scale: float = 1.0) -> Tensor:
+        """x^0 (``task.init``): the model's seeded init, zeros, N(0, scale²) seeded, or x* + scale·𝟙
+        with x* the full-batch L-BFGS point of the honest objective (as the Byz-DASHA-PAGE code)."""
+        gen = rng.torch_generator(self.seed, rng.SETUP_ROUND, "init")
+        if kind == "zeros":
+            return torch.zeros(self.dim)
+        if kind == "normal":
+            return torch.randn(self.dim, generator=gen) * scale
+        if kind == "optimum":
+            from .optimum import minimizer
+
+            return (minimizer(self) + scale).to(torch.float32)
+        return self.model.init(gen)
 
     def batch(self, client: int, round_: int, purpose: str = "batch") -> Batch:
         """Global sample indices of client ``client``'s minibatch in round ``round_`` (without

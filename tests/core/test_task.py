@@ -185,3 +185,15 @@ def test_build_task_from_a_config():
     t = build_task(cfg)
     assert isinstance(t.model, SoftmaxRegression) and t.dim == 2 * (6 + 1)  # W (2 x 6) and b (2)
     assert t.dataset.y.dtype == torch.int64 and set(t.dataset.y.tolist()) == {0, 1}
+
+
+def test_init_options_zeros_normal_and_optimum_plus_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("BYZMPI_CACHE", str(tmp_path))
+    t = make_task(SHARDS, [0, 1, 2])
+    assert torch.equal(t.init_params("zeros"), torch.zeros(t.dim))
+    a, b = t.init_params("normal", 2.0), t.init_params("normal", 2.0)
+    assert torch.equal(a, b) and float(a.std()) > 0  # seeded: the same on every rank
+    x = t.init_params("optimum", 1.0).double()
+    _, grad = t.objective(x - 1.0)  # x* + 1: the gradient at x* vanishes
+    assert float(grad.norm()) < 1e-6
+    assert torch.equal(t.init_params("optimum", 1.0), x.float())  # from the cache, identical
