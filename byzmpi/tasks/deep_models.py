@@ -42,7 +42,8 @@ class LightNet(nn.Module):
         self.fc = nn.Linear(6 * (side // 2) ** 2, n_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc(nn.functional.max_pool2d(nn.functional.relu(self.conv(x)), 2).flatten(1))
+        out: Tensor = self.fc(nn.functional.max_pool2d(nn.functional.relu(self.conv(x)), 2).flatten(1))
+        return out
 
 
 class LeNet5(nn.Module):
@@ -60,7 +61,8 @@ class LeNet5(nn.Module):
         F = nn.functional
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
         x = F.max_pool2d(F.relu(self.conv2(x)), 2).flatten(1)
-        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+        out: Tensor = self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+        return out
 
 
 def norm_layer(norm: str, groups: int = 32) -> Callable[[int], nn.Module]:
@@ -98,7 +100,8 @@ class BasicBlock(nn.Module):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        result: Tensor = self.relu(out + identity)
+        return result
 
 
 class ResNet18(nn.Module):
@@ -130,7 +133,8 @@ class ResNet18(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(self.avgpool(x).flatten(1))
+        out: Tensor = self.fc(self.avgpool(x).flatten(1))
+        return out
 
 
 #: name -> (module class, input shape (C, H, W) it is built for)

@@ -37,6 +37,7 @@ import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -157,9 +158,9 @@ class _Array:
     the state that pickle's BUILD hands to ``__setstate__``."""
 
     def __init__(self, cls: object, shape: object, typecode: object) -> None:
-        self.state: tuple | None = None
+        self.state: tuple[Any, ...] | None = None
 
-    def __setstate__(self, state: tuple) -> None:
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
         self.state = state
 
 
@@ -168,9 +169,9 @@ class _Dtype:
 
     def __init__(self, spec: object, align: object = False, copy: object = True) -> None:
         self.spec = spec.decode("latin1") if isinstance(spec, bytes) else spec
-        self.state: tuple | None = None
+        self.state: tuple[Any, ...] | None = None
 
-    def __setstate__(self, state: tuple) -> None:
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
         self.state = state
 
 
@@ -234,14 +235,14 @@ def _to_array(obj: object, what: str) -> np.ndarray:
         or not all(isinstance(s, int) for s in shape)
     ):
         raise ValueError(f"{what} has a malformed array state")
-    dt = np.dtype(dtype.spec).newbyteorder("<" if order in "|=" else order)
+    dt = np.dtype(dtype.spec).newbyteorder(cast(Any, "<" if order in "|=" else order))
     if len(data) != int(np.prod(shape, dtype=np.int64)) * dt.itemsize:
         raise ValueError(f"{what}: {len(data)} bytes for shape {shape} of {dt.name}")
     arr = np.frombuffer(bytes(data), dtype=dt).reshape(shape, order="F" if fortran else "C")
     return np.ascontiguousarray(arr.astype(dt.newbyteorder("=")))
 
 
-def _get(d: dict, key: str) -> object:
+def _get(d: dict[Any, Any], key: str) -> object:
     for k in (key.encode(), key):
         if k in d:
             return d[k]
@@ -462,7 +463,7 @@ def _first_row(path: Path, delimiter: str, field: str) -> tuple[int, list[str]]:
 def _parse_csv_slowly(
     path: Path, delimiter: str, width: int, col: int, skip: int, field: str
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    rows: list[list[float]] = []
+    rows: list[np.ndarray] = []
     raw: list[str] = []
     try:
         with open(path, newline="", encoding="utf-8") as fh:
@@ -557,9 +558,7 @@ def to_float32(ds: Dataset) -> Dataset:
     """The dataset with float32 features (x − mean)/std per channel (``input_norm`` applied and
     cleared), for the flat models; a dataset without ``input_norm`` is returned as float32 as is."""
 
-    def conv(X: torch.Tensor | None) -> torch.Tensor | None:
-        if X is None:
-            return None
+    def conv(X: torch.Tensor) -> torch.Tensor:
         out = X.to(torch.float32)
         if ds.input_norm is None:
             return out
@@ -568,7 +567,8 @@ def to_float32(ds: Dataset) -> Dataset:
         per = out.view(out.shape[0], C, -1)
         return ((per - mean[None, :, None]) / std[None, :, None]).reshape(out.shape[0], -1)
 
-    return dataclasses.replace(ds, X=conv(ds.X), X_test=conv(ds.X_test), input_norm=None)
+    X_test = None if ds.X_test is None else conv(ds.X_test)
+    return dataclasses.replace(ds, X=conv(ds.X), X_test=X_test, input_norm=None)
 
 
 # ---- a user's tensors or torch Dataset ---------------------------------------------------------
@@ -619,7 +619,7 @@ def from_tensors(
     Xs = ys = None
     if (X_test is None) != (y_test is None):
         raise SetupError(f"{field}: give both X_test and y_test, or neither")
-    if X_test is not None:
+    if X_test is not None and y_test is not None:
         Xs = feats(X_test, "X_test")
         ys = labels(y_test, Xs.shape[0], "y_test")
         if Xs.shape[1] != Xt_.shape[1] or Xs.dtype != Xt_.dtype or ys.dtype != yt_.dtype:

@@ -61,6 +61,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -123,7 +124,7 @@ class TorchModel:
         self.buffer_names = [n for n, _ in module.named_buffers()]
         self.has_batchnorm = any(isinstance(m, _BN_TYPES) for m in module.modules())
         # where each parameter / buffer is looked up (a tied tensor has several places)
-        places: dict[int, list[tuple[dict, str]]] = {}
+        places: dict[int, list[tuple[dict[str, Any], str]]] = {}
         for m in module.modules():
             for table in (m._parameters, m._buffers):
                 for attr, t in table.items():
@@ -133,16 +134,16 @@ class TorchModel:
         self._buffer_places = {n: places[id(b)] for n, b in module.named_buffers()}
         # θ supplies the parameters, so the module keeps only shapes: one meta tensor per tensor,
         # put back in all its places (ties kept; Module.to("meta") would untie them)
-        self._placeholders = []
+        self._placeholders: list[tuple[dict[str, Any], str, Tensor]] = []
         for spots in places.values():
-            table, attr = spots[0]
-            t = table[attr]
-            meta = torch.empty_like(t, device="meta")
-            if isinstance(t, nn.Parameter):
-                meta = nn.Parameter(meta, requires_grad=t.requires_grad)
-            for table, attr in spots:
-                table[attr] = meta
-                self._placeholders.append((table, attr, meta))
+            first_table, first_attr = spots[0]
+            tensor: Tensor = first_table[first_attr]
+            meta = torch.empty_like(tensor, device="meta")
+            if isinstance(tensor, nn.Parameter):
+                meta = nn.Parameter(meta, requires_grad=tensor.requires_grad)
+            for spot_table, spot_attr in spots:
+                spot_table[spot_attr] = meta
+                self._placeholders.append((spot_table, spot_attr, meta))
         self.module = module
         self._lean = not any(hasattr(m, "parametrizations") for m in module.modules())
         self._mode: bool | None = None
@@ -255,11 +256,12 @@ class TorchModel:
         if self._mode is not train:
             self.module.train(train)
             self._mode = train
-        views = theta.split(self.sizes)
+        views = torch.split(theta, self.sizes)
         if not self._lean:
             params = {n: t.view(s) for n, t, s in zip(self.names, views, self.shapes)}
             params.update(buffers)
-            return functional_call(self.module, params, (x,), strict=True)
+            result: Tensor = functional_call(self.module, params, (x,), strict=True)
+            return result
         try:
             for places, t, shape in zip(self._param_places, views, self.shapes):
                 v = t.view(shape)
@@ -269,7 +271,8 @@ class TorchModel:
                 b = buffers[name]
                 for table, attr in places:
                     table[attr] = b
-            return self.module(x)
+            out: Tensor = self.module(x)
+            return out
         finally:  # the module keeps no reference to θ or its graph
             for table, attr, placeholder in self._placeholders:
                 table[attr] = placeholder
