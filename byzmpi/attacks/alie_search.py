@@ -12,7 +12,7 @@ from .scale_search import GRIDS, ScaleSearch, maximise_harm, require_defender, s
 
 def alie_harm_search(ctx: AttackContext, grid: list[float], *, zoom: int = 0, refine: int = 0) -> ScaleSearch:
     """The z maximising harm(z) = ‖Agg(honest ∪ byz(z)) − μ‖, byz(z) = μ − z·σ for every
-    Byzantine: a scan of ``grid``, ``zoom`` finer points around the best three, then ``refine``
+    Byzantine: a scan of ``grid``, ``zoom`` finer points in its high-harm region, then ``refine``
     line-search calls (:func:`maximise_harm`).
 
     μ and σ (per coordinate, ddof = 1; 0 for a single vector) come from the round's honest
@@ -56,7 +56,8 @@ register_attack(
     Attack(
         "alie_search",
         _build,
-        "ALIE mu - z*sigma with z searched (grid 0 and +-log-spaced 1e-3..1e3, a finer scan around the best, then a line search) to maximise "
+        "ALIE mu - z*sigma with z searched (grid 0 and +-log-spaced 1e-3..1e3, a finer scan of its high-harm "
+        "region, then a line search) to maximise "
         "the deviation of the server's actual aggregate from mu (omniscient only).",
         params={
             "z_min": Param("z_min", float, 1e-3, "smallest positive |z| of the grid (0 is always tried)", minimum=0.0),
@@ -66,9 +67,7 @@ register_attack(
             "grid": Param(
                 "grid", str, "log", "log: 0 and z_steps log-spaced |z|; linear: z_steps evenly spaced", choices=GRIDS
             ),
-            "zoom": Param(
-                "zoom", int, 32, "defender calls of a finer scan around the 3 most harmful grid values", minimum=0
-            ),
+            "zoom": Param("zoom", int, 32, "defender calls of a finer scan where the grid sees high harm", minimum=0),
             "refine": Param("refine", int, 24, "defender calls of the line search after the scans", minimum=0),
         },
         needs_defender=True,

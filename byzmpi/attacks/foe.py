@@ -12,7 +12,7 @@ from .scale_search import GRIDS, ScaleSearch, maximise_harm, require_defender, s
 
 def foe_search(ctx: AttackContext, grid: list[float], *, zoom: int = 0, refine: int = 0) -> ScaleSearch:
     """The η maximising harm(η) = ‖Agg(honest ∪ byz(η)) − μ‖, byz(η) = −η·μ for every Byzantine:
-    a scan of ``grid``, ``zoom`` finer points around the best three, then ``refine``
+    a scan of ``grid``, ``zoom`` finer points in its high-harm region, then ``refine``
     line-search calls (:func:`maximise_harm`).
 
     μ is the mean of the round's honest messages (the Byzantines' own when none arrived). Agg is the
@@ -56,7 +56,8 @@ register_attack(
     Attack(
         "foe",
         _build,
-        "Fall of empires: -eta*mu with eta searched (grid 0 and log-spaced 1e-3..1e3, a finer scan around the best, then a line search) to "
+        "Fall of empires: -eta*mu with eta searched (grid 0 and log-spaced 1e-3..1e3, a finer scan of its "
+        "high-harm region, then a line search) to "
         "maximise the deviation of the server's actual aggregate from mu (omniscient only).",
         params={
             "eta_min": Param(
@@ -72,9 +73,7 @@ register_attack(
                 "code: 0.1..5.0, 50 steps, refine 0)",
                 choices=GRIDS,
             ),
-            "zoom": Param(
-                "zoom", int, 32, "defender calls of a finer scan around the 3 most harmful grid values", minimum=0
-            ),
+            "zoom": Param("zoom", int, 32, "defender calls of a finer scan where the grid sees high harm", minimum=0),
             "refine": Param("refine", int, 24, "defender calls of the line search after the scans", minimum=0),
         },
         needs_defender=True,

@@ -3,10 +3,10 @@
 Shared by FOE (IPM with a searched ε) and ALIE with a searched z: the attacker scores a scale s by
 the harm ‖Agg(honest ∪ byz(s)) − μ‖ (μ the honest mean, Agg the server's real pipeline through
 ``AttackContext.defender``), scans a grid wide enough to contain the worst case (by default 0 and
-log-spaced magnitudes 10⁻³ … 10³, both signs where the attack has two), then refines around the
-best grid point with an expansion/contraction line search (pattern search), the method of the
-literature's optimised attacks (Allouah et al. 2023; Karimireddy et al. 2022, "Optimal" FOE/ALIE:
-a line maximisation of the same harm).
+log-spaced magnitudes 10⁻³ … 10³, both signs where the attack has two), scans the high-harm region
+of that grid more finely, then refines the best points with an expansion/contraction line search,
+the method of the literature's optimised FOE/ALIE (Allouah et al., "Fixing by mixing", AISTATS
+2023; the byzfl library's LineMaximize: a line maximisation of the same harm).
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from ..errors import ConfigError
 def scale_grid(low: float, high: float, steps: int, *, field: str = "attack") -> list[float]:
     """``steps`` evenly spaced scales from ``low`` to ``high`` inclusive (``[low]`` when steps = 1).
 
-    The default FOE grid (0.1, 5.0, 50) is {0.1, 0.2, …, 5.0}, the RoSDHB code's η grid.
+    The RoSDHB code's η grid is scale_grid(0.1, 5.0, 50) = {0.1, 0.2, …, 5.0} (FOE with
+    ``grid = "linear"``, zoom = refine = 0).
     """
     if steps < 1:
         raise ConfigError(f"{field}_steps", f"must be >= 1 (got {steps})")
@@ -115,19 +116,22 @@ def maximise_harm(
     zoom: int = 0,
     refine: int = 0,
     starts: int = 3,
+    region: float = 0.2,
 ) -> ScaleSearch:
     """The scale s maximising harm(s) = ‖defender(candidate(s)) − centre‖: a grid scan, a finer scan
-    around the best grid points, then line searches from the best points found.
+    of its high-harm region, then line searches from the best points found.
 
     1. Scan: every s of ``grid`` in the given order; a later scale replaces the best only when
        strictly better (ties → the earliest scanned; non-finite aggregates score −inf).
-    2. Zoom (``zoom`` > 0 calls): around ``starts`` seeds, the most harmful local maxima of the
-       sorted grid (then the most harmful other points; ties → scan order; the first seed gets
-       half the calls, the others share the rest), points strictly inside
-       the bracket of the point's neighbours in the sorted grid, half on each side, geometrically
-       spaced (evenly when the bracket holds 0).
-    3. Refine (``refine`` > 0 calls): from ``starts`` seeds chosen the same way among all points
-       scanned so far (the first gets half the calls, the others share the rest), an
+    2. Zoom (``zoom`` > 0 calls): a finer scan of the high-harm region, the grid points whose
+       harm is within a fraction ``region`` of the best (harm ≥ best − region·|best|): the gaps
+       between neighbouring grid points next to such a point share the calls evenly (the most
+       harmful gaps, by their better end, first when there are more gaps than calls), the points
+       of a gap spaced geometrically (evenly when it holds 0).
+    3. Refine (``refine`` > 0 calls): from ``starts`` seeds, the most harmful local maxima of all
+       the points scanned (better than the left neighbour, at least as good as the right one),
+       then the most harmful other points (ties → scan order; the first gets half the calls, the
+       others share the rest), an
        expansion/contraction line search (as the literature's "line maximize"): from x = s*, with
        δ = (s⁺ − s⁻)/4 (s⁻, s⁺ its neighbours among the points scanned), try x + δ then x − δ
        (inside the grid's range); on a strict improvement move there and double δ (expansion),
@@ -137,8 +141,9 @@ def maximise_harm(
     The harm is piecewise smooth in s, often a sawtooth: it rises with s until the defender starts
     filtering the Byzantine vectors or selects differently (a downward jump), can have narrow
     windows where a selection rule (Krum, Bulyan, CAF, behind bucketing) briefly picks them, and
-    several peaks (e.g. both signs of ALIE's z). The zoom finds windows near the best grid points,
-    the contraction converges to a jump from its harmful side.
+    several peaks (e.g. both signs of ALIE's z). The zoom looks for such windows and ramps
+    everywhere the coarse grid sees high harm; the contraction converges to a jump from its
+    harmful side.
 
     Deterministic; the result is never less harmful than the best grid point. Defender calls:
     len(grid) + at most ``zoom`` + at most ``refine``. ``candidate(s)`` is the
@@ -187,13 +192,20 @@ def maximise_harm(
     if len(scanned) < 2:
         return ScaleSearch(best[0], best[1], best[2], calls)
     n_starts = max(1, starts)
-    if zoom > 0:
+    if zoom > 0 and best[2] > -math.inf:
         coarse = sorted(scanned)
-        seeds = top(n_starts)
-        others = (zoom // 2) // (len(seeds) - 1) if len(seeds) > 1 else 0
-        for k, count in zip(seeds, [zoom - others * (len(seeds) - 1)] + [others] * (len(seeds) - 1)):
-            lo, hi = bracket(k, coarse)
-            for s in _between(lo, k, count // 2) + _between(k, hi, count - count // 2):
+        devs = [scanned[k] for k in coarse]
+        level = best[2] - (1.0 - region) * abs(best[2])
+        high = [i for i, v in enumerate(devs) if v >= level]
+        # the gaps (i, i + 1) of the coarse grid next to a point of the high-harm region, most
+        # harmful first (by the better end, then the other end, then position)
+        gaps = sorted(
+            {g for i in high for g in (i - 1, i) if 0 <= g < len(coarse) - 1},
+            key=lambda g: (-max(devs[g], devs[g + 1]), -min(devs[g], devs[g + 1]), g),
+        )
+        per_gap, extra = divmod(zoom, len(gaps)) if len(gaps) <= zoom else (0, zoom)
+        for r, g in enumerate(gaps):
+            for s in _between(coarse[g], coarse[g + 1], per_gap + (1 if r < extra else 0)):
                 harm(s)
     if refine > 0:
         points = sorted(scanned)

@@ -35,11 +35,12 @@ from byzmpi.params import resolve_params
 
 from .contexts import local, mean_defender, omniscient, t
 
-#: the search's harm must reach (1 − DENSE_TOLERANCE) × the dense grid's best harm. Measured
-#: (4 seeds × 12 rules × 3 pre-aggregators × FOE/ALIE): the search matches or beats the dense grid
-#: in most cases; the exceptions are the combinatorial rules whose harm is jagged in the scale (CAF,
-#: MDA behind NNM: windows a few % wide between the search's points), down to 0.905 of it.
-DENSE_TOLERANCE = 0.10
+#: the search's harm must reach (1 − DENSE_TOLERANCE) × the dense grid's best harm (the case below:
+#: seed 0, worst 0.995). Measured over 4 seeds × 12 rules × {none, bucketing, nnm} × {FOE, ALIE}
+#: (288 cases): 278 at least as harmful as the dense grid, 284 within 2 %, median ratio 1.001; the
+#: two exceptions are ALIE against Bulyan and CAF behind bucketing (0.934, 0.936), whose harm is
+#: jagged in z (selection windows a few % wide between the search's points).
+DENSE_TOLERANCE = 0.02
 #: defender calls per round of the default searches: grid (0 and 24 magnitudes, ×2 signs for
 #: ALIE) + zoom 32 + refine 24
 FOE_CALLS, ALIE_CALLS = 25 + 32 + 24, 49 + 32 + 24
@@ -212,7 +213,7 @@ def test_refinement_reaches_the_filter_threshold():
     assert refined.harm == pytest.approx((1 + 2.05) / 3, rel=3e-3)
     default = build("foe", ctx)  # the registered attack: grid, zoom and refinement
     assert 2.04 <= -float(default[0, 0]) <= 2.05
-    assert deviation(defender(default), t([1.0, 0.0])) >= refined.harm - 1e-3
+    assert deviation(defender(default), t([1.0, 0.0])) >= refined.harm - 3e-3
 
 
 def test_second_seed_finds_the_other_sign():
