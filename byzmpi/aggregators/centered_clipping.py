@@ -78,7 +78,9 @@ def centered_clipping(
     """
     if centre is None and state is not None:
         centre = state.get("centre")
-    if centre is None or centre.shape != x.shape[1:] or not bool(torch.isfinite(centre).all()):
+    from .combine import all_finite
+
+    if centre is None or centre.shape != x.shape[1:] or not all_finite(centre):
         centre = coordinate_median(x)
     centre = centre.to(device=x.device, dtype=x.dtype)
     mu = centered_clipping_weights(x, centre, tau=tau, iterations=iterations)

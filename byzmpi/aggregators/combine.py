@@ -24,6 +24,15 @@ def weighted_rows(x: Tensor, w: Tensor) -> Tensor:
     return torch.mv(x.T, w)
 
 
+def all_finite(t: Tensor) -> bool:
+    """Whether every entry of ``t`` is finite. On CPU by numpy (one single-threaded pass): torch's
+    ``isfinite(t).all()`` runs two parallel regions, which on the shared 2-core machines wait for a
+    descheduled thread (measured at d = 1e6 under load: 63 ms against numpy's 0.5 ms)."""
+    if t.device.type == "cpu" and not t.requires_grad and t.dtype in (torch.float32, torch.float64):
+        return bool(np.isfinite(t.contiguous().numpy()).all())
+    return bool(torch.isfinite(t).all())
+
+
 def _numpy_ok(x: Tensor) -> bool:
     """Whether ``x`` can be handed to numpy as a zero-copy view (CPU, contiguous, float, no grad)."""
     return (

@@ -21,10 +21,10 @@ def mean(x: Tensor, *, f: int = 0) -> Aggregate:
     Not robust: one input can move it anywhere (Blanchard et al. 2017, Lemma 1).
     Weights 1/m on every input. ``f`` is accepted (and ignored) like every rule's. Valid for any m ≥ 1.
     """
-    from .combine import weighted_rows
+    from .combine import all_finite, weighted_rows
 
     out = weighted_rows(x, torch.full((x.shape[0],), 1.0 / x.shape[0], dtype=torch.float64))
-    bad = ~torch.isfinite(out)
-    if bool(bad.any()):
+    if not all_finite(out):
+        bad = ~torch.isfinite(out)
         out[bad] = x[:, bad].sum(0, dtype=torch.float64).div_(x.shape[0]).to(x.dtype)
     return Aggregate(out, torch.full((x.shape[0],), 1.0 / x.shape[0], dtype=torch.float64))
