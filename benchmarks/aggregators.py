@@ -548,7 +548,14 @@ def main(argv: list[str] | None = None) -> int:
             report["runs"] = previous.get("runs", [])
         except (OSError, json.JSONDecodeError):
             pass
-    report["runs"].append({"started": report["machine"]["started"], "argv": sys.argv[1:]})
+    report["runs"].append(
+        {
+            "started": report["machine"]["started"],
+            "argv": sys.argv[1:],
+            **{k: report["machine"][k] for k in ("git_commit", "aggregators_dirty") if k in report["machine"]},
+            "load_average_at_start": report["machine"]["load_average_at_start"],
+        }
+    )
     for m in args.m:
         for d in args.d:
             need = 3 * m * d * 4
