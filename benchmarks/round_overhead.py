@@ -6,19 +6,24 @@ Three ways of running the same sampled round, per world size P and message size 
             ``Gather`` of d floats from each sampled host into rank 0 (``IN_PLACE`` at the root), ``Free``.
 (b) comm    the same through ``byzmpi.comm``: ``World.round_comm`` + ``bcast`` + ``gather_rows`` (Gatherv)
             + ``gather_float64`` (the one-float compute-time gather the runner also does).
+(b') checked the same with the checked receive path instead (``run.receive = "checked"``, issue 13
+            item 1): each host ``send_checked`` (its rows, then its compute seconds, two point-to-point
+            messages), the server ``gather_checked`` (per member: ``Mprobe`` + ``Get_count`` +
+            ``Message.Recv``, twice), so a wrong-length message is never written into the buffer.
 (c) full    a whole ``byzmpi run`` round with the benchmark-only method ``bench_echo`` (plugin
             ``benchmarks/round_overhead_plugin.py``, loaded through ``run.plugins``): the client's message
             is the downlink, aggregator mean, no attack, trace (with the per-message table) to a temp dir,
             evaluation only at round 0 and after the last round. The runner decodes messages into rows
             of the task's dimension, so the task is a synthetic one of dimension d (d - 1 features plus
             the bias) with one sample per client, no regulariser (no f* to solve); it is never used for
-            gradients.
+            gradients. (c') is (c) with ``run.receive = "checked"``, in the same job, right after it.
 
 Setup: n = P - 1 clients, one per host rank; C = P - 2 clients sampled per round (every round one
 host sits out, so the round communicator really changes from round to round), the same seeded
-round plans (``byzmpi.plan.Sampler``) for (a), (b) and (c). (a) and (b) run in the same job and
-alternate round by round (even rounds a-then-b, odd rounds b-then-a) with the same plan and buffers,
-so machine noise hits both alike; (c) is a separate ``byzmpi run`` job (several configs, one job).
+round plans (``byzmpi.plan.Sampler``) for (a), (b), (b') and (c). (a), (b) and (b') run in the same
+job, each round all three with the same plan and buffers, in an order that rotates from round to
+round, so machine noise hits them alike; (c) and (c') are a separate ``byzmpi run`` job (several
+configs, one job).
 
 Timing, all on rank 0: (a)/(b) from just before ``Create_group`` to just after ``Free``; (c) the
 round-to-round period (time between consecutive downlinks, recorded by the plugin), which covers
@@ -95,7 +100,7 @@ def worker(args: argparse.Namespace) -> None:
         send = np.full((1, d), rank, np.float32)  # one client per host: one row
         recv_raw = np.zeros((size, d), np.float32) if rank == 0 else None
         recv_rows = np.zeros((c, d), np.float32) if rank == 0 else None
-        times = {"raw": [], "comm": []}
+        times = {"raw": [], "comm": [], "checked": []}
 
         def raw(k: int) -> float:
             t0 = time.perf_counter()
@@ -118,13 +123,27 @@ def worker(args: argparse.Namespace) -> None:
                 rc.gather_float64(0.0)
             return time.perf_counter() - t0
 
+        recv_checked = np.zeros((c, d), np.float32) if rank == 0 else None
+        bad = [np.zeros(0, bool)]
+
+        def checked(k: int) -> float:
+            t0 = time.perf_counter()
+            with world.round_comm(members[k], k) as rc:
+                rc.bcast(down)
+                if rank == 0:
+                    bad[0], _ = rc.gather_checked(recv_checked, rows[k])
+                else:
+                    rc.send_checked(send, 0.0)
+            return time.perf_counter() - t0
+
         comm.Barrier()
+        kinds = (("raw", raw), ("comm", via_comm), ("checked", checked))
         for k in range(rounds):
             if rank not in members[k]:
                 continue
             if rank == 0:
                 down[0] = k
-            order = (("raw", raw), ("comm", via_comm)) if k % 2 == 0 else (("comm", via_comm), ("raw", raw))
+            order = kinds[k % 3 :] + kinds[: k % 3]  # each kind first, second and third in turn
             for name, fn in order:
                 elapsed = fn(k)
                 if rank == 0:
@@ -135,6 +154,7 @@ def worker(args: argparse.Namespace) -> None:
                 hosts = np.asarray(members[k][1:], np.float32)
                 assert np.array_equal(recv_raw[1 : len(members[k]), 0], hosts), (k, "raw")
                 assert np.array_equal(recv_rows[:, 0], hosts), (k, "comm")
+                assert np.array_equal(recv_checked[:, 0], hosts) and not bad[0].any(), (k, "checked")
         comm.Barrier()
         if rank == 0:
             out["sizes"][d_text] = {name: [1e3 * t for t in ts[warmup:]] for name, ts in times.items()}
@@ -173,6 +193,7 @@ eval_every = {eval_every}
 trace = "{trace}"
 progress = "none"
 plugins = ["{plugin}"]
+receive = "{receive}"
 
 [clients]
 n = {n}
@@ -189,6 +210,7 @@ batch_size = 0
 
 [method]
 name = "bench_echo"
+stamps_key = "{key}"
 
 [aggregator]
 name = "mean"
@@ -197,6 +219,7 @@ name = "mean"
 name = "none"
 """
 
+RECEIVES = ("gatherv", "checked")
 SPLIT = ("t_compute", "t_comm", "t_aggregate", "t_io", "t_eval", "t_round")
 
 
@@ -206,17 +229,22 @@ def full_runs(ranks: int, schedule: dict[int, tuple[int, int]], tmp: Path, env: 
 
     n, c = ranks - 1, sampled_per_round(ranks)
     configs = []
-    for d, (rounds, _) in schedule.items():
-        path = tmp / f"full_P{ranks}_d{d}.toml"
+    # per d: the default Gatherv receive (c), then the checked receive (c') right after it
+    runs = [(d, receive) for d in schedule for receive in RECEIVES]
+    for d, receive in runs:
+        name = f"full_P{ranks}_d{d}_{receive}"
+        path = tmp / f"{name}.toml"
         path.write_text(
             textwrap.dedent(
                 CONFIG.format(
-                    name=f"full_P{ranks}_d{d}",
+                    name=name,
                     seed=SEED,
-                    rounds=rounds,
-                    eval_every=10 * rounds,
-                    trace=tmp / f"full_P{ranks}_d{d}.h5",
+                    rounds=schedule[d][0],
+                    eval_every=10 * schedule[d][0],
+                    trace=tmp / f"{name}.h5",
                     plugin=PLUGIN,
+                    receive=receive,
+                    key=f"{d}:{receive}",
                     n=n,
                     c=c,
                     features=d - 1,
@@ -233,16 +261,19 @@ def full_runs(ranks: int, schedule: dict[int, tuple[int, int]], tmp: Path, env: 
         raise RuntimeError(f"byzmpi run on {ranks} ranks failed (rc={rc}):\n{err[-3000:]}")
     stamps = json.loads(stamps_path.read_text())
     summaries = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    result = {"launch_seconds": launch, "sizes": {}}
-    for (d, (rounds, warmup)), summary in zip(schedule.items(), summaries):
-        with h5py.File(tmp / f"full_P{ranks}_d{d}.h5", "r") as f:
+    result: dict = {"launch_seconds": launch, "sizes": {receive: {} for receive in RECEIVES}}
+    assert len(summaries) == len(runs), (len(summaries), len(runs))
+    for (d, receive), summary in zip(runs, summaries):
+        rounds, warmup = schedule[d]
+        with h5py.File(tmp / f"full_P{ranks}_d{d}_{receive}.h5", "r") as f:
             rows = f["rounds"][warmup:]
             versions = json.loads(f.attrs["versions"])
             status = f.attrs["status"]
             assert len(f["rounds"]) == rounds and status == "finished", (d, len(f["rounds"]), status)
             assert np.all(f["rounds"]["sampled"] == c)
-        period = np.diff(np.asarray(stamps[str(d)]))[warmup:]  # downlink k -> downlink k+1
-        result["sizes"][str(d)] = {
+            assert json.loads(f.attrs["config"])["run"]["receive"] == receive
+        period = np.diff(np.asarray(stamps[f"{d}:{receive}"]))[warmup:]  # downlink k -> downlink k+1
+        result["sizes"][receive][str(d)] = {
             "period_ms": summarise((1e3 * period).tolist()),
             "trace_t_round_ms": summarise((1e3 * rows["t_round"].astype(float)).tolist()),
             "trace_split_ms_mean": {k: 1e3 * float(rows[k].astype(float).mean()) for k in SPLIT},
@@ -307,7 +338,9 @@ def driver(args: argparse.Namespace) -> int:
     report = {
         "benchmark": "round_overhead",
         "description": "per-round ms on rank 0: (a) bare mpi4py Create_group+Bcast+Gather+Free, (b) the same "
-        "through byzmpi.comm, (c) a full byzmpi round (bench_echo plugin method, mean, trace on)",
+        "through byzmpi.comm, (c) a full byzmpi round (bench_echo plugin method, mean, trace on); (b') and (c'): "
+        "(b) and (c) with the checked receive path (run.receive = checked: per-member Mprobe + Get_count + "
+        "Message.Recv instead of Gatherv), ratios checked/Gatherv",
         "setup": {
             "clients": "n = P - 1, one per host rank",
             "sampled_per_round": "C = P - 2",
@@ -354,7 +387,9 @@ def driver(args: argparse.Namespace) -> int:
             for d in sizes:
                 a = summarise(raw["sizes"][str(d)]["raw"])
                 b = summarise(raw["sizes"][str(d)]["comm"])
-                f = full["sizes"][str(d)]
+                bc = summarise(raw["sizes"][str(d)]["checked"])
+                f = full["sizes"]["gatherv"][str(d)]
+                fc = full["sizes"]["checked"][str(d)]
                 row = {
                     "ranks": ranks,
                     "clients": ranks - 1,
@@ -374,6 +409,15 @@ def driver(args: argparse.Namespace) -> int:
                     "full_trace_split_ms_median": f["trace_split_ms_median"],
                     "full_trace_unattributed_ms_mean": f["trace_unattributed_ms_mean"],
                     "full_run_wall_seconds": f["run_wall_seconds"],
+                    # the checked receive path (run.receive = "checked") next to the default Gatherv
+                    "checked_ms": bc,
+                    "ratio_checked_over_comm": bc["median"] / b["median"],
+                    "full_checked_ms": fc["period_ms"],
+                    "ratio_full_checked_over_full": fc["period_ms"]["median"] / f["period_ms"]["median"],
+                    "full_checked_trace_t_round_ms": fc["trace_t_round_ms"],
+                    "full_checked_trace_split_ms_mean": fc["trace_split_ms_mean"],
+                    "full_checked_trace_split_ms_median": fc["trace_split_ms_median"],
+                    "full_checked_run_wall_seconds": fc["run_wall_seconds"],
                 }
                 report["results"].append(row)
                 split = f["trace_split_ms_mean"]
@@ -383,6 +427,14 @@ def driver(args: argparse.Namespace) -> int:
                     f"({row['ratio_full_over_raw']:.2f}x)  | trace t_round {f['trace_t_round_ms']['median']:.3f}: "
                     + ", ".join(f"{k[2:]} {v:.3f}" for k, v in split.items() if k != "t_round")
                     + f", unattributed {f['trace_unattributed_ms_mean']:.3f} (means)",
+                    flush=True,
+                )
+                print(
+                    f"[bench] P={ranks} d={d:>8}: checked receive: comm {bc['median']:8.3f} ms "
+                    f"({row['ratio_checked_over_comm']:.2f}x Gatherv)  full {fc['period_ms']['median']:8.3f} ms "
+                    f"({row['ratio_full_checked_over_full']:.2f}x Gatherv)  | trace t_comm "
+                    f"{fc['trace_split_ms_median']['t_comm']:.3f} vs {f['trace_split_ms_median']['t_comm']:.3f} "
+                    "(medians)",
                     flush=True,
                 )
             report.setdefault("launch_seconds", {})[str(ranks)] = {

@@ -16,9 +16,10 @@ The method's wire is an uncompressed float32 payload (an identity ``WireCodec``)
 ignores the extra context the runner passes (compressor, client count, ...).
 
 When ``BYZMPI_BENCH_STAMPS`` is set, the server records ``time.perf_counter()`` at each downlink
-(the start of its round) and writes them as JSON ``{d: [t0, t1, ...]}`` to that path at exit, so
+(the start of its round) and writes them as JSON ``{key: [t0, t1, ...]}`` to that path at exit, so
 the benchmark can measure the full round-to-round period (including anything the runner does
-between rounds that the trace's ``t_round`` does not cover).
+between rounds that the trace's ``t_round`` does not cover). The key is the method parameter
+``stamps_key``, default d (two runs of one job with the same d need distinct keys).
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ from torch import Tensor
 from byzmpi.compressors import Identity
 from byzmpi.compressors.codec import WireCodec
 from byzmpi.methods import MethodSpec, RoundInfo, register_method
+from byzmpi.params import Param
 
 NAME = "bench_echo"
-_STAMPS: dict[int, list[float]] = {}
+_STAMPS: dict[str, list[float]] = {}
 
 
 @dataclass
@@ -54,11 +56,11 @@ class EchoClient:
 class Echo:
     name = NAME
 
-    def __init__(self, task) -> None:
+    def __init__(self, task, stamps_key: str = "") -> None:
         d = task.dim
         self.downlink_len = d
         self.codec = WireCodec(Identity(d))  # the wire: an uncompressed float32 payload of d values
-        self._stamps = _STAMPS.setdefault(d, [])
+        self._stamps = _STAMPS.setdefault(stamps_key or str(d), [])
 
     def init_server(self, x0: Tensor) -> EchoServer:
         return EchoServer(buf=(torch.arange(self.downlink_len, dtype=torch.float32) % 7) - 3.0)
@@ -84,7 +86,7 @@ class Echo:
 
 def _write_stamps() -> None:
     path = os.environ.get("BYZMPI_BENCH_STAMPS")
-    stamps = {str(d): s for d, s in _STAMPS.items() if s}
+    stamps = {key: s for key, s in _STAMPS.items() if s}
     if path and stamps:  # only the server records stamps
         with open(path, "w") as fh:
             json.dump(stamps, fh)
@@ -95,8 +97,9 @@ atexit.register(_write_stamps)
 register_method(
     MethodSpec(
         name=NAME,
-        build=lambda task, **context: Echo(task),
+        build=lambda task, stamps_key="", **context: Echo(task, stamps_key),
         doc="Benchmark only: clients echo the downlink (the task's d floats); the server aggregates the echoes.",
+        params={"stamps_key": Param("stamps_key", str, "", "key of this run's downlink timestamps (default: d)")},
     ),
     replace=True,
 )
