@@ -410,3 +410,65 @@ def test_srun_pmix_launch_and_requeue(slurm, workroot, reference):
     # world_size = 4: not 4 singletons of size 1 (srun --mpi=pmi2/none with Open MPI)
     k = _check_resumed(d, "srun", out, reference, world_size=NTASKS)
     print(f"\n[slurm] (e) srun --mpi=pmix: USR1 at start-up, resumed at {k}; whole job {time.monotonic() - t0:.1f} s")
+
+
+# ---- (f) a packed grid: one allocation, groups of 4 ranks, scontrol requeue, skip + resume -------
+
+
+@pytest.mark.timeout(900)
+def test_packed_grid_requeue_skips_finished_and_resumes_bit_identically(slurm, workroot, reference):
+    """slurm/packed.sbatch: 8 tasks, group size 4 = two 4-rank runs at a time over a 4-run grid
+    (group 0: runs 0 and 2, group 1: runs 1 and 3). Run 0 is short and finishes first; `scontrol
+    requeue` while runs 1 and 2 are in the middle: the requeued job skips run 0 (its trace says it
+    finished), resumes runs 1 and 2 from their checkpoints and runs 3; every long run ends
+    bit-identical to the uninterrupted reference, whatever its checkpoint.every."""
+    d = _workdir(workroot, "packed")
+    (d / "grid.txt").write_text(
+        "long.toml --set run.rounds=30 --set checkpoint.every=10\n"
+        f"long.toml --set run.rounds={LONG} --set checkpoint.every=25\n"
+        f"long.toml --set run.rounds={LONG} --set checkpoint.every=20\n"
+        f"long.toml --set run.rounds={LONG} --set checkpoint.every=30\n"
+    )
+    common = ("--set", "run.flush_seconds=0.2", "--set", "run.eval_every=50")
+    t0 = time.monotonic()
+    job = slurm.sbatch(
+        SLURM_DIR / "packed.sbatch",
+        "grid.txt",
+        *common,
+        opts=("--ntasks=8", "--time=10"),
+        workdir=d,
+        env={"BYZMPI_GROUP_SIZE": "4", "BYZMPI_SWEEP_NAME": "pk"},
+    )
+    runs = d / "runs"
+
+    def short_done() -> bool:
+        try:
+            return _trace(runs / "pk_0.h5")["attrs"].get("status") == "finished"
+        except (OSError, KeyError):
+            return False
+
+    # run 2 (group 0, after the short run 0) has a periodic checkpoint and is in the middle
+    rows = _wait_rows(slurm, job, runs / "pk_2.h5", 45, also=runs / "pk_2.ckpt.h5")
+    assert short_done()
+    before = (runs / "pk_0.h5").stat().st_mtime_ns
+    slurm.cmd("scontrol", "requeue", job.id)
+    rec = slurm.wait_done(job, JOB_TIMEOUT, restarts=1)
+    out = _output(rec)
+    assert rec["JobState"] == "COMPLETED" and rec["ExitCode"] == "0:0" and rec["Restarts"] == "1", slurm.describe(job)
+    assert "packed grid: 4 runs, 2 groups of 4 ranks" in out
+    assert "--group-size 4 --skip-finished --keep-going" in out and "DUE TO JOB REQUEUE" in out
+    after = out.split("DUE TO JOB REQUEUE", 1)[1]
+    assert "pk_0: finished before, skipped" in after
+    assert (runs / "pk_0.h5").stat().st_mtime_ns == before  # not rewritten
+    _check_finished(d, "pk_0", 30, 4)
+    resumed = {}
+    for i in (1, 2):
+        resumed[i] = _check_resumed(d, f"pk_{i}", out, reference, world_size=4)
+    assert resumed[2] >= 20
+    t3 = _check_finished(d, "pk_3", LONG, 4)
+    ref = reference.result(timeout=JOB_TIMEOUT)
+    assert t3["params"].tobytes() == ref.tobytes()
+    print(
+        f"\n[slurm] (f) packed 4-run grid on 8 tasks (2 groups of 4): requeue at pk_2 row {rows}; pk_0 skipped, "
+        f"pk_1/pk_2 resumed at {resumed[1]}/{resumed[2]}; whole job {time.monotonic() - t0:.1f} s"
+    )
