@@ -34,9 +34,11 @@ from .params import Param, check_param, resolve_params
 from .schema import (
     AGGREGATOR_FIELDS,
     ATTACK_FIELDS,
+    BUILTIN_MODELS,
     CHECKPOINT,
     CLIENTS,
     DEBUG,
+    FILE_DATASETS,
     RUN,
     TASK,
     AggregatorChoice,
@@ -220,6 +222,12 @@ def parse_config(raw: Mapping[str, Any], base: Path | None = None) -> Config:
         from .paths import resolve_data_path
 
         task["path"] = str(resolve_data_path(task["path"], base))
+    for key in ("model", "data"):  # a 'file.py:attr' names a file next to the config, like run.plugins
+        spec = task[key]
+        if spec and ":" in spec and spec.partition(":")[0].endswith(".py"):
+            file, _, attr = spec.partition(":")
+            path = Path(file).expanduser()
+            task[key] = f"{path if path.is_absolute() or base is None else (base / path).resolve()}:{attr}"
     cfg = Config(
         Section(run),
         Section(clients),
@@ -288,10 +296,24 @@ def _resolve_clients(clients: dict[str, Any], seed: int) -> None:
 
 
 def _resolve_task(task: dict[str, Any], seed: int) -> None:
-    if task["name"] == "libsvm" and not task["path"]:
-        raise ConfigError("task.path", "task.name = 'libsvm' needs the path of a LIBSVM file")
-    if task["name"] != "libsvm" and task["path"]:
-        raise ConfigError("task.path", f"only used with task.name = 'libsvm' (task.name is {task['name']!r})")
+    name = task["name"]
+    if name in FILE_DATASETS and not task["path"]:
+        raise ConfigError("task.path", f"task.name = {name!r} needs the path of its data file or folder")
+    if name not in FILE_DATASETS and task["path"]:
+        raise ConfigError(
+            "task.path", f"only used with the file datasets {', '.join(FILE_DATASETS)} (task.name is {name!r})"
+        )
+    if (name == "torch") != bool(task["data"]):
+        raise ConfigError("task.data", "task.name = 'torch' needs task.data = 'module:function', and only it uses it")
+    model = task["model"]
+    if model is not None and model not in BUILTIN_MODELS and ":" not in model:
+        raise ConfigError(
+            "task.model", f"must be one of {', '.join(BUILTIN_MODELS)} or 'module:factory' (got {model!r})"
+        )
+    if model is None and name in ("mnist", "fashion_mnist"):
+        task["model"] = "lightnet"
+    if model is None and name == "cifar10":
+        task["model"] = "resnet18"
     if task["partition"] is None:
         task["partition"] = "natural" if task["name"] == "synthetic" else "iid"
     if task["partition"] == "natural" and task["name"] != "synthetic":
@@ -302,8 +324,8 @@ def _resolve_task(task: dict[str, Any], seed: int) -> None:
         task["test_fraction"] = 0.0 if task["name"] == "libsvm" else 0.2
     if task["seed"] is None:
         task["seed"] = seed
-    if task["model"] is None:
-        task["model"] = "softmax" if task["name"] == "digits" else "logreg"
+    if task["model"] is None and task["name"] in ("synthetic", "libsvm", "digits"):
+        task["model"] = "softmax" if task["name"] == "digits" else "logreg"  # npz/csv/torch: from the labels
     if task["name"] == "digits" and task["model"] == "logreg":
         raise ConfigError("task.model", "digits has 10 classes: use softmax or mlp")
 

@@ -111,11 +111,39 @@ CLIENTS = {
     ]
 }
 
+#: task.name values; the file formats read task.path, torch reads task.data
+DATASETS = ("synthetic", "libsvm", "digits", "mnist", "fashion_mnist", "cifar10", "npz", "csv", "torch")
+FILE_DATASETS = ("libsvm", "mnist", "fashion_mnist", "cifar10", "npz", "csv")
+BUILTIN_MODELS = ("logreg", "softmax", "mlp", "lightnet", "lenet5", "resnet18")
+
 TASK = {
     p.name: p
     for p in [
-        Param("name", str, "synthetic", "dataset", choices=("synthetic", "libsvm", "digits")),
-        Param("path", str, None, "LIBSVM file (task.name = libsvm)", nullable=True),
+        Param(
+            "name",
+            str,
+            "synthetic",
+            "dataset: synthetic, digits (scikit-learn), files (libsvm, mnist, "
+            "fashion_mnist, cifar10, npz, csv), or torch (your own: task.data)",
+            choices=DATASETS,
+        ),
+        Param(
+            "path",
+            str,
+            None,
+            "the data file or folder (libsvm/npz/csv file; mnist/fashion_mnist: the folder of IDX files, plain or "
+            ".gz; cifar10: the cifar-10-batches-py folder), relative to the config's folder or $BYZMPI_DATA",
+            nullable=True,
+        ),
+        Param(
+            "data",
+            str,
+            None,
+            "task.name = torch: 'module:function' or 'file.py:function' returning a Dataset, a torch Dataset, "
+            "(X, y) or (X, y, X_test, y_test)",
+            nullable=True,
+        ),
+        Param("label_column", int, -1, "csv: the label's column (negative: from the end)"),
         Param(
             "features",
             int,
@@ -132,9 +160,13 @@ TASK = {
             "model",
             str,
             None,
-            "logreg (binary), softmax or mlp (default: logreg for binary data, softmax otherwise)",
-            choices=("logreg", "softmax", "mlp"),
+            "logreg (binary), softmax, mlp, lightnet / lenet5 (28x28x1 CNNs), resnet18 (32x32x3, CIFAR stem), or "
+            "'module:factory' / 'file.py:factory' (your own torch nn.Module factory); default: lightnet for "
+            "MNIST files, resnet18 for CIFAR-10, logreg for binary data, softmax otherwise",
             nullable=True,
+        ),
+        Param(
+            "norm", str, "group", "resnet18: group, layer or batch normalisation", choices=("group", "layer", "batch")
         ),
         Param("hidden", int, 32, "mlp: hidden units", minimum=1),
         Param(
