@@ -298,3 +298,177 @@ def write_outputs(out: Path, table_md: str, meta: Mapping[str, Any], rows: Any) 
     (out / "table.md").write_text(table_md)
     (out / "summary.json").write_text(json.dumps({"meta": meta, "runs": rows}, indent=1))
     print(table_md)
+
+
+# ---- seeds, statistics, bands and computed verdicts --------------------------------------------
+SEEDS_MALINOVSKY = (1, 2, 3)  # Malinovsky et al. (T3-T6): 3 seeds
+SEEDS_ROSDHB = (1, 2, 3, 4, 5)  # RoSDHB / DASHA (T7-T9): 5 seeds
+
+
+def seeded(variants: Sequence[tuple[str, Mapping[str, Any]]], seeds: Sequence[int]) -> list[tuple[str, dict]]:
+    """Every variant once per seed: ``NAME_sSEED`` with ``run.seed = SEED`` (data split, sampling,
+    attack noise and initialisation all derive from it)."""
+    return [(f"{name}_s{s}", {**ov, "run.seed": int(s)}) for name, ov in variants for s in seeds]
+
+
+def by_variant(traces: Mapping[str, Any]) -> dict[str, list]:
+    """``{"NAME_sSEED": trace}`` grouped as ``{"NAME": [trace per seed, in seed order]}``."""
+    out: dict[str, list] = {}
+    for key, t in traces.items():
+        name, _, seed = key.rpartition("_s")
+        if not name or not seed.isdigit():
+            name = key
+        out.setdefault(name, []).append(t)
+    return out
+
+
+def stats(values: Iterable[float]) -> dict:
+    """mean, std (ddof = 1; 0 for one value), min, max and n of the finite values; ``n_nonfinite``
+    counts the others (a diverged seed is reported, not averaged)."""
+    import numpy as np
+
+    v = np.asarray(list(values), float)
+    ok = v[np.isfinite(v)]
+    if ok.size == 0:
+        return {
+            "mean": float("nan"),
+            "std": float("nan"),
+            "min": float("nan"),
+            "max": float("nan"),
+            "n": 0,
+            "n_nonfinite": int(v.size),
+        }
+    return {
+        "mean": float(ok.mean()),
+        "std": float(ok.std(ddof=1)) if ok.size > 1 else 0.0,
+        "min": float(ok.min()),
+        "max": float(ok.max()),
+        "n": int(ok.size),
+        "n_nonfinite": int(v.size - ok.size),
+    }
+
+
+def pm(values: Iterable[float], digits: int = 3, log: bool = False) -> str:
+    """``mean ± std (n = k)``; with ``log`` the geometric mean and the min-max range (for quantities
+    spanning orders of magnitude, e.g. a final optimality gap)."""
+    import numpy as np
+
+    v = np.asarray(list(values), float)
+    s = stats(v)
+    extra = f", {s['n_nonfinite']} non-finite" if s["n_nonfinite"] else ""
+    if s["n"] == 0:
+        return f"n/a (n = 0{extra})"
+    if log and s["min"] > 0:
+        g = float(np.exp(np.log(v[np.isfinite(v)]).mean()))
+        return f"{fmt(g, digits)} [{fmt(s['min'], 2)}, {fmt(s['max'], 2)}] (geo. mean, n = {s['n']}{extra})"
+    return f"{fmt(s['mean'], digits)} ± {fmt(s['std'], 2)} (n = {s['n']}{extra})"
+
+
+def stack(runs: Sequence[Any], column: str, x: str = "round", frame: str = "evals"):
+    """(x, Y): the ``column`` of each run's ``frame`` (evals or rounds) on the x values all runs share,
+    Y of shape (runs, len(x))."""
+    import numpy as np
+
+    frames = [getattr(t, frame) for t in runs]
+    common = sorted(set.intersection(*(set(f[x].to_numpy().tolist()) for f in frames)))
+    xs = np.asarray(common, float)
+    ys = np.stack([f.set_index(x).loc[common, column].to_numpy(float) for f in frames])
+    return xs, ys
+
+
+def band(ax, xs, ys, label: str | None = None, color=None, log: bool = False, **kw):
+    """Mean line (geometric mean with ``log``) and a min-max band over the runs (rows of ``ys``)."""
+    import numpy as np
+
+    ys = np.asarray(ys, float)
+    with np.errstate(all="ignore"):
+        if log:
+            pos = np.where(ys > 0, ys, np.nan)
+            mid = np.exp(np.nanmean(np.log(pos), axis=0))
+            lo, hi = np.nanmin(pos, axis=0), np.nanmax(pos, axis=0)
+        else:
+            mid, lo, hi = np.nanmean(ys, axis=0), np.nanmin(ys, axis=0), np.nanmax(ys, axis=0)
+    (line,) = ax.plot(xs, mid, label=(f"{label} (n = {len(ys)})" if label else None), color=color, **kw)
+    ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.18, lw=0)
+    return line
+
+
+def log_slope(x, y, per: float = 1000.0, tail: float = 0.5) -> float:
+    """Least-squares slope of log10(y) per ``per`` units of x over the last ``tail`` of the x range
+    (finite positive y only); negative = decreasing. NaN with fewer than 3 points."""
+    import numpy as np
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if x.size == 0:
+        return float("nan")
+    ok = np.isfinite(y) & (y > 0) & (x >= x.max() - tail * (x.max() - x.min()))
+    if ok.sum() < 3:
+        return float("nan")
+    return float(np.polyfit(x[ok], np.log10(y[ok]), 1)[0] * per)
+
+
+def first_at(x, y, level: float, above: bool = True) -> float:
+    """The first x where y >= level (``above``) or y <= level; NaN when never."""
+    import numpy as np
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    hit = np.flatnonzero(np.isfinite(y) & ((y >= level) if above else (y <= level)))
+    return float(x[hit[0]]) if hit.size else float("nan")
+
+
+class Verdict:
+    """A paper's claim checked against byzmpi's traces with a stated criterion.
+
+    ``holds`` is computed by the caller from the numbers (a bool, or None when the criterion could
+    not be evaluated, e.g. a missing trace); the text is never typed as an outcome."""
+
+    def __init__(self, target: str, claim: str, criterion: str, measured: str, holds: bool | None):
+        self.target, self.claim, self.criterion, self.measured = target, claim, criterion, measured
+        self.holds = None if holds is None else bool(holds)
+
+    @property
+    def word(self) -> str:
+        return {True: "**holds**", False: "**does not hold**", None: "not evaluated"}[self.holds]
+
+    def as_dict(self) -> dict:
+        return {
+            "target": self.target,
+            "claim": self.claim,
+            "criterion": self.criterion,
+            "measured": self.measured,
+            "holds": self.holds,
+        }
+
+
+def verdict_table(verdicts: Sequence[Verdict]) -> str:
+    """The verdicts as a markdown table (claim, criterion, measured, verdict)."""
+    return md_table(
+        [
+            {
+                "claim (paper)": v.claim,
+                "criterion (computed from the traces)": v.criterion,
+                "byzmpi (mean ± std over seeds)": v.measured,
+                "verdict": v.word,
+            }
+            for v in verdicts
+        ],
+        ["claim (paper)", "criterion (computed from the traces)", "byzmpi (mean ± std over seeds)", "verdict"],
+    )
+
+
+def write_verdicts(out: Path, table_md: str, meta: Mapping[str, Any], rows: Any, verdicts: Sequence[Verdict]) -> None:
+    """``write_outputs`` with the verdicts in ``summary.json`` (``verdicts``: claim, criterion,
+    measured, holds) and a one-line count at the end of ``table.md``."""
+    import json
+
+    n_hold = sum(v.holds is True for v in verdicts)
+    n_not = sum(v.holds is False for v in verdicts)
+    table_md = (
+        table_md.rstrip("\n") + f"\n\nVerdicts: {n_hold} hold, {n_not} do not hold, "
+        f"{len(verdicts) - n_hold - n_not} not evaluated (computed by the script from the traces).\n"
+    )
+    (out / "table.md").write_text(table_md)
+    (out / "summary.json").write_text(
+        json.dumps({"meta": meta, "verdicts": [v.as_dict() for v in verdicts], "runs": rows}, indent=1, default=float)
+    )
+    print(table_md)
