@@ -233,7 +233,7 @@ def write_checkpoint(
     trace_rows: dict[str, int],
     complete: bool,
     server: Any,
-    aggregator: dict,
+    aggregator: dict[str, Any],
     clients: dict[int, Any],
 ) -> None:
     """Write a checkpoint atomically (temp file, fsync, os.replace, fsync the folder); first
@@ -314,7 +314,7 @@ def _group(parent: h5py.Group, name: str) -> h5py.Group:
     return node
 
 
-def _read_server(f: h5py.File, server_template: Any) -> tuple[Any, dict]:
+def _read_server(f: h5py.File, server_template: Any) -> tuple[Any, dict[str, Any]]:
     largest = max((t.numel() for t in tensors_of(server_template)), default=0)
     server = read_state(_group(f, "server"), server_template, nonfinite=NONFINITE_FIELDS)
     return server, read_state(_group(f, "aggregator"), {}, free_max_numel=largest)
@@ -325,15 +325,17 @@ def _read_clients(f: h5py.File, templates: dict[int, Any]) -> dict[int, Any]:
     return {c: read_state(_group(clients, str(c)), t) for c, t in templates.items()}
 
 
-def load_server(path: Path, server_template: Any) -> tuple[Any, dict]:
+def load_server(path: Path, server_template: Any) -> tuple[Any, dict[str, Any]]:
     """(server state, aggregator state) from a checkpoint, shaped like the templates (the
     aggregator's tensors no larger than the server state's largest)."""
-    return _load(path, lambda f: _read_server(f, server_template))
+    loaded: tuple[Any, dict[str, Any]] = _load(path, lambda f: _read_server(f, server_template))
+    return loaded
 
 
 def load_clients(path: Path, templates: dict[int, Any]) -> dict[int, Any]:
     """The states of the given clients (any subset: a host reads only its own)."""
-    return _load(path, lambda f: _read_clients(f, templates))
+    clients: dict[int, Any] = _load(path, lambda f: _read_clients(f, templates))
+    return clients
 
 
 def verify_checkpoint(path: Path, server_template: Any | None, client_templates: dict[int, Any]) -> None:

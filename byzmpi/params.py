@@ -6,6 +6,7 @@ Each component lists its parameters once, as :class:`Param` objects; config vali
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,14 +17,14 @@ from .errors import ConfigError
 @dataclass(frozen=True)
 class Param:
     name: str
-    type: type  # int, float, str, bool, or list (a list of ints)
+    type: type[Any]  # int, float, str, bool, or list (a list of ints)
     default: Any
     doc: str
     choices: tuple[Any, ...] | None = None
     minimum: float | None = None
     maximum: float | None = None
     nullable: bool = False  # None (TOML: omitted) allowed and meaningful, e.g. "derive from f"
-    item: type = int  # element type when ``type`` is list
+    item: builtins.type[Any] = int  # element type when ``type`` is list
 
     def describe(self) -> str:
         bits = [f"{self.name}: {self.type.__name__} = {self.default!r}"]
@@ -82,7 +83,7 @@ def check_param(p: Param, value: Any, field: str) -> Any:
     return value
 
 
-def resolve_params(declared: Mapping[str, Param], given: Mapping[str, Any], section: str, owner: str) -> dict:
+def resolve_params(declared: Mapping[str, Param], given: Mapping[str, Any], section: str, owner: str) -> dict[str, Any]:
     """Defaults filled in, every given key known and valid; raises ConfigError naming the field."""
     out = {}
     for key, value in given.items():

@@ -191,7 +191,9 @@ class TraceWriter:
         self._last_flush = time.monotonic()
         self.io_seconds += time.perf_counter() - t0
 
-    def close(self, status: str, final_params: np.ndarray | None, rounds_done: int, extra: dict | None = None) -> None:
+    def close(
+        self, status: str, final_params: np.ndarray | None, rounds_done: int, extra: dict[str, Any] | None = None
+    ) -> None:
         """Flush, store the final model, and record the run's status (reopening without SWMR,
         since SWMR writers cannot add attributes)."""
         self.flush()

@@ -25,8 +25,8 @@ def caf_weights(x: Tensor, *, f: int) -> np.ndarray:
     """
     m = x.shape[0]
     CAF_VALID.require("caf", m=m, f=f)
-    g, _ = accurate_gram(x)
-    g = g.double().cpu().numpy()
+    gram_t, _ = accurate_gram(x)
+    g = gram_t.double().cpu().numpy()
     c = np.ones(m)
     best_w, best_lam = np.full(m, 1.0 / m), np.inf
     for _ in range(m + 1):  # each pass zeroes at least one weight

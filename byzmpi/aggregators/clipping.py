@@ -12,7 +12,7 @@ from .registry import PreAggregated, pre_aggregator
 def row_norms(x: Tensor) -> Tensor:
     """‖x_i‖₂ per row as float64: one pass in x's dtype, rows whose norm overflows it (finite
     inputs near float32's maximum) recomputed in float64."""
-    norms = torch.linalg.vector_norm(x, dim=1).double()
+    norms: Tensor = torch.linalg.vector_norm(x, dim=1).double()
     bad = ~torch.isfinite(norms)
     if bool(bad.any()):
         norms[bad] = torch.linalg.vector_norm(x[bad].double(), dim=1)

@@ -77,7 +77,7 @@ def gram(x: Tensor, origin: Tensor, *, extra: Tensor | None = None, dtype: torch
         block = buf[:, : end - start]
         o = origin[start:end].to(dtype)
         torch.sub(x[:, start:end].to(dtype), o, out=block[:m])
-        if k:
+        if extra is not None:
             torch.sub(extra[:, start:end].to(dtype), o, out=block[m:])
         out.addmm_(block, block.T)
     return out

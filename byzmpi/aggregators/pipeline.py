@@ -82,7 +82,8 @@ class Pipeline:
         pre-aggregators' mixing matrices), or are None. Raises RuleRefused when the rule declines
         the round's inputs."""
         m_in = x.shape[0]
-        mix = None
+        mix: Tensor | None = None
+        mixable = True  # every stage so far gave its mixing matrix
         generator = None
         for pre, params in self.pre:
             if generator is None:
@@ -90,8 +91,8 @@ class Pipeline:
             out = pre.apply(x, f=f, generator=generator, **params)
             x, f = out.x, out.f
             if out.mix is None:
-                mix = False
-            elif mix is not False:
+                mixable = False
+            elif mixable:
                 mix = out.mix if mix is None else out.mix @ mix
         if not self.rule.valid(x.shape[0], f, **self.rule_params):
             # a round whose rejections leave the rule invalid (e.g. fewer inputs than Multi-Krum's k)
@@ -111,8 +112,8 @@ class Pipeline:
             detail = " ".join(str(exc).split())[:300]
             raise RuleError(f"aggregator.name: rule {self.rule.name!r} raised {type(exc).__name__}: {detail}") from None
         check_output(self.rule.name, agg, x)
-        if agg.weights is None or mix is None:
+        if agg.weights is None or (mixable and mix is None):
             return agg
-        if mix is False:
+        if not mixable or mix is None:
             return Aggregate(agg.value, None)
         return Aggregate(agg.value, mix.T.to(agg.weights.dtype).cpu() @ agg.weights)

@@ -105,14 +105,17 @@ class MeanAroundMedian(SortedReduction):
             core = core + r
         left: list[Tensor | None] = [None] * w  # left[a] = r_a + … + r_{w−2}
         for a in range(w - 2, -1, -1):
-            left[a] = wide[a] if left[a + 1] is None else left[a + 1] + wide[a]
+            nxt = left[a + 1]
+            left[a] = wide[a] if nxt is None else nxt + wide[a]
         right: list[Tensor | None] = [None] * w  # right[a] = r_k + … + r_{a+k−1}
         for a in range(1, w):
-            right[a] = wide[k] if right[a - 1] is None else right[a - 1] + wide[a + k - 1]
+            prv = right[a - 1]
+            right[a] = wide[k] if prv is None else prv + wide[a + k - 1]
         sums = []
         for a in range(w):
-            acc = core if left[a] is None else left[a] + core
-            sums.append(acc if right[a] is None else acc + right[a])
+            la, ra = left[a], right[a]
+            acc = core if la is None else la + core
+            sums.append(acc if ra is None else acc + ra)
         return sums
 
     def __call__(self, rows: Sequence[Tensor]) -> Tensor:

@@ -25,6 +25,7 @@ import sys
 import types
 import warnings
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -42,7 +43,7 @@ COMPILE_MIN_ROWS = 3
 FUSION_LIMIT = 1 << 16
 
 _compile_enabled = os.environ.get("BYZMPI_COMPILE", "1").strip().lower() not in ("0", "false", "no", "off")
-_kernels: dict[tuple, Callable[[Tensor], Tensor] | None] = {}
+_kernels: dict[tuple[Any, ...], Callable[[Tensor], Tensor] | None] = {}
 
 Reduction = SortedReduction
 

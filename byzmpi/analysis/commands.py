@@ -15,7 +15,7 @@ from pathlib import Path
 METRIC_CHOICES = ("gap", "accuracy", "loss", "grad_norm_sq")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rep = sub.add_parser("report", help="summarise a trace; with --out, a folder of figures and markdown")
     rep.add_argument("trace", type=Path)
     rep.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -150,13 +150,13 @@ def heatmaps(sweep: S.Sweep, cell_table: pd.DataFrame, metric: str) -> Figure:
     return fig
 
 
-def matplotlib_cmap(name: str):
+def matplotlib_cmap(name: str) -> Any:
     import matplotlib
 
     return matplotlib.colormaps[name]
 
 
-def facet_title_short(facet: tuple) -> str:
+def facet_title_short(facet: tuple[Any, ...]) -> str:
     return S.facet_title(facet)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -107,21 +108,20 @@ def fit_titles(fig: Figure, min_size: float = 7.0) -> None:
         fit_text(sup, 0.97 * width, rend, min_size)
     for legend in fig.legends:  # a figure legend's entries share its width
         texts = legend.get_texts()
-        per_row = max(1, min(len(texts), legend._ncols))
+        per_row = max(1, min(len(texts), int(getattr(legend, "_ncols", 1))))
         for t in texts:
             fit_text(t, 0.85 * width / per_row - 40, rend, min_size, max_lines=4)
     for ax in fig.axes:
         if ax.get_label() == "<colorbar>":
             continue
         slot = _slot_share(ax) * width
-        if ax.get_legend() is not None:
-            for t in ax.get_legend().get_texts():
-                fit_text(t, 0.8 * slot, rend, min_size, max_lines=4)
-        for t in (ax.title, getattr(ax, "_left_title", None), getattr(ax, "_right_title", None)):
-            if t is None:
-                continue
-            if t.get_text():
-                fit_text(t, 0.97 * slot, rend, min_size)
+        ax_legend = ax.get_legend()
+        if ax_legend is not None:
+            for text in ax_legend.get_texts():
+                fit_text(text, 0.8 * slot, rend, min_size, max_lines=4)
+        for title in (ax.title, getattr(ax, "_left_title", None), getattr(ax, "_right_title", None)):
+            if title is not None and title.get_text():
+                fit_text(title, 0.97 * slot, rend, min_size)
 
 
 def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
@@ -140,7 +140,7 @@ def bytes_unit(largest: float) -> tuple[float, str]:
     return 1.0, "bytes"
 
 
-def _positive_log(ax, values: np.ndarray) -> None:
+def _positive_log(ax: Any, values: np.ndarray) -> None:
     v = values[np.isfinite(values)]
     if len(v) and (v > 0).all() and v.max() / max(v.min(), 1e-300) > 20:
         ax.set_yscale("log")
@@ -207,7 +207,7 @@ def byzantine_impact(rounds: pd.DataFrame) -> Figure:
     norm = BoundaryNorm(np.arange(lo - 0.5, hi + 1.5), cmap.N)
     sc = ax2.scatter(rounds["round"].to_numpy(), rel, c=byz, s=7, cmap=cmap, norm=norm)
     cb = fig.colorbar(sc, ax=ax2, label="Byzantine sampled")
-    cb.set_ticks(np.arange(lo, hi + 1) if hi - lo <= 12 else np.linspace(lo, hi, 7).round())
+    cb.set_ticks(list(np.arange(lo, hi + 1) if hi - lo <= 12 else np.linspace(lo, hi, 7).round()))
     ax2.set_xlabel("round")
     ax2.set_ylabel("|aggregate - honest mean| / |honest mean|")
     ax2.set_title("Relative distance over rounds (oracle)")

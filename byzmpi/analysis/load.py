@@ -133,7 +133,7 @@ def table_frame(rows: np.ndarray, table: str, oracle: Sequence[str] = ()) -> pd.
     dtype = TABLE_DTYPES[table]
     if rows.dtype.names is None or len(rows) == 0:
         rows = np.zeros(0, dtype)
-    df = pd.DataFrame({name: rows[name] for name in rows.dtype.names})
+    df = pd.DataFrame({name: rows[name] for name in rows.dtype.names or ()})
     if table == "messages" and "clipped" in df and df["clipped"].dtype == np.uint8:  # schema <= 2: 255 = n/a
         df["clipped"] = df["clipped"].astype(np.float32).where(df["clipped"] != LEGACY_NOT_APPLICABLE)
     df.attrs["oracle_fields"] = [c for c in oracle if c in df.columns]

@@ -84,6 +84,7 @@ def _local(ctx: LocalContext, *, z: float | None, z_from: str = "global") -> Ten
     if z is None:
         z = default_z(ctx, z_from)
     stats = ctx.coalition
+    assert stats is not None  # the attack declares needs_coalition
     return (stats.mean - z * stats.std).to(ctx.own).expand(ctx.own.shape[0], -1).clone()
 
 

@@ -27,6 +27,7 @@ def _build(ctx: AttackContext, *, eps: float) -> Tensor:
 
 def _local(ctx: LocalContext, *, eps: float) -> Tensor:
     """Local: μ estimated by the coalition mean of the sampled Byzantines' honest messages."""
+    assert ctx.coalition is not None  # the attack declares needs_coalition
     return ipm(ctx.coalition.mean, eps=eps).to(ctx.own).expand(ctx.own.shape[0], -1).clone()
 
 

@@ -61,6 +61,7 @@ def _build(ctx: AttackContext, *, rule: str) -> Tensor:
 def _local(ctx: LocalContext, *, rule: str) -> Tensor:
     """Local: the coalition cannot see honest clients' messages, so every sampled Byzantine sends
     the same vector, the coalition mean of their own honest messages (``rule`` is not used)."""
+    assert ctx.coalition is not None  # the attack declares needs_coalition
     return ctx.coalition.mean.to(ctx.own).expand(ctx.own.shape[0], -1).clone()
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -154,7 +155,7 @@ def maximise_harm(
     calls = 0
     scanned: dict[float, float] = {}  # harm of every point tried (keys rounded to 12 digits)
     order: dict[float, int] = {}  # scan order, for ties
-    best: list = [None, None, -math.inf]  # scale, block, harm
+    best: list[Any] = [None, None, -math.inf]  # scale, block, harm
 
     def key(s: float) -> float:
         return float(f"{s:.12g}")
@@ -196,11 +197,11 @@ def maximise_harm(
         coarse = sorted(scanned)
         devs = [scanned[k] for k in coarse]
         level = best[2] - (1.0 - region) * abs(best[2])
-        high = [i for i, v in enumerate(devs) if v >= level]
+        in_region = [i for i, v in enumerate(devs) if v >= level]
         # the gaps (i, i + 1) of the coarse grid next to a point of the high-harm region, most
         # harmful first (by the better end, then the other end, then position)
         gaps = sorted(
-            {g for i in high for g in (i - 1, i) if 0 <= g < len(coarse) - 1},
+            {g for i in in_region for g in (i - 1, i) if 0 <= g < len(coarse) - 1},
             key=lambda g: (-max(devs[g], devs[g + 1]), -min(devs[g], devs[g + 1]), g),
         )
         per_gap, extra = divmod(zoom, len(gaps)) if len(gaps) <= zoom else (0, zoom)
@@ -247,7 +248,7 @@ def search_scale(
     return found.scale, found.block
 
 
-def require_defender(ctx, name: str) -> Callable[[Tensor], Tensor]:
+def require_defender(ctx: Any, name: str) -> Callable[[Tensor], Tensor]:
     """``ctx.defender``, or a clear error naming the attack when the server gave none."""
     if ctx.defender is None:
         raise ConfigError(
@@ -255,4 +256,5 @@ def require_defender(ctx, name: str) -> Callable[[Tensor], Tensor]:
             f"{name!r} searches its scale against the server's aggregator, but "
             "this AttackContext has no defender (omniscient threat model only)",
         )
-    return ctx.defender
+    defender: Callable[[Tensor], Tensor] = ctx.defender
+    return defender

@@ -79,7 +79,8 @@ def _smallest_keys(gen: np.random.Generator, keys: np.ndarray, k: int) -> np.nda
     if tied.shape[0] > need:
         tied = tied[random_subset(gen, tied.shape[0], need)]
     sel[tied] = True
-    return cand[sel].astype(np.int64, copy=False)
+    out: np.ndarray = cand[sel].astype(np.int64, copy=False)
+    return out
 
 
 def _first_distinct_draws(gen: np.random.Generator, d: int, k: int) -> np.ndarray:
@@ -104,4 +105,5 @@ def _first_distinct_draws(gen: np.random.Generator, d: int, k: int) -> np.ndarra
     if uniq.shape[0] == k:
         return uniq
     cutoff = np.partition(first, k - 1)[k - 1]
-    return uniq[first <= cutoff]
+    kept: np.ndarray = uniq[first <= cutoff]
+    return kept

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from ..params import Param
 
@@ -17,7 +18,7 @@ SPARSITY_PARAMS: dict[str, Param] = {
 }
 
 
-def sparsity_problem(params: dict, d: int | None = None) -> str | None:
+def sparsity_problem(params: dict[str, Any], d: int | None = None) -> str | None:
     """Why (k, ratio) is unusable for dimension d (None: usable); d=None checks what needs no d."""
     k, ratio = params.get("k"), params.get("ratio")
     if (k is None) == (ratio is None):
@@ -39,4 +40,7 @@ def keep_count(d: int, *, k: int | None = None, ratio: float | None = None) -> i
     problem = sparsity_problem({"k": k, "ratio": ratio}, d)
     if problem:
         raise ValueError(problem)
-    return int(k) if k is not None else max(1, math.floor(ratio * d))
+    if k is not None:
+        return int(k)
+    assert ratio is not None and d is not None  # sparsity_problem refused anything else
+    return max(1, math.floor(ratio * d))

@@ -105,13 +105,13 @@ def torch_model(name: str, dataset: Dataset, norm: str) -> TorchModel:
     n_classes = max(dataset.n_classes, 2)
     if name in MODELS:
         factory = model_factory(name, n_classes=n_classes, norm=norm)
-        shape = MODELS[name][1]
+        shape: tuple[int, ...] = MODELS[name][1]
     else:
         obj = import_object(name, field="task.model")
         if not callable(obj):
             raise ConfigError("task.model", f"{name} is not callable (a class or a function returning an nn.Module)")
-        factory = obj  # type: ignore[assignment]
-        shape = dataset.input_shape or (dataset.n_features,)
+        factory = obj
+        shape = tuple(dataset.input_shape or (dataset.n_features,))
     have = dataset.input_shape or (dataset.n_features,)
     if math.prod(have) != math.prod(shape):
         raise ConfigError(

@@ -111,8 +111,9 @@ class MLP:
         return torch.cat(parts)
 
     def _logits(self, theta: Tensor, X: Tensor) -> Tensor:
-        W1, b1, W2, b2 = (t.view(s) for t, s in zip(theta.split(self.sizes), self.shapes))
-        return torch.tanh(X @ W1.T + b1) @ W2.T + b2
+        W1, b1, W2, b2 = (t.view(s) for t, s in zip(torch.split(theta, self.sizes), self.shapes))
+        out: Tensor = torch.tanh(X @ W1.T + b1) @ W2.T + b2
+        return out
 
     def loss(self, theta: Tensor, X: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
         return _weighted_mean(F.cross_entropy(self._logits(theta, X), y, reduction="none"), w)

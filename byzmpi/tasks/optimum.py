@@ -44,7 +44,7 @@ def solve_minimizer(task: Task, *, max_rounds: int = 50, tol: float = 1e-11) -> 
 
     best, best_theta = float("inf"), theta.detach().clone()
     for _ in range(max_rounds):
-        opt.step(closure)
+        opt.step(closure)  # type: ignore[no-untyped-call]  # torch.optim.LBFGS.step is untyped
         value, grad = task.objective(theta.detach())
         if value < best:
             best_theta = theta.detach().clone()

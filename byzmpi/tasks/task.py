@@ -34,7 +34,7 @@ class Batch(NamedTuple):
     are read through (a label-flipping Byzantine client sees flipped labels)."""
 
     client: int
-    index: Tensor
+    samples: Tensor
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,13 @@ class Task:
         if device.type == "cpu":
             return self
         ds = self.dataset
-        moved = [None if t is None else t.to(device) for t in (ds.X, ds.y, ds.X_test, ds.y_test)]
-        self.dataset = dataclasses.replace(ds, X=moved[0], y=moved[1], X_test=moved[2], y_test=moved[3])
+        self.dataset = dataclasses.replace(
+            ds,
+            X=ds.X.to(device),
+            y=ds.y.to(device),
+            X_test=None if ds.X_test is None else ds.X_test.to(device),
+            y_test=None if ds.y_test is None else ds.y_test.to(device),
+        )
         self.shards = [s.to(device) for s in self.shards]
         self._eval = None
         return self
@@ -126,7 +131,7 @@ class Task:
     def gradient(self, theta: Tensor, batch: Batch | Tensor) -> Tensor:
         """∇ of (mean loss over the batch's samples) + r at θ, through the batch's client's view of
         the data (flipped labels for a label-flipping client); plain indices read the true labels."""
-        idx = batch.index if isinstance(batch, Batch) else batch
+        idx = batch.samples if isinstance(batch, Batch) else batch
         y = self.dataset.y[idx]
         if isinstance(batch, Batch) and batch.client in self.flipped:
             y = flip_labels(y, self.n_classes)
@@ -162,7 +167,7 @@ class Task:
         return float(value + self.regularizer.value(th)), grad + self.regularizer.grad(th)
 
     def accuracy(self, theta: Tensor) -> float:
-        if self.dataset.X_test is not None:
+        if self.dataset.X_test is not None and self.dataset.y_test is not None:
             X, y = self.dataset.X_test, self.dataset.y_test
         else:
             X, y, _ = self._eval_set()

@@ -54,7 +54,9 @@ def test_permutation_invariance(problem):
             continue  # its last Krum steps score over <= 1 neighbour: ties by index, order-dependent by design
         if name == "monna":  # the trusted client's row moves with the permutation
             permuted_ids = np.arange(m)[perm.numpy()]
-            assert close(rule_value(name, x, f, trusted=0), rule_value(name, x[perm], f, trusted=0, clients=permuted_ids), x), name
+            assert close(
+                rule_value(name, x, f, trusted=0), rule_value(name, x[perm], f, trusted=0, clients=permuted_ids), x
+            ), name
             continue
         assert close(rule_value(name, x, f), rule_value(name, x[perm], f), x, 1e-7), name
 

@@ -44,29 +44,31 @@ SHARDS = [np.arange(0, 10), np.arange(10, 25), np.arange(25, 40)]
 def test_batch_is_deterministic_and_independent_of_call_order():
     t1, t2 = make_task(SHARDS, [0, 1, 2]), make_task(SHARDS, [0, 1, 2])
     keys = [(c, r) for r in range(5) for c in range(3)]
-    first = {k: t1.batch(*k).index for k in keys}
-    second = {k: t2.batch(*k).index for k in reversed(keys)}
+    first = {k: t1.batch(*k).samples for k in keys}
+    second = {k: t2.batch(*k).samples for k in reversed(keys)}
     for k in keys:
         assert torch.equal(first[k], second[k])
-        assert torch.equal(first[k], t1.batch(*k).index)
+        assert torch.equal(first[k], t1.batch(*k).samples)
 
 
 def test_batch_is_a_subset_without_replacement_that_varies():
     t = make_task(SHARDS, [0, 1, 2], batch_size=6)
     for c, shard in enumerate(SHARDS):
         for r in range(10):
-            b = t.batch(c, r).index.numpy()
+            b = t.batch(c, r).samples.numpy()
             assert b.size == 6 and np.unique(b).size == 6 and np.isin(b, shard).all()
-    assert not torch.equal(t.batch(1, 0).index, t.batch(1, 1).index)
-    assert not torch.equal(t.batch(1, 0).index, t.batch(2, 0).index - 15)
-    assert not torch.equal(t.batch(1, 0).index, t.batch(1, 0, purpose="batch2").index)
-    assert not torch.equal(t.batch(1, 0).index, make_task(SHARDS, [0, 1, 2], batch_size=6, seed=1).batch(1, 0).index)
+    assert not torch.equal(t.batch(1, 0).samples, t.batch(1, 1).samples)
+    assert not torch.equal(t.batch(1, 0).samples, t.batch(2, 0).samples - 15)
+    assert not torch.equal(t.batch(1, 0).samples, t.batch(1, 0, purpose="batch2").samples)
+    assert not torch.equal(
+        t.batch(1, 0).samples, make_task(SHARDS, [0, 1, 2], batch_size=6, seed=1).batch(1, 0).samples
+    )
 
 
 def test_full_batch_when_batch_size_is_zero_or_too_large():
     for bs in (0, 10, 100):
         t = make_task(SHARDS, [0, 1, 2], batch_size=bs)
-        assert torch.equal(t.batch(0, 3).index, torch.arange(10))
+        assert torch.equal(t.batch(0, 3).samples, torch.arange(10))
 
 
 def test_empty_shard_is_a_setup_error():

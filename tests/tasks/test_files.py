@@ -423,8 +423,8 @@ def test_task_gradient_through_torch_model_on_idx_data(tmp_path):
     batch = task.batch(1, round_=4)
     task.flip_labels_of([1])
     g = task.gradient(theta, batch)
-    Xf = to_float32(ds).X[batch.index]
-    _, ref = TorchModel(LightNet, input_shape=(1, 28, 28)).loss_grad(theta, Xf, 9 - ds.y[batch.index])
+    Xf = to_float32(ds).X[batch.samples]
+    _, ref = TorchModel(LightNet, input_shape=(1, 28, 28)).loss_grad(theta, Xf, 9 - ds.y[batch.samples])
     torch.testing.assert_close(g, ref, rtol=1e-4, atol=1e-6)
     assert 0.0 <= task.accuracy(theta) <= 1.0
     assert isinstance(ds, Dataset)
