@@ -150,7 +150,7 @@ def run_case(case: tuple, threads: int, quick: bool) -> dict:
     flat = FlatBuffer(factory, theta, task.dataset.input_norm, shape)
 
     # agreement on the first batch
-    idx = task.batch(0, 0).index
+    idx = task.batch(0, 0).samples
     g_a = task.gradient(theta, idx)
     plain.step(X, y, idx)
     g_c = flat.step_theta(theta, X, y, idx).clone()
@@ -166,7 +166,7 @@ def run_case(case: tuple, threads: int, quick: bool) -> dict:
     for step in range(steps + warm):
         client, rnd = step % N_CLIENTS, step + 1
         drawn = task.batch(client, rnd)  # (a), (b), (c) get these indices; (a+) draws them itself
-        idx_b = drawn.index
+        idx_b = drawn.samples
 
         def a() -> None:
             task.gradient(theta, drawn)
