@@ -68,6 +68,8 @@ class Task:
         self._test: tuple[Tensor, Tensor] | None = None
         self.f_star: float | None = None
         self.flipped: frozenset[int] = frozenset()  # clients that see flipped labels (set by the run)
+        self.eval_samples: int | None = None  # evaluate f on a fixed subset of this many samples (deep models)
+        self.eval_dtype = torch.float64
 
     def to(self, device: torch.device) -> Task:
         """This task with its data on ``device`` (in place; a no-op on the CPU)."""
@@ -146,7 +148,10 @@ class Task:
 
     # ---- what the server evaluates ------------------------------------------------------------
     def _eval_set(self) -> tuple[Tensor, Tensor, Tensor]:
-        """Distinct honest samples (float64) and weights w_j = Σ_{i honest ∋ j} 1/(G|D_i|)."""
+        """Distinct honest samples (in the evaluation dtype) and weights w_j = Σ_{i honest ∋ j}
+        1/(G|D_i|). With ``eval_samples`` set (deep models), a fixed subset of that many of them,
+        drawn with probability ∝ w_j from the (seed, setup, "eval") stream, with uniform weights: an
+        unbiased estimate of f and ∇f, the same on every rank and at every evaluation."""
         if self._eval is None:
             n = self.dataset.n_samples
             w = np.zeros(n)
@@ -154,15 +159,20 @@ class Task:
                 s = self.shards[i].cpu().numpy()
                 np.add.at(w, s, 1.0 / (len(self.honest_ids) * s.size))
             idx = np.flatnonzero(w)
-            X = self.dataset.X[torch.from_numpy(idx)].double()
-            self._eval = (X, self.dataset.y[torch.from_numpy(idx)], torch.from_numpy(w[idx]))
+            weights = w[idx]
+            if self.eval_samples is not None and idx.size > self.eval_samples:
+                gen = rng.generator(self.seed, rng.SETUP_ROUND, "eval")
+                pick = np.sort(gen.choice(idx.size, self.eval_samples, replace=False, p=weights / weights.sum()))
+                idx, weights = idx[pick], np.full(pick.size, 1.0 / pick.size)
+            X = self.dataset.X[torch.from_numpy(idx)].to(self.eval_dtype)
+            self._eval = (X, self.dataset.y[torch.from_numpy(idx)], torch.from_numpy(weights).to(self.eval_dtype))
         return self._eval
 
     def objective(self, theta: Tensor) -> tuple[float, Tensor]:
-        """f(θ) and ∇f(θ) in float64."""
+        """f(θ) and ∇f(θ) in the evaluation dtype (float64, float32 for deep models)."""
         X, y, w = self._eval_set()
-        th = theta.double()
-        y = y.double() if y.is_floating_point() else y
+        th = theta.to(self.eval_dtype)
+        y = y.to(self.eval_dtype) if y.is_floating_point() else y
         value, grad = self.model.loss_grad(th, X, y, w)
         return float(value + self.regularizer.value(th)), grad + self.regularizer.grad(th)
 
@@ -186,5 +196,6 @@ class Task:
         h = hashlib.sha256()
         for t in (X, y, w):
             h.update(t.contiguous().cpu().numpy().tobytes())
-        h.update(f"{type(self.model).__name__}|{self.model.dim}|{self.regularizer}".encode())
+        name = getattr(self.model, "name", type(self.model).__name__)
+        h.update(f"{type(self.model).__name__}|{name}|{self.model.dim}|{self.regularizer}|{self.eval_samples}".encode())
         return h.hexdigest()[:32]
