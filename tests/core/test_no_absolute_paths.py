@@ -6,9 +6,10 @@ with a NUL byte in its first 8 KiB is binary and skipped) is searched for
 * a development machine's folders: ``/work/...``, ``/root/...``, ``/home/USER/...``,
   ``/Users/USER/...``, and the team notes' ``../shared`` folder;
 * ``/tmp/...``, except as scratch space that is created or overridable on the spot: a line that
-  creates a temporary name (it also says ``mktemp``, ``tempfile`` or ``XXXXXX``), the default of a
-  shell variable (``${VAR:-/tmp/...}``) or the comment that documents that default
-  (``default /tmp/...``), and ``.gitignore`` patterns (``/tmp/`` there is the repository's own folder).
+  creates a temporary name (it also says ``mktemp``, ``tempfile`` or ``XXXXXX``), a lock file taken
+  with ``flock``, the default of a shell variable (``${VAR:-/tmp/...}``) or the comment that
+  documents that default (``default /tmp/...``), and ``.gitignore`` patterns (``/tmp/`` there is the
+  repository's own folder).
 
 A path counts only where it starts a path (not after a letter, digit or dot, so
 ``https://host/work/x`` and ``framework/`` do not match). Data files travel with the repository
@@ -31,7 +32,7 @@ MACHINE = re.compile(
     _START + "(?:" + "/" + "work/" + "|/" + "root/" + r"|/home/[\w.-]+/|/Users/[\w.-]+/)" + r"|\.\./" + "shared"
 )
 TMP = re.compile(_START + "/" + "tmp/")
-TMP_SCRATCH = re.compile(r"mktemp|tempfile|XXXXXX|:-/" + "tmp/" + r"|default /" + "tmp/")
+TMP_SCRATCH = re.compile(r"mktemp|tempfile|XXXXXX|\bflock /" + "tmp/" + r"|:-/" + "tmp/" + r"|default /" + "tmp/")
 
 
 def tracked_text_files() -> list[Path]:
@@ -87,6 +88,8 @@ def test_no_tracked_file_names_a_machine_path():
         ("BASE=$(mktemp -d /" + "tmp/ci.XXXXXX)", False),
         ("BASE=${SLURM_LOCAL_BASE:-/" + "tmp/slurm-local}", False),
         ("#   SLURM_LOCAL_BASE   default /" + "tmp/slurm-local", False),
+        ("flock /" + "tmp/byzmpi-mpi.lock make test", False),
+        ("cp /" + "tmp/x.lock data/", True),
     ],
 )
 def test_the_rule(tmp_path, monkeypatch, line, flagged):
