@@ -27,7 +27,7 @@ def format_catalogue() -> str:
     ]
     for rule in RULES.values():
         state = " (stateful)" if rule.stateful else ""
-        lines += [f"  {rule.name}: {rule.doc}{state}", f"      valid when {rule.condition}", *_params(rule.params)]
+        lines += [f"  {rule.name}: {rule.doc}{state}", f"      valid when {rule.condition.text}", *_params(rule.params)]
     lines += ["", "pre-aggregators ([aggregator] pre = [...], parameters in [aggregator.<name>]):"]
     for pre in PRE_AGGREGATORS.values():
         lines += [f"  {pre.name}: {pre.doc}", *_params(pre.params)]
