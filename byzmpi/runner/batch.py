@@ -107,7 +107,9 @@ def run_batch(
             out.skipped.append(one.name)
             continue
         if world.is_server and len(runs) > 1:
-            print(f"[byzmpi] {label}run {k} of {len(runs)}: {one.name}", flush=True)
+            index = getattr(one, "index", None)
+            where = f" (grid index {index})" if index is not None else ""
+            print(f"[byzmpi] {label}run {k} of {len(runs)}{where}: {one.name}", flush=True)
         assert prepared is not None
         status, summary = run_rounds(prepared, world)
         if summary is not None:
