@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..aggregators import Aggregate
 from ..params import Param
-from .step_info import Aggregator, RoundInfo, finite_vector
+from .step_info import Aggregator, RoundInfo, finite_vector, refused_step
 
 CLIP_PARAMS = {
     "clip": Param("clip", bool, False, "clip differences on the server (eq. 10 / Alg. 1)"),
@@ -101,14 +101,7 @@ def take_step(state: StepState, g: Tensor, lr: float, radius: float, clipped: np
     norm = _norm(g)
     x_next = state.x - lr * g
     if not math.isfinite(norm) or not finite_vector(x_next):  # never step to a non-finite model
-        return RoundInfo(
-            aggregate_norm=norm,
-            update_norm=0.0,
-            clip_radius=radius,
-            clipped=clipped,
-            skipped=True,
-            model_refused=math.isfinite(norm),
-        )
+        return refused_step(norm, radius, clipped)
     state.x.copy_(x_next)
     # a copy: a rule may return a view of its input, and the round's rows live in a reused buffer
     state.g, state.step_norm, state.started = g.clone(), lr * norm, True

@@ -32,6 +32,7 @@ from ..tasks import Task
 from ..validation import finite_rows
 from .base import Aggregator, MethodSpec, RoundInfo, finite_norm, finite_vector, register_method
 from .clipping import CLIP_PARAMS, DifferenceClipping, StepState
+from .step_info import refused_step
 
 
 @dataclass
@@ -149,15 +150,7 @@ class ByzDashaPage:
         )
         norm = finite_norm(g)
         if not np.isfinite(norm) or not finite_vector(x_next - self.lr * g):  # never step to a non-finite model
-            return RoundInfo(
-                aggregate_norm=norm,
-                update_norm=0.0,
-                clip_radius=radius,
-                clipped=clipped,
-                skipped=True,
-                model_refused=bool(np.isfinite(norm)),
-                invalid_states=int((~valid).sum()),
-            )
+            return refused_step(norm, radius, clipped, invalid_states=int((~valid).sum()))
         server.x, server.g, server.started = x_next, g.clone(), True
         return RoundInfo(
             aggregate_norm=norm,

@@ -33,6 +33,7 @@ from ..plan import RoundPlan
 from ..tasks import Task
 from .base import Aggregator, MethodSpec, RoundInfo, finite_norm, finite_vector, register_method
 from .clipping import CLIP_PARAMS, clip_radius, clip_rows
+from .step_info import refused_step
 
 
 @dataclass
@@ -137,14 +138,7 @@ class VRMarina:
             g = aggregate(server.g.to(rows.dtype) + rows, clients).value.to(self.dtype).clone()
         norm = finite_norm(g)
         if not np.isfinite(norm) or not finite_vector(x_next - self.lr * g):  # never step to a non-finite model
-            return RoundInfo(
-                aggregate_norm=norm,
-                update_norm=0.0,
-                clip_radius=radius,
-                clipped=clipped,
-                skipped=True,
-                model_refused=bool(np.isfinite(norm)),
-            )
+            return refused_step(norm, radius, clipped)
         server.x, server.g = x_next, g
         return RoundInfo(aggregate_norm=norm, update_norm=step, clip_radius=radius, clipped=clipped)
 

@@ -4,6 +4,7 @@ without importing each other."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -33,6 +34,20 @@ class RoundInfo:
     skipped: bool = False  # no step was taken (no accepted input, a non-finite aggregate, ...)
     model_refused: bool = False  # ... because the step would have made the model non-finite
     invalid_states: int = 0  # stored client states left out of the aggregation as non-finite
+
+
+def refused_step(norm: float, radius: float, clipped: np.ndarray | None, invalid_states: int = 0) -> RoundInfo:
+    """The RoundInfo of a step not taken: the aggregate (of norm ``norm``) is not finite, or it is
+    but the step would make the model non-finite (``model_refused``)."""
+    return RoundInfo(
+        aggregate_norm=norm,
+        update_norm=0.0,
+        clip_radius=radius,
+        clipped=clipped,
+        skipped=True,
+        model_refused=math.isfinite(norm),
+        invalid_states=invalid_states,
+    )
 
 
 def finite_norm(t: Tensor) -> float:
