@@ -20,7 +20,9 @@ that was read wherever the job was started from.
 
 from __future__ import annotations
 
+import hashlib
 import os
+from functools import lru_cache
 from pathlib import Path
 
 DATA_ENV = "BYZMPI_DATA"
@@ -46,6 +48,37 @@ def resolve_data_path(value: str | os.PathLike[str], base: Path | None) -> Path:
     candidates = data_path_candidates(value, base)
     chosen = next((p for p in candidates if p.exists()), candidates[0])
     return chosen.resolve()
+
+
+def content_digest(path: str | os.PathLike[str]) -> str:
+    """A location-independent stand-in for a data path in a config fingerprint: the SHA-256 of the
+    file's bytes, or for a folder of the sorted (relative name, file digest) pairs of every file
+    under it; ``missing:<name>`` when nothing is there (the run then fails at data loading anyway).
+
+    So a clone moved to another folder, or the same data file under ``$BYZMPI_DATA`` on a cluster,
+    gives the same fingerprint and its checkpoints resume, while an edited data file does not
+    (docs/design.md, "Checkpoints"). Cached per (path, size, mtime): the fingerprint is taken
+    several times per run."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        return f"missing:{p.name}"
+    return _digest(str(p.resolve()), st.st_size, st.st_mtime_ns, p.is_dir())
+
+
+@lru_cache(maxsize=64)
+def _digest(path: str, size: int, mtime_ns: int, folder: bool) -> str:
+    h = hashlib.sha256()
+    if not folder:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+    root = Path(path)
+    for file in sorted(q for q in root.rglob("*") if q.is_file()):
+        h.update(str(file.relative_to(root)).encode() + b"\0" + content_digest(file).encode() + b"\n")
+    return h.hexdigest()
 
 
 #: pseudo file systems a trace or checkpoint can never be written to

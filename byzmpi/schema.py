@@ -27,6 +27,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .params import Param
+from .paths import content_digest
 
 RUN = {
     p.name: p
@@ -402,6 +403,14 @@ class Config:
             d["run"].pop(key, None)
         d.pop("debug")
         d.pop("checkpoint")
+        task = d["task"]  # data named by where it is would tie a checkpoint to one folder: name it by content
+        if task.get("path"):
+            task["path"] = content_digest(task["path"])
+        for key in ("model", "data"):
+            spec = task.get(key)
+            if spec and ":" in spec and spec.partition(":")[0].endswith(".py"):
+                file, _, attr = spec.partition(":")
+                task[key] = f"{content_digest(file)}:{attr}"
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:32]
 
     @property

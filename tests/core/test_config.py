@@ -352,6 +352,42 @@ def test_fingerprint_changes_with_what_shapes_the_trajectory():
         assert parse_config(raw).fingerprint() != fp, change
 
 
+def _libsvm_config(folder, lines: str):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tiny.svm").write_text(lines)
+    (folder / "run.toml").write_text(
+        'run = { seed = 3 }\nclients = { n = 4, byzantine = 0 }\ntask = { name = "libsvm", path = "tiny.svm" }\n'
+    )
+    return load_config(folder / "run.toml")
+
+
+def test_fingerprint_names_data_by_content_not_by_folder(tmp_path):
+    """A moved clone (same files, another folder) resumes its checkpoints; edited data does not."""
+    data = "1 1:0.5 2:1\n-1 1:1.5\n1 2:2\n-1 1:0.1 2:0.2\n"
+    here, moved = _libsvm_config(tmp_path / "here", data), _libsvm_config(tmp_path / "moved" / "deeper", data)
+    assert here.task.path != moved.task.path  # the resolved config still records where the file was read
+    assert here.fingerprint() == moved.fingerprint()
+    edited = _libsvm_config(tmp_path / "edited", data.replace("0.5", "0.6"))
+    assert edited.fingerprint() != here.fingerprint()
+
+
+def _torch_config(folder, net: str):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "net.py").write_text(net)
+    (folder / "data.py").write_text("def load():\n    raise RuntimeError('not loaded by the config')\n")
+    (folder / "run.toml").write_text('task = { name = "torch", model = "net.py:Net", data = "data.py:load" }\n')
+    return load_config(folder / "run.toml")
+
+
+def test_fingerprint_names_model_and_data_factories_by_content(tmp_path):
+    net = "import torch\n\ndef Net():\n    return torch.nn.Linear(4, 2)\n"
+    a, b = _torch_config(tmp_path / "a", net), _torch_config(tmp_path / "b" / "c", net)
+    assert a.task.model != b.task.model and a.task.data != b.task.data
+    assert a.fingerprint() == b.fingerprint()
+    wider = _torch_config(tmp_path / "wider", net.replace("(4, 2)", "(4, 3)"))
+    assert wider.fingerprint() != a.fingerprint()
+
+
 # ---- the CLI --------------------------------------------------------------------------------
 def test_validate_bad_config_prints_one_line_and_returns_2(base, capsys):
     rc = cli.main(["validate", str(base), "--set", "aggregator.name=krun"])
