@@ -30,7 +30,17 @@ def strided(n_samples: int, n_clients: int) -> list[np.ndarray]:
 
 
 def natural(groups: np.ndarray, n_clients: int) -> list[np.ndarray]:
-    return [np.flatnonzero(groups == i) for i in range(n_clients)]
+    """Client i holds {j : groups[j] = i} in increasing order (ids outside [0, n) belong to no client).
+
+    One stable sort of the group ids, O(S log S) for S samples, instead of one comparison pass
+    per client (O(n·S): 1.9 s per rank at n = 10⁴, S = 4·10⁵). The shards are slices of one array.
+    """
+    ids = np.asarray(groups)
+    if ids.dtype.kind not in "iu":
+        raise SetupError(f"task.partition: 'natural' needs integer client ids, got {ids.dtype}")
+    order = np.argsort(ids, kind="stable")
+    bounds = np.searchsorted(ids[order], np.arange(n_clients + 1), side="left")
+    return [order[bounds[i] : bounds[i + 1]] for i in range(n_clients)]
 
 
 def dirichlet(

@@ -57,6 +57,22 @@ def test_natural_follows_groups():
         split("natural", groups=None)
 
 
+def test_natural_matches_its_definition_on_many_clients():
+    # definition: client i holds {j : groups[j] = i}, ascending; ids outside [0, n) belong to no one
+    g = np.random.default_rng(3).integers(-2, 1205, size=20_000)  # unsorted, some ids >= n, some < 0
+    n = 1200
+    shards = split("natural", n_samples=g.size, n_clients=n, groups=g)
+    assert len(shards) == n
+    for i, s in enumerate(shards):
+        assert np.array_equal(s, np.flatnonzero(g == i)), i
+    assert sum(s.size for s in shards) == int(((g >= 0) & (g < n)).sum())
+
+
+def test_natural_refuses_non_integer_groups():
+    with pytest.raises(SetupError, match="integer"):
+        split("natural", n_samples=3, n_clients=2, groups=np.array([0.0, 1.0, 1.5]))
+
+
 def test_unknown_partition():
     with pytest.raises(SetupError, match="unknown partition"):
         split("round_robin")
