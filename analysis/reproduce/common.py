@@ -472,3 +472,112 @@ def write_verdicts(out: Path, table_md: str, meta: Mapping[str, Any], rows: Any,
         json.dumps({"meta": meta, "verdicts": [v.as_dict() for v in verdicts], "runs": rows}, indent=1, default=float)
     )
     print(table_md)
+
+
+# ---- the shared skeleton of the seeded target scripts -------------------------------------------
+def run_target(
+    doc: str,
+    argv: list[str] | None,
+    base: Path,
+    out: Path,
+    traces_dir: Path,
+    make_variants,
+    header: str,
+    *,
+    ranks: int = 3,
+    timeout: float = 1800,
+    messages: bool = False,
+):
+    """Parse the shared command line, write ``make_variants(args.rounds)`` as configs under
+    ``out/configs`` (inputs rebased from ``base``'s folder), run them in one MPI job, read the
+    traces. Returns ``(args, traces, groups, cfg)``: ``groups`` = :func:`by_variant` of the traces,
+    ``cfg`` = the first trace's resolved config."""
+    args = parse_args(doc, argv, ranks=ranks, timeout=timeout)
+    base_cfg = rebase_inputs(load_toml(base), base.parent, out / "configs")
+    traces = run_variants(base_cfg, make_variants(args.rounds), out, traces_dir, args, header=header, messages=messages)
+    return args, traces, by_variant(traces), next(iter(traces.values())).config
+
+
+def wall_seconds(traces: Mapping[str, Any]) -> float:
+    """The summed run time of every trace's segment (trace attr ``wall_seconds``; start-up excluded)."""
+    return float(sum(float(t.attrs.get("wall_seconds", float("nan"))) for t in traces.values()))
+
+
+def seeds_of(runs: Sequence[Any]) -> list[int]:
+    return [int(t.config["run"]["seed"]) for t in runs]
+
+
+def gap_columns(runs: Sequence[Any], column: str = "gap") -> dict[str, list[float]]:
+    """Per seed: start, final, smallest and largest value of the eval ``column``, final/start, orders of
+    magnitude log10(start/min) and the log10 slope per 1000 rounds over the last half (:func:`log_slope`)."""
+    import numpy as np
+
+    out: dict[str, list[float]] = {
+        k: [] for k in ("start", "final", "min", "max", "final_over_start", "orders", "slope_per_1000")
+    }
+    for t in runs:
+        y = t.evals[column].to_numpy(float)
+        x = t.evals["round"].to_numpy(float)
+        fin = np.where(np.isfinite(y), y, np.nan)
+        lo = float(np.nanmin(fin)) if np.isfinite(fin).any() else float("nan")
+        out["start"].append(float(y[0]))
+        out["final"].append(float(y[-1]))
+        out["min"].append(lo)
+        out["max"].append(float(np.nanmax(fin)) if np.isfinite(fin).any() else float("nan"))
+        out["final_over_start"].append(float(y[-1] / y[0]))
+        out["orders"].append(float(np.log10(y[0] / lo)) if lo > 0 else float("inf"))
+        out["slope_per_1000"].append(log_slope(x, y))
+    return out
+
+
+def report(
+    title: str,
+    paragraphs: Sequence[str],
+    body: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    verdicts: Sequence[Verdict],
+    notes: Sequence[str] = (),
+) -> str:
+    """A target's table.md: ``# title``, the setup paragraphs, the results table, notes, and the computed
+    verdicts (``write_verdicts`` appends the count line)."""
+    lines = [f"# {title}", ""]
+    for p in paragraphs:
+        lines += [p, ""]
+    lines += [md_table(body, columns), ""]
+    for n in notes:
+        lines += [n, ""]
+    lines += ["## Verdicts (computed)", "", verdict_table(verdicts)]
+    return "\n".join(lines) + "\n"
+
+
+def style_axes(ax, xlabel: str, ylabel: str, title: str, *, log: bool = True, legend_size: int = 7, **legend) -> None:
+    """Labels, title, grid and legend of one panel (log y-axis by default)."""
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=legend_size, **legend)
+
+
+def on_common_x(xs: Sequence[Any], ys: Sequence[Any], points: int = 200, log_x: bool = False):
+    """Runs whose x differs per seed (e.g. uplink bits with random full rounds) resampled onto one
+    grid over the x range they all cover (linear interpolation, in log10 y for positive y): (grid, Y)."""
+    import numpy as np
+
+    xs = [np.asarray(x, float) for x in xs]
+    lo = max(float(x[0]) for x in xs)
+    hi = min(float(x[-1]) for x in xs)
+    if log_x:
+        lo = max(lo, max(float(x[x > 0][0]) if (x > 0).any() else hi for x in xs))
+        grid = np.logspace(np.log10(lo), np.log10(hi), points) if hi > lo > 0 else np.asarray([hi])
+    else:
+        grid = np.linspace(lo, hi, points)
+    rows = []
+    for x, y in zip(xs, ys):
+        y = np.asarray(y, float)
+        with np.errstate(all="ignore"):
+            ly = np.where(y > 0, np.log10(y), np.nan)
+        rows.append(10 ** np.interp(grid, np.asarray(x, float), ly))
+    return grid, np.stack(rows)

@@ -72,11 +72,6 @@ def eval_epochs(t, n_clients: int, N: int, b: int) -> np.ndarray:
     return ep[np.minimum(t.evals["round"].to_numpy(), len(ep) - 1)]
 
 
-def first_below(x: np.ndarray, gap: np.ndarray, level: float) -> float:
-    hit = np.flatnonzero(np.isfinite(gap) & (gap <= level))
-    return float(x[hit[0]]) if hit.size else float("nan")
-
-
 def summarise(groups: dict, N: int) -> list[dict]:
     rows = []
     for name, runs in groups.items():
@@ -94,8 +89,8 @@ def summarise(groups: dict, N: int) -> list[dict]:
                 "gap_final": float(gap[-1]),
                 "final_over_start": float(gap[-1] / gap[0]),
                 "slope_per_1000": C.log_slope(rnd, gap),
-                "epochs_to_1e-4": first_below(ep, gap, 1e-4),
-                "rounds_to_1e-4": first_below(rnd, gap, 1e-4),
+                "epochs_to_1e-4": C.first_at(ep, gap, 1e-4, above=False),
+                "rounds_to_1e-4": C.first_at(rnd, gap, 1e-4, above=False),
                 "clipped_share": float(t.rounds["clipped"].clip(lower=0).sum() / max(t.rounds["sampled"].sum(), 1)),
             }.items():
                 cols.setdefault(k, []).append(v)
@@ -152,17 +147,12 @@ def figure(groups: dict, N: int, path: Path) -> None:
         (axes[0, 0], "round", "gap vs rounds (Fig. 1 right: clipping sensitivity)"),
         (axes[0, 1], "epochs of computation (seed 1's schedule)", "gap vs computation (Fig. 1 middle: PP vs full)"),
     ):
-        ax.set_yscale("log")
-        ax.set_xlabel(xl)
-        ax.set_ylabel("f(x^k) - f*  (geo. mean, min-max band)")
-        ax.set_title(title, fontsize=10)
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
+        C.style_axes(ax, xl, "f(x^k) - f*  (geo. mean, min-max band)", title)
     fig.suptitle(f"T5: Byz-VR-MARINA-PP under shift-back, a9a, n = 20 (B = 5), gamma = {LR}, seeds 1-3")
     C.save_figure(fig, path)
 
 
-def table(rows: list[dict], vs: list[C.Verdict], meta: dict) -> str:
+def table(rows: list[dict], vs: list[C.Verdict], meta: dict, notes: list[str]) -> str:
     cols = [
         "run",
         "final gap",
@@ -186,38 +176,36 @@ def table(rows: list[dict], vs: list[C.Verdict], meta: dict) -> str:
         }
         for r in rows
     ]
-    lines = [
-        "# T5: clipping sensitivity and partial vs full participation",
-        "",
+    paragraphs = [
         f"Setup as T4: a9a, every client holds the full data, n = 20 (15 honest + 5 Byzantine, SHB with "
-        f"mult = gamma as in the paper's a9a code), C = 4 / C-hat = 20, CM + bucketing s = 2, b = {meta['b']}, gamma = {meta['lr']}, "
-        f"p = {meta['p']}, {meta['rounds']} rounds, seeds {list(SEEDS)}. Radius in the official code's form "
-        "clip_mult*|g^k| (clip_mult in {0.1, 1, 10, 100}) and, labelled, in the paper text's form "
+        f"mult = gamma as in the paper's a9a code), C = 4 / C-hat = 20, CM + bucketing s = 2, b = {meta['b']}, "
+        f"gamma = {meta['lr']}, p = {meta['p']}, {meta['rounds']} rounds, seeds {list(SEEDS)}. Radius in the official "
+        "code's form clip_mult*|g^k| (clip_mult in {0.1, 1, 10, 100}) and, labelled, in the paper text's form "
         "alpha*|x^(k+1) - x^k| (alpha = clip_mult/gamma). Full participation: all 20 clients every round, so the 5 "
         "Byzantines are never a majority and SHB behaves honestly (as in the paper); byzmpi's validity check "
         "needs aggregator.f = 4 for CM over the 10 buckets. Epochs = sample gradients computed by the sampled "
         "clients (N per client in a full round, 2b in a difference round) / (n N).",
-        "",
         f"**Scaled down from the paper** (p ~ 1/1000 and ~10k rounds there): p = {meta['p']}, {meta['rounds']} "
-        "rounds. Gaps: geometric mean [min, max] over seeds; otherwise mean ± std. 'n/a (n = 0)': never reached.",
-        "",
-        C.md_table(body, cols),
-        "",
-        "## Verdicts (computed)",
-        "",
-        C.verdict_table(vs),
+        f"rounds (MPI wall {meta.get('wall_s', float('nan')):.0f} s summed over the runs). Gaps: geometric mean "
+        "[min, max] over seeds; otherwise mean ± std. 'n/a (n = 0)': never reached.",
     ]
-    return "\n".join(lines) + "\n"
+    return C.report("T5: clipping sensitivity and partial vs full participation", paragraphs, body, cols, vs, notes)
+
+
+def identical(groups: dict, a: str, b: str) -> float:
+    """The largest |gap_a - gap_b| over every seed and evaluation: 0 when the two variants are the same runs."""
+    return float(
+        max(
+            np.nanmax(np.abs(ta.evals["gap"].to_numpy(float) - tb.evals["gap"].to_numpy(float)))
+            for ta, tb in zip(groups[a], groups[b])
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = C.parse_args(__doc__, argv, ranks=3, timeout=1800)
-    base = C.rebase_inputs(C.load_toml(BASE), BASE.parent, OUT / "configs")
-    traces = C.run_variants(
-        base, variants(args.rounds), OUT, TRACES, args, header="T5, generated by analysis/reproduce/t5_sensitivity.py"
+    args, traces, groups, cfg = C.run_target(
+        __doc__, argv, BASE, OUT, TRACES, variants, "T5, generated by analysis/reproduce/t5_sensitivity.py"
     )
-    groups = C.by_variant(traces)
-    cfg = next(iter(traces.values())).config
     N = n_samples(C.A9A)
     meta = {
         "lr": cfg["method"]["lr"],
@@ -226,11 +214,23 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": list(SEEDS),
         "b": cfg["task"]["batch_size"],
         "N": N,
+        "wall_s": C.wall_seconds(traces),
     }
+    notes = []
+    for a in ALPHAS:
+        m = f"mult{a * LR:g}"
+        if m in groups:
+            diff = identical(groups, f"alpha{a:g}", m)
+            meta[f"max_gap_diff_alpha{a:g}_vs_{m}"] = diff
+            notes.append(
+                f"alpha = {a:g} vs clip_mult = {a * LR:g} (the same radius alpha*gamma*|g^k| by definition): largest "
+                f"|gap difference| over every seed and evaluation = {C.fmt(diff)}"
+                + (" -- identical runs." if diff == 0 else ".")
+            )
     rows = summarise(groups, N)
     vs = verdicts(rows)
     figure(groups, N, OUT / "t5_sensitivity.png")
-    C.write_verdicts(OUT, table(rows, vs, meta), meta, rows, vs)
+    C.write_verdicts(OUT, table(rows, vs, meta, notes), meta, rows, vs)
     return 0
 
 
