@@ -84,6 +84,19 @@ def test_alie_given_z_and_default_z():
     assert torch.allclose(build("alie", omniscient(HONEST, OWN), z_from="round"), t([[3.0 - 3.0 * z, 1.0]] * 2))
 
 
+@pytest.mark.parametrize("m", [1, 2, 3, 5, 17])
+def test_coordinate_std_is_the_ddof_1_standard_deviation(m):
+    """Against the definition in float64 (numpy's std, ddof = 1), on rows with a large common
+    offset, where a one-pass E[x²] − E[x]² formula would lose every digit."""
+    import numpy as np
+
+    g = np.random.default_rng(m)
+    x = (1e3 + g.standard_normal((m, 1000))).astype(np.float32)
+    got = coordinate_std(torch.from_numpy(x)).double().numpy()
+    ref = x.astype(np.float64).std(axis=0, ddof=1) if m > 1 else np.zeros(1000)
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-6)
+
+
 def test_alie_local_uses_coalition_statistics():
     # host holds only the first Byzantine; the coalition is both
     out = build_local("alie", local(OWN[:1], coalition_rows=OWN, m=5), z=1.0)
