@@ -10,7 +10,7 @@ from .distances import pairwise_sq_distances
 from .krum import krum_scores_from_distances
 from .registry import rule
 from .sorted_reductions import MeanAroundMedian
-from .sorting import reduce_sorted_columns
+from .sorting import reduce_sorted_rows
 
 BULYAN_VALID = Condition("m >= 4f + 3", lambda m, f, **_: m >= 4 * f + 3)
 
@@ -53,8 +53,10 @@ def bulyan(x: Tensor, *, f: int) -> Tensor:
     inner Krum scores over |R| − f − 2 neighbours of the remaining set R. Valid when m ≥ 4f + 3.
     Reference: El Mhamdi, Guerraoui, Rouault, "The hidden vulnerability of distributed learning
     in Byzantium", ICML 2018.
+
+    Cost: one Gram matrix (the selection), then one read of the θ selected rows, gathered in
+    cache-sized column blocks (:func:`~.sorting.reduce_sorted_rows`).
     """
     m = x.shape[0]
-    chosen = bulyan_select(x, f=f).to(x.device)
     beta = m - 4 * f
-    return reduce_sorted_columns(x.index_select(0, chosen), MeanAroundMedian(beta))
+    return reduce_sorted_rows(x, bulyan_select(x, f=f), MeanAroundMedian(beta))

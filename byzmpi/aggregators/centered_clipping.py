@@ -91,7 +91,7 @@ def centered_clipping(
 
 
 def _combine(x: Tensor, centre: Tensor, mu: np.ndarray) -> Tensor:
-    from .combine import weighted_rows  # numpy's gemv on CPU: the fastest pass over x here
+    from .combine import weighted_rows
 
     rest = max(0.0, 1.0 - float(mu.sum()))
     out = weighted_rows(x, torch.from_numpy(mu))

@@ -15,7 +15,8 @@ row-0 outlier), recomputes once around the row whose median distance to the othe
 If float32 overflows (hostile finite inputs such as 1e38), the Gram is recomputed in float64.
 
 The shifted Gram is formed the cheap way when that is accurate: one GEMM G = P·Pᵀ and one
-matrix–vector product p = P·o, then (P − 1oᵀ)(P − 1oᵀ)ᵀ = G − p1ᵀ − 1pᵀ + ‖o‖² in float64 (m × m
+matrix–vector product p = P·o (for a row origin o = p_k, p is column k of G: no pass besides the
+GEMM), then (P − 1oᵀ)(P − 1oᵀ)ᵀ = G − p1ᵀ − 1pᵀ + ‖o‖² in float64 (m × m
 work). Its rounding error is about ε·(‖p_i‖² + ‖o‖²) instead of ε·‖p_i − o‖², so it is kept only
 when the median squared norm of the rows plus ‖o‖² is at most ``PLAIN_FACTOR`` times the median
 shifted squared norm (the shared component no larger than a few spreads, as for gradients of one
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -58,13 +58,24 @@ def _columns_per_chunk(rows: int, dtype: torch.dtype) -> int:
     return max(1, CHUNK_BYTES // (max(rows, 1) * (torch.finfo(dtype).bits // 8)))
 
 
-def gram(x: Tensor, origin: Tensor, *, extra: Tensor | None = None, dtype: torch.dtype | None = None) -> Tensor:
+def gram(
+    x: Tensor,
+    origin: Tensor,
+    *,
+    extra: Tensor | None = None,
+    dtype: torch.dtype | None = None,
+    row: int | None = None,
+    raw: Tensor | None = None,
+) -> Tensor:
     """``(P − o)(P − o)ᵀ`` for the rows of P = [x; extra] (extra: optional (k, d) rows appended)
     and the origin ``o`` (d,), in ``dtype`` (default x's): one GEMM corrected for the origin when
-    that is accurate (see the module doc), otherwise accumulated over shifted column chunks."""
+    that is accurate (see the module doc), otherwise accumulated over shifted column chunks.
+
+    ``row``: the origin is ``x[row]``, so that p = X·o is column ``row`` of X·Xᵀ (no extra pass);
+    ``raw``: X·Xᵀ already computed (:func:`raw_gram`), reused instead of a second GEMM."""
     dtype = dtype or x.dtype
     if extra is None and dtype == x.dtype and x.dtype in (torch.float32, torch.float64) and x.shape[1] > 0:
-        g = _plain_gram(x, origin)
+        g = _plain_gram(x, origin, row=row, raw=raw)
         if g is not None:
             return g
     m, d = x.shape
@@ -83,28 +94,36 @@ def gram(x: Tensor, origin: Tensor, *, extra: Tensor | None = None, dtype: torch
     return out
 
 
-def _plain_gram(x: Tensor, origin: Tensor) -> Tensor | None:
-    """(X − 1oᵀ)(X − 1oᵀ)ᵀ from one GEMM X·Xᵀ and p = X·o, or None when that form is not accurate
-    enough (or overflows); the m × m correction in float64, the result in x's dtype."""
-    o = origin.to(device=x.device, dtype=x.dtype)
-    raw = (x @ x.T).double()
-    p = _rows_dot(x, o)
-    oo = float(o.double() @ o.double())
-    if not (bool(torch.isfinite(raw).all()) and bool(torch.isfinite(p).all()) and math.isfinite(oo)):
+def raw_gram(x: Tensor) -> Tensor | None:
+    """X·Xᵀ (one GEMM in x's dtype) as float64, or None when it overflows or x is not float32/64."""
+    if x.dtype not in (torch.float32, torch.float64) or x.shape[1] == 0:
         return None
+    raw = (x @ x.T).double()
+    return raw if bool(torch.isfinite(raw).all()) else None
+
+
+def _plain_gram(x: Tensor, origin: Tensor, *, row: int | None = None, raw: Tensor | None = None) -> Tensor | None:
+    """(X − 1oᵀ)(X − 1oᵀ)ᵀ from one GEMM X·Xᵀ and p = X·o, or None when that form is not accurate
+    enough (or overflows); the m × m correction in float64, the result in x's dtype. With o = x_row,
+    p and ‖o‖² are read from X·Xᵀ itself (no pass over the data besides the GEMM)."""
+    if raw is None:
+        raw = raw_gram(x)
+        if raw is None:
+            return None
+    if row is not None:
+        p = raw[:, row].clone()
+        oo = float(raw[row, row])
+    else:
+        o = origin.to(device=x.device, dtype=x.dtype)
+        p = torch.mv(x, o).double()
+        oo = float(torch.dot(o, o))
+        if not (bool(torch.isfinite(p).all()) and math.isfinite(oo)):
+            return None
     g = raw - p[:, None] - p[None, :] + oo
     g = (g + g.T) * 0.5
     if float(raw.diagonal().median()) + oo > PLAIN_FACTOR * float(g.diagonal().median()):
         return None
     return g.to(x.dtype)
-
-
-def _rows_dot(x: Tensor, o: Tensor) -> Tensor:
-    """x_i · o for every row (one matrix–vector product in x's dtype), as float64."""
-    if x.device.type == "cpu" and x.is_contiguous() and not x.requires_grad:
-        with np.errstate(all="ignore"):  # an overflow is caught by the caller's finite check
-            return torch.from_numpy(x.numpy() @ o.contiguous().numpy()).double()
-    return torch.mv(x, o).double()
 
 
 def sq_distances_from_gram(g: Tensor) -> Tensor:
@@ -115,8 +134,8 @@ def sq_distances_from_gram(g: Tensor) -> Tensor:
     return dist
 
 
-def _finite_gram(x: Tensor, origin: Tensor) -> Tensor:
-    g = gram(x, origin)
+def _finite_gram(x: Tensor, origin: Tensor, *, row: int | None = None, raw: Tensor | None = None) -> Tensor:
+    g = gram(x, origin, row=row, raw=raw)
     if not torch.isfinite(g).all():
         g = gram(x, origin, dtype=torch.float64)
     return g
@@ -136,17 +155,20 @@ def accurate_gram(x: Tensor) -> tuple[Tensor, int]:
     First around x_0; then, if the tightest row k (smallest median distance s to the others, a
     cheap medoid that lies in the majority cluster whenever one exists) is so far from x_0 that
     ε·G_kk > 1e-4·s, once more around x_k. Distances are then accurate to about ε·(spread of the
-    majority cluster) whenever a majority of rows form a cluster.
+    majority cluster) whenever a majority of rows form a cluster. Both origins are rows, so
+    the one GEMM X·Xᵀ serves both (the shifted blockwise form is only formed when the plain one
+    is not accurate).
     """
     m = x.shape[0]
-    g = _finite_gram(x, x[0])
+    raw = raw_gram(x)  # one GEMM, shared by both origins
+    g = _finite_gram(x, x[0], row=0, raw=raw)
     if m <= 2:
         return g, 0
     med = row_medians(sq_distances_from_gram(g))
     k = int(torch.argmin(med))
     eps = torch.finfo(g.dtype).eps
     if k != 0 and float(g[k, k]) * eps > RECENTRE_FACTOR * float(med[k]):
-        return _finite_gram(x, x[k]), k
+        return _finite_gram(x, x[k], row=k, raw=raw), k
     return g, 0
 
 

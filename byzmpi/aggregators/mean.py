@@ -15,8 +15,8 @@ from .registry import Aggregate, rule
 def mean(x: Tensor, *, f: int = 0) -> Aggregate:
     """Average of the rows: out = (1/m) Σ_i x_i.
 
-    Formed as Σ_i (1/m)·x_i in x's dtype, one matrix–vector product (one pass; numpy's gemv on
-    CPU, :func:`~byzmpi.aggregators.combine.weighted_rows`); where that overflows (finite inputs near
+    Formed as Σ_i (1/m)·x_i in x's dtype, one matrix–vector product (one pass,
+    :func:`~byzmpi.aggregators.combine.weighted_rows`); where that overflows (finite inputs near
     float32's maximum), those columns are summed again in float64, so finite inputs give a finite mean.
     Not robust: one input can move it anywhere (Blanchard et al. 2017, Lemma 1).
     Weights 1/m on every input. ``f`` is accepted (and ignored) like every rule's. Valid for any m ≥ 1.

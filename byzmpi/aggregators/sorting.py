@@ -35,6 +35,8 @@ from .sorting_network import batcher_pairs, sort_rows
 
 #: bytes of one sorted block in the fallback (the sort allocates values and indices of this size)
 CHUNK_BYTES = 16 << 20
+#: bytes of one gathered block in :func:`reduce_sorted_rows` (cache-resident, allocated once a call)
+SELECT_CHUNK_BYTES = 8 << 20
 #: below this many columns the fallback is used (a compile would cost more than it saves)
 COMPILE_MIN_COLUMNS = 1 << 16
 #: below this many rows the fallback is used
@@ -144,3 +146,31 @@ def reduce_sorted_columns(x: Tensor, reduction: Reduction) -> Tensor:
         if out is not None:
             return out
     return reduce_sorted_columns_fallback(x, reduction)
+
+
+def reduce_sorted_rows(x: Tensor, index: Tensor, reduction: Reduction) -> Tensor:
+    """``reduce_sorted_columns(x[index], reduction)`` without forming the (k, d) copy ``x[index]``.
+
+    The selected rows are gathered block by block (about ``SELECT_CHUNK_BYTES`` of them, at least
+    ``COMPILE_MIN_COLUMNS`` columns, blocks of near-equal width) into one small buffer, which the
+    reduction then reads while it is still in cache: one read of the selected rows, no
+    full-size temporary (a fresh k·d tensor costs its page faults on every call). Each column is
+    reduced independently, so the result is bitwise that of the one-block form.
+    """
+    if x.dim() != 2 or index.dim() != 1 or index.numel() == 0:
+        raise ValueError(f"expected an (m, d) tensor and a non-empty index, got {tuple(x.shape)}, {tuple(index.shape)}")
+    k, d = index.numel(), x.shape[1]
+    index = index.to(device=x.device, dtype=torch.long)
+    step = max(COMPILE_MIN_COLUMNS, SELECT_CHUNK_BYTES // (k * x.element_size()))
+    if d <= step:
+        return reduce_sorted_columns(x.index_select(0, index), reduction)
+    blocks = -(-d // step)
+    step = -(-d // blocks)
+    out = torch.empty(d, dtype=x.dtype, device=x.device)
+    buf = torch.empty(k * step, dtype=x.dtype, device=x.device)
+    for start in range(0, d, step):
+        end = min(start + step, d)
+        block = buf[: k * (end - start)].view(k, end - start)
+        torch.index_select(x[:, start:end], 0, index, out=block)
+        out[start:end] = reduce_sorted_columns(block, reduction)
+    return out

@@ -163,3 +163,26 @@ def test_fallback_equals_the_network_form(m, keep):
     s = torch.sort(x, dim=0).values
     for red in (MeanAroundMedian(keep), Median(), TrimmedMean((m - 1) // 2)):
         assert torch.equal(red.on_sorted(s), red(list(s.unbind(0))))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_reduce_sorted_rows_equals_the_gathered_form(monkeypatch, dtype):
+    """Blockwise gathering (several blocks, uneven last one) gives bitwise the values of reducing
+    the gathered copy x[index] in one piece, for every reduction."""
+    monkeypatch.setattr(sorting, "COMPILE_MIN_COLUMNS", 64)
+    monkeypatch.setattr(sorting, "SELECT_CHUNK_BYTES", 7 * 64 * 8)
+    previous = sorting.set_compile_enabled(False)
+    try:
+        x = torch.randn(11, 1000, generator=torch.Generator().manual_seed(3), dtype=dtype)
+        x[:, :300] = x[:, :300].round()
+        index = torch.tensor([4, 0, 9, 2, 7, 5, 10])
+        for red in (Median(), TrimmedMean(2), MeanAroundMedian(3)):
+            want = reduce_sorted_columns(x.index_select(0, index), red)
+            assert torch.equal(sorting.reduce_sorted_rows(x, index, red), want)
+        small = x[:, :50]  # one block
+        assert torch.equal(
+            sorting.reduce_sorted_rows(small, index, Median()),
+            torch.from_numpy(np.median(small.index_select(0, index).numpy(), axis=0)),
+        )
+    finally:
+        sorting.set_compile_enabled(previous)
