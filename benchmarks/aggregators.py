@@ -10,6 +10,10 @@ component; f = ⌊(m − 3)/4⌋, the largest f valid for every rule, Bulyan inc
     row adds into one accumulator, numpy gemv ``w @ X``, torch ``mv(X.T, w)``, a contiguous copy
     into a buffer allocated beforehand;
   - GEMM: the m × m Gram matrix: torch ``X @ X.T``, numpy ``X @ X.T``, scipy ``ssyrk`` (one triangle);
+  the call before every rule call is the fastest *torch* candidate, and every numpy/scipy BLAS call
+  (floor candidates, byzfl's numpy backend) is followed by a 0.25 s pause: OpenBLAS's worker
+  threads spin about 0.1 s after a call, and on 2 cores whatever torch runs meanwhile is 2–4×
+  slower (this had inflated the earlier rule timings that followed a numpy gemv floor call);
 * every registered rule (through ``Pipeline``, as the runner calls it; a stateful rule keeps its
   state between calls, as in a run) and every pre-aggregator alone;
 * byzfl's implementation of the same rule (``benchmarks/byzfl_reference.py``: class, arguments,
@@ -199,8 +203,25 @@ def gemm_floor_fns(x: torch.Tensor) -> dict[str, object]:
     return fns
 
 
+#: OpenBLAS's worker threads spin for about 2^28 cycles (0.1 s) after a call; on 2 cores a torch
+#: (MKL / OpenMP) call made meanwhile runs 2–4× slower (measured: numpy gemv then torch X·Xᵀ at
+#: m = 16, d = 1e6: 17 ms, torch.mv then X·Xᵀ: 5.6 ms). Every numpy/scipy BLAS call here is
+#: followed by this pause before anything torch is timed.
+BLAS_SETTLE_S = 0.25
+
+
+def _is_numpy(name: str) -> bool:
+    return name.startswith(("numpy", "scipy"))
+
+
+def settle() -> None:
+    time.sleep(BLAS_SETTLE_S)
+
+
 def measure_floors(x: torch.Tensor, repeats: int, with_copy: bool = True) -> dict[str, dict[str, float]]:
-    """Min ms of every floor candidate, the candidates interleaved (one call each per repeat)."""
+    """Min ms of every floor candidate, the candidates interleaved (one call each per repeat):
+    per repeat the torch candidates first, then the numpy/scipy ones, then a pause
+    (``BLAS_SETTLE_S``) so that OpenBLAS's spinning threads never overlap a torch candidate."""
     mem, gemm = memory_floor_fns(x), gemm_floor_fns(x)
     if with_copy:  # a contiguous copy into a buffer allocated beforehand (no page faults timed)
         buf = torch.empty_like(x)
@@ -208,10 +229,14 @@ def measure_floors(x: torch.Tensor, repeats: int, with_copy: bool = True) -> dic
         mem["contiguous copy into a buffer"] = lambda: buf.copy_(x)
     out: dict[str, dict[str, float]] = {"memory": {}, "gemm": {}}
     for _ in range(repeats):
-        for kind, fns in (("memory", mem), ("gemm", gemm)):
-            for name, fn in fns.items():
-                ms = timed_once(fn)
-                out[kind][name] = min(ms, out[kind].get(name, float("inf")))
+        for numpy_side in (False, True):
+            for kind, fns in (("memory", mem), ("gemm", gemm)):
+                for name, fn in fns.items():
+                    if _is_numpy(name) != numpy_side:
+                        continue
+                    ms = timed_once(fn)
+                    out[kind][name] = min(ms, out[kind].get(name, float("inf")))
+        settle()
     return out
 
 
@@ -359,10 +384,10 @@ def bench_shape(m: int, d: int, names: list[str], args) -> dict:
     gib = x.numel() * x.element_size() / 1e9
     with_copy = 2 * x.numel() * x.element_size() < 0.5 * available_bytes()
     cand = measure_floors(x, args.repeats, with_copy)
-    pair_mem, _ = _fastest(
-        cand["memory"] if not with_copy else {k: v for k, v in cand["memory"].items() if "copy" not in k}
-    )
-    pair_gemm, _ = _fastest(cand["gemm"])
+    # the floor timed before every rule call is the fastest torch candidate (no copy): a numpy/scipy
+    # call there would leave OpenBLAS threads spinning through the rule's call
+    pair_mem, _ = _fastest({k: v for k, v in cand["memory"].items() if "copy" not in k and not _is_numpy(k)})
+    pair_gemm, _ = _fastest({k: v for k, v in cand["gemm"].items() if not _is_numpy(k)})
     floor_fns = {"memory": memory_floor_fns(x)[pair_mem], "gemm": gemm_floor_fns(x)[pair_gemm]}
     print(
         f"\nm={m} d={d:.0e} f={f}: memory floor {_fastest(cand['memory'])[1]:.1f} ms ({_fastest(cand['memory'])[0]}), "
@@ -415,6 +440,7 @@ def bench_shape(m: int, d: int, names: list[str], args) -> dict:
                 if name not in checks:
                     checks[name] = ours_for_check(name, x, f, m)
                 bench_byzfl(name, x, f, checks[name], entry, args)
+                settle()  # byzfl's numpy backend calls OpenBLAS
     cand2 = measure_floors(x, args.repeats, with_copy)  # the floors again, after the rules
     cand = {k: _merge_min(cand[k], cand2[k]) for k in cand}
     mem_kind, mem_ms = _fastest(cand["memory"])
