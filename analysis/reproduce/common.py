@@ -177,14 +177,25 @@ def run_batch(
     return res.seconds
 
 
-def finished(trace: Path) -> bool:
-    """The trace exists and its run finished."""
+def finished(trace: Path, config: Path | None = None) -> bool:
+    """The trace exists and its run finished; with ``config``, also with that config's rounds and seed
+    (a finished trace of a shorter smoke run, ``--rounds 20``, is not the run the config asks for)."""
     try:
+        import json
+
         import h5py
 
         with h5py.File(trace, "r") as f:
-            return str(f.attrs.get("status", "")) == "finished"
-    except OSError:
+            if str(f.attrs.get("status", "")) != "finished":
+                return False
+            if config is None:
+                return True
+            want = load_toml(config).get("run", {})
+            got = json.loads(f.attrs["config"]).get("run", {})
+            return int(f.attrs.get("rounds_done", -1)) == int(want.get("rounds", -2)) and int(
+                got.get("seed", -1)
+            ) == int(want.get("seed", -2))
+    except (OSError, KeyError, ValueError):
         return False
 
 
@@ -197,7 +208,7 @@ def run_missing(
     only_missing: bool = False,
 ) -> None:
     """``run_batch`` of every config, or with ``only_missing`` of those whose trace is not a finished run."""
-    todo = [c for c, t in zip(configs, traces) if not (only_missing and finished(t))]
+    todo = [c for c, t in zip(configs, traces) if not (only_missing and finished(t, c))]
     if not todo:
         print("[reproduce] every trace is already there", flush=True)
         return
