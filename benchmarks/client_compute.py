@@ -35,10 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,11 +43,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
 RESULTS = HERE / "results" / "client_compute.json"
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from machine import finish, machine_info  # noqa: E402
 
 from byzmpi.tasks.datasets import Dataset  # noqa: E402
 from byzmpi.tasks.deep_models import model_factory  # noqa: E402
@@ -211,29 +210,6 @@ def run_case(case: tuple, threads: int, quick: bool) -> dict:
     return out
 
 
-def machine_info() -> dict:
-    info = {
-        "hostname": platform.node(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", ""),
-        "load_average_at_start": os.getloadavg(),
-    }
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "byzmpi/tasks"], cwd=ROOT, capture_output=True, text=True, timeout=10
-        )
-        info["git_commit"] = head.stdout.strip()
-        info["byzmpi_tasks_dirty"] = bool(dirty.stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return info
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="few steps, print only")
@@ -246,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown models: {', '.join(sorted(unknown))}")
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    info = machine_info()
+    info = machine_info(watch=("byzmpi/tasks",))
     results = []
     for threads in (int(t) for t in args.threads.split(",")):
         for case in CASES:
@@ -262,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['paired_ratio_byzmpi_over_plain']:.3f}, cpu {r['cpu_ratio_byzmpi_over_plain']:.3f})",
                 flush=True,
             )
-    info["load_average_at_end"] = os.getloadavg()
+    finish(info)
     doc = {
         "benchmark": "client_compute",
         "description": "ms per client gradient step: (a) byzmpi Task.gradient through TorchModel on a drawn batch, "
