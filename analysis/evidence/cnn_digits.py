@@ -40,7 +40,7 @@ SEEDS = (1, 2, 3)
 MODEL = "lightnet"
 
 # ---- (a) clipping under shift-back ----------------------------------------------------------------
-CLIP_ROUNDS = 600
+CLIP_ROUNDS = 500
 #: step size: a no-attack scan (``clipscan`` part, seed 1, CLIP_SCAN_ROUNDS rounds, clipped and unclipped)
 #: picks the largest step of CLIP_LRS at which both no-attack runs end at >= TRAINS test accuracy
 CLIP_LRS = (0.01, 0.03, 0.1)
