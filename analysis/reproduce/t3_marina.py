@@ -162,7 +162,7 @@ def figure(groups: dict, path: Path) -> None:
             ax,
             "round",
             "f(x^k) - f*  (geo. mean, min-max)",
-            f"attack {short} ({attack}), estimator space",
+            f"attack {short} ({attack}); MARINA: estimator space, SGD(m): message",
             loc="lower left",
         )
     fig.suptitle(
