@@ -164,6 +164,8 @@ def reduce_sorted_rows(x: Tensor, index: Tensor, reduction: Reduction) -> Tensor
     index = index.to(device=x.device, dtype=torch.long)
     if x.device.type == "cpu" and not x.requires_grad:
         index = index.cpu()
+    if int(index.min()) < 0 or int(index.max()) >= x.shape[0]:
+        raise IndexError(f"row index out of range for {x.shape[0]} rows: {index.tolist()}")
     step = max(COMPILE_MIN_COLUMNS, SELECT_CHUNK_BYTES // (k * x.element_size()))
     if d <= step:
         return reduce_sorted_columns(x.index_select(0, index), reduction)
@@ -184,7 +186,7 @@ def _gather_rows(src: Tensor, index: Tensor, out: Tensor) -> None:
     ``take`` (one contiguous copy per row; ``torch.index_select`` on a strided slice runs an
     elementwise kernel about 10× slower); elsewhere row by row."""
     if src.device.type == "cpu" and not src.requires_grad and src.dtype in (torch.float32, torch.float64):
-        np.take(src.numpy(), index.numpy(), axis=0, out=out.numpy())
+        np.take(src.numpy(), index.numpy(), axis=0, out=out.numpy(), mode="clip")  # "raise" buffers out
         return
     for j, i in enumerate(index.tolist()):
         out[j].copy_(src[i])
