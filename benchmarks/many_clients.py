@@ -76,8 +76,16 @@ FEATURES = 20
 SPLIT = ("t_setup", "t_compute", "t_comm", "t_aggregate", "t_io", "t_eval", "t_round")
 LINEAR_R2 = 0.95  # the stated criterion for "per-round time linear in C"
 
-FULL = {"clients": 10_000, "ranks": 16, "samples": 400_000, "rounds": 300, "warmup": 30, "rosdhb_rounds": 200}
-QUICK = {"clients": 1_000, "ranks": 4, "samples": 40_000, "rounds": 40, "warmup": 5, "rosdhb_rounds": 40}
+FULL = {
+    "clients": 10_000,
+    "ranks": 16,
+    "samples": 400_000,
+    "rounds": 250,
+    "warmup": 30,
+    "rosdhb_rounds": 200,
+    "reps": 3,
+}
+QUICK = {"clients": 1_000, "ranks": 4, "samples": 40_000, "rounds": 40, "warmup": 5, "rosdhb_rounds": 40, "reps": 2}
 
 CONFIG = """
 [run]
@@ -127,20 +135,21 @@ def rule_f(c: int) -> int:
     return max(1, c // 8)
 
 
-def run_names(sizes: list[int]) -> list[tuple[str, str, int]]:
+def run_names(sizes: list[int], reps: int) -> list[tuple[str, str, int]]:
     """(run name, method, C) in job order: SGD at the largest C first (its start-up is the job's),
-    then SGD at the other C in increasing order, then every SGD run again in the reverse order (a
-    mirrored order, so a drift of the machine's load over the job hits small and large C alike),
+    then SGD at the other C in increasing order; ``reps`` such passes, every other one in the
+    reverse order (so a drift of the machine's load over the job hits small and large C alike);
     then RoSDHB at the largest C."""
     top = max(sizes)
     first = [("sgd", top)] + [("sgd", c) for c in sorted(sizes) if c != top]
-    order = [(m, c, 1) for m, c in first] + [(m, c, 2) for m, c in reversed(first)] + [("rosdhb", top, 1)]
+    order = [(m, c, r) for r in range(1, reps + 1) for m, c in (first if r % 2 else first[::-1])]
+    order.append(("rosdhb", top, 1))
     return [(f"{m}_C{c}_{r}", m, c) for m, c, r in order]
 
 
 def write_configs(tmp: Path, p: dict, sizes: list[int]) -> list[tuple[str, str, int, Path]]:
     out = []
-    for name, method, c in run_names(sizes):
+    for name, method, c in run_names(sizes, p["reps"]):
         path = tmp / f"{name}.toml"
         rounds = p["rounds"] if method == "sgd" else p["rosdhb_rounds"]
         path.write_text(
@@ -376,7 +385,7 @@ def driver(args: argparse.Namespace) -> int:
     from round_overhead import machine_info
 
     p = dict(QUICK if args.quick else FULL)
-    for key in ("clients", "ranks", "samples", "rounds", "warmup"):
+    for key in ("clients", "ranks", "samples", "rounds", "warmup", "reps"):
         if getattr(args, key) is not None:
             p[key] = getattr(args, key)
     sizes = sorted(args.sizes)
@@ -406,8 +415,11 @@ def driver(args: argparse.Namespace) -> int:
             },
             "batch_size": 32,
             "rounds": {"sgd": p["rounds"], "rosdhb": p["rosdhb_rounds"], "warmup": p["warmup"]},
+            "runs_per_sgd_C": p["reps"],
+            "run_order": [name for name, _, _ in run_names(sizes, p["reps"])],
             "statistic": "per C: the median round-to-round period on rank 0 (diff of the trace's t_wall) over the "
-            "rounds after warm-up, without the last (evaluating) round; the split as means of the trace columns",
+            "rounds after warm-up, without the last (evaluating) round, pooled over the C's runs (each run's own "
+            "median is listed too); the split as means of the trace columns",
             "linear_criterion": f"R^2 >= {LINEAR_R2} of a least-squares line through the per-C medians",
             "seed": SEED,
         },
@@ -492,6 +504,10 @@ def driver(args: argparse.Namespace) -> int:
         "t_round_mean": linear_fit(cs, [row["t_round_ms"]["mean"] for row in sgd]),
         "split_mean": {k: linear_fit(cs, [row["split_ms_mean"][k] for row in sgd]) for k in SPLIT[:-2]},
         "period_median_hosts_and_clients": two_term_fit(cs, hosts, [row["period_ms"]["median"] for row in sgd]),
+        "period_median_every_run": linear_fit(
+            [row["C"] for row in sgd for _ in row["period_ms_median_per_run"]],
+            [v for row in sgd for v in row["period_ms_median_per_run"]],
+        ),
     }
     report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     report["machine"]["load_average_at_end"] = os.getloadavg()
@@ -535,6 +551,12 @@ def print_report(report: dict) -> None:
         f" ({'linear' if fit['linear'] else 'NOT linear'} by R² >= {LINEAR_R2})",
         flush=True,
     )
+    every = report["fit"]["period_median_every_run"]
+    print(
+        f"[bench] fit through every run's median: {every['intercept_ms']:.2f} + {every['slope_ms_per_client']:.3f}·C ms,"
+        f" R² = {every['r2']:.3f}",
+        flush=True,
+    )
     two = report["fit"]["period_median_hosts_and_clients"]
     print(
         f"[bench] fit period = {two['intercept_ms']:.2f} + {two['ms_per_host']:.3f}·H + {two['ms_per_client']:.3f}·C ms"
@@ -552,6 +574,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=None)
     p.add_argument("--rounds", type=int, default=None, help="rounds per SGD run")
     p.add_argument("--warmup", type=int, default=None)
+    p.add_argument("--reps", type=int, default=None, help="runs per SGD C value (default 3)")
     p.add_argument("--out", default=None, help=f"result JSON (default {RESULTS.relative_to(ROOT)})")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds for the whole job")
     return driver(p.parse_args(argv))
