@@ -30,6 +30,8 @@ MAX_INFERRED_FEATURES = 1 << 20
 #: the largest dense feature matrix a loader builds (bytes)
 MAX_DENSE_BYTES = 32 << 30
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: rows of the synthetic generator's per-sample arithmetic done at a time (bounds its temporaries)
+SYNTHETIC_BLOCK = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -244,10 +246,20 @@ def synthetic(
     groups = np.repeat(np.arange(n_clients), per)
     centres = gen.normal(scale=heterogeneity, size=(n_clients, d))
     w_client = w_star + heterogeneity * gen.normal(size=(n_clients, d)) / np.sqrt(d)
-    A = gen.normal(size=(samples, d)) + centres[groups]
-    margin = np.einsum("nd,nd->n", A, w_client[groups]) + label_noise * gen.normal(size=samples)
+    # a_j = z_j + μ_{g(j)}, z_j ~ N(0, I), and the margin ⟨w_{g(j)}, a_j⟩, in blocks of rows: the
+    # same draws (consecutive blocks of one stream) and the same float64 values as whole-array
+    # expressions, with only (block, d) float64 temporaries; X holds the float32 rounding of a_j
+    X = np.empty((samples, d + 1), dtype=np.float32)
+    margin = np.empty(samples)
+    for lo in range(0, samples, SYNTHETIC_BLOCK):
+        hi = min(lo + SYNTHETIC_BLOCK, samples)
+        a = gen.normal(size=(hi - lo, d))
+        a += centres[groups[lo:hi]]
+        margin[lo:hi] = np.einsum("nd,nd->n", a, w_client[groups[lo:hi]])
+        X[lo:hi, :d] = a
+    X[:, d] = 1.0
+    margin += label_noise * gen.normal(size=samples)
     y = np.where(margin > 0, 1.0, -1.0).astype(np.float32)
-    X = np.hstack([A, np.ones((samples, 1))]).astype(np.float32)
     return _split("synthetic", X, y, 2, test_fraction, seed, groups)
 
 
