@@ -4,12 +4,14 @@ Three ways of running the same sampled round, per world size P and message size 
 
 (a) raw     bare mpi4py: ``Create_group`` over the round's members, ``Bcast`` of d floats from rank 0,
             ``Gather`` of d floats from each sampled host into rank 0 (``IN_PLACE`` at the root), ``Free``.
-(b) comm    the same through ``byzmpi.comm``: ``World.round_comm`` + ``bcast`` + ``gather_rows`` (Gatherv)
-            + ``gather_float64`` (the one-float compute-time gather the runner also does).
+(b) comm    the same through ``byzmpi.comm``, as the runner does it: ``World.round_comm`` + ``bcast`` +
+            ``gather_rows`` (Gatherv) of rows of d + TELEMETRY floats (the payload, then the host's
+            compute seconds, staging seconds and staged flag: the runner's telemetry travels in the
+            same gather, no second collective).
 (b') checked the same with the checked receive path instead (``run.receive = "checked"``, issue 13
-            item 1): each host ``send_checked`` (its rows, then its compute seconds, two point-to-point
-            messages), the server ``gather_checked`` (per member: ``Mprobe`` + ``Get_count`` +
-            ``Message.Recv``, twice), so a wrong-length message is never written into the buffer.
+            item 1): each host ``send_checked`` (its rows with their telemetry, one point-to-point
+            message), the server ``gather_checked`` (per member: ``Mprobe`` + ``Get_count`` +
+            ``Message.Recv``), so a wrong-length message is never written into the buffer.
 (c) full    a whole ``byzmpi run`` round with the benchmark-only method ``bench_echo`` (plugin
             ``benchmarks/round_overhead_plugin.py``, loaded through ``run.plugins``): the client's message
             is the downlink, aggregator mean, no attack, trace (with the per-message table) to a temp dir,
@@ -80,6 +82,7 @@ def worker(args: argparse.Namespace) -> None:
     from byzmpi.comm import World
     from byzmpi.layout import Layout
     from byzmpi.plan import Sampler
+    from byzmpi.runner.server import TELEMETRY
 
     comm = MPI.COMM_WORLD
     world = World(comm)
@@ -98,8 +101,9 @@ def worker(args: argparse.Namespace) -> None:
         rows = [layout.rows_per_member(p.sampled) for p in plans]
         down = np.zeros(d, np.float32)
         send = np.full((1, d), rank, np.float32)  # one client per host: one row
+        send_padded = np.full((1, d + TELEMETRY), rank, np.float32)  # the runner's row: payload + telemetry
         recv_raw = np.zeros((size, d), np.float32) if rank == 0 else None
-        recv_rows = np.zeros((c, d), np.float32) if rank == 0 else None
+        recv_rows = np.zeros((c, d + TELEMETRY), np.float32) if rank == 0 else None
         times = {"raw": [], "comm": [], "checked": []}
 
         def raw(k: int) -> float:
@@ -119,11 +123,10 @@ def worker(args: argparse.Namespace) -> None:
             t0 = time.perf_counter()
             with world.round_comm(members[k], k) as rc:
                 rc.bcast(down)
-                rc.gather_rows(None if rank == 0 else send, recv_rows if rank == 0 else None, rows[k])
-                rc.gather_float64(0.0)
+                rc.gather_rows(None if rank == 0 else send_padded, recv_rows if rank == 0 else None, rows[k])
             return time.perf_counter() - t0
 
-        recv_checked = np.zeros((c, d), np.float32) if rank == 0 else None
+        recv_checked = np.zeros((c, d + TELEMETRY), np.float32) if rank == 0 else None
         bad = [np.zeros(0, bool)]
 
         def checked(k: int) -> float:
@@ -131,9 +134,9 @@ def worker(args: argparse.Namespace) -> None:
             with world.round_comm(members[k], k) as rc:
                 rc.bcast(down)
                 if rank == 0:
-                    bad[0], _ = rc.gather_checked(recv_checked, rows[k])
+                    bad[0] = rc.gather_checked(recv_checked, rows[k])
                 else:
-                    rc.send_checked(send, 0.0)
+                    rc.send_checked(send_padded)
             return time.perf_counter() - t0
 
         comm.Barrier()
@@ -220,7 +223,7 @@ name = "none"
 """
 
 RECEIVES = ("gatherv", "checked")
-SPLIT = ("t_compute", "t_comm", "t_aggregate", "t_io", "t_eval", "t_round")
+SPLIT = ("t_setup", "t_stage", "t_compute", "t_stage_hosts", "t_comm", "t_aggregate", "t_io", "t_eval", "t_round")
 
 
 def full_runs(ranks: int, schedule: dict[int, tuple[int, int]], tmp: Path, env: dict[str, str], timeout: float) -> dict:
@@ -278,8 +281,8 @@ def full_runs(ranks: int, schedule: dict[int, tuple[int, int]], tmp: Path, env: 
             "trace_t_round_ms": summarise((1e3 * rows["t_round"].astype(float)).tolist()),
             "trace_split_ms_mean": {k: 1e3 * float(rows[k].astype(float).mean()) for k in SPLIT},
             "trace_split_ms_median": {k: 1e3 * float(np.median(rows[k].astype(float))) for k in SPLIT},
-            # t_round minus the five parts: plan, downlink, Create_group/Free and waiting for late members
-            # are in no column of the split
+            # t_round minus the parts: what no column of the split covers (the round communicator's
+            # Free, the counters and the trace row after t_io)
             "trace_unattributed_ms_mean": 1e3
             * float(rows["t_round"].astype(float).mean() - sum(rows[k].astype(float).mean() for k in SPLIT[:-1])),
             "bytes_up_per_round": int(rows["bytes_up"][0]),

@@ -1,7 +1,8 @@
 """The HDF5 trace of a run, written by rank 0 only.
 
-Layout (schema version 3; version 2 stored messages.clipped as u1 with 255 for "not applicable",
-version 1 lacked rounds.t_setup and rounds.t_wall):
+Layout (schema version 4; version 3 lacked the staging columns rounds.t_stage,
+rounds.t_stage_hosts, rounds.staged_d2h and rounds.staged_h2d; version 2 stored messages.clipped as
+u1 with 255 for "not applicable"; version 1 lacked rounds.t_setup and rounds.t_wall):
 
 * root attributes: ``schema_version``, ``config`` (resolved, JSON), ``versions`` (JSON),
   ``world_size``, ``n_clients``, ``byzantine_ids``, ``method``, ``aggregator``, ``attack``,
@@ -9,18 +10,24 @@ version 1 lacked rounds.t_setup and rounds.t_wall):
   server), ``oracle_fields`` (columns that use knowledge only a simulation has), ``status``
   (``running`` → ``finished`` | ``failed``), ``rounds_done``.
 * ``rounds``: one row per round (:data:`ROUND_DTYPE`). Times in seconds, measured on the server:
-  ``t_setup`` round plan, downlink and round-communicator creation; ``t_comm`` the collectives minus
-  the slowest host's compute; ``t_compute`` that slowest host's compute; ``t_aggregate``
-  validation, decoding, attack simulation and the method's update; ``t_eval`` evaluation;
-  ``t_io`` trace writes; ``t_round`` the whole round; ``t_wall`` seconds since the run (segment)
-  started, at the round's end.
+  ``t_setup`` round plan, downlink and round-communicator creation; ``t_stage`` the server's
+  copies between device and pinned host buffers (downlink out, messages in; 0 without a device
+  or with CUDA-aware MPI); ``t_comm`` the collectives minus the slowest host's compute and
+  staging; ``t_compute`` that slowest host's compute; ``t_stage_hosts`` that host's staging
+  copies; ``t_aggregate`` validation, decoding, attack simulation and the method's update;
+  ``t_eval`` evaluation; ``t_io`` trace writes; ``t_round`` the whole round; ``t_wall`` seconds
+  since the run (segment) started, at the round's end. ``staged_d2h`` / ``staged_h2d``: bytes
+  copied device → host and host → device for MPI this round, by the server and the member hosts
+  together (0 when nothing is staged).
 * ``messages``: one row per message received (:data:`MESSAGE_DTYPE`).
 * ``eval``: one row per evaluation (:data:`EVAL_DTYPE`); ``round`` = number of updates applied.
 * ``final_params``: the model after the last round.
 
 The file is created up front with every dataset chunked and resizable, then switched to SWMR
 mode, so ``h5py.File(path, "r", swmr=True)`` can follow it while the job runs. Rows are buffered
-and written in blocks (one row per resize costs ~233 µs; blocks ~2 µs per row).
+in preallocated structured arrays (a round's row is one tuple assignment, its messages one slice
+assignment per column) and written in blocks (one row per resize costs ~233 µs; blocks ~2 µs per
+row).
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 ROUND_DTYPE = np.dtype(
     [
@@ -60,6 +67,10 @@ ROUND_DTYPE = np.dtype(
         ("t_eval", "f4"),
         ("t_round", "f4"),
         ("t_wall", "f8"),
+        ("t_stage", "f4"),
+        ("t_stage_hosts", "f4"),
+        ("staged_d2h", "i8"),
+        ("staged_h2d", "i8"),
     ]
 )
 MESSAGE_DTYPE = np.dtype(
@@ -111,6 +122,25 @@ def _attr(value: Any) -> Any:
     return value
 
 
+class _Block:
+    """A table's rows waiting to be written: a preallocated structured array and its fill."""
+
+    def __init__(self, dtype: np.dtype, capacity: int) -> None:
+        self.rows = np.zeros(max(capacity, 1), dtype)
+        self.n = 0
+
+    def reserve(self, k: int) -> np.ndarray:
+        """The next ``k`` rows (a view to fill), growing the array when needed."""
+        end = self.n + k
+        if end > len(self.rows):
+            grown = np.zeros(max(end, 2 * len(self.rows)), self.rows.dtype)
+            grown[: self.n] = self.rows[: self.n]
+            self.rows = grown
+        view = self.rows[self.n : end]
+        self.n = end
+        return view
+
+
 class TraceWriter:
     """Buffered, SWMR-readable appends to a run's trace (rank 0 only)."""
 
@@ -131,7 +161,7 @@ class TraceWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.flush_rows, self.flush_seconds, self.with_messages = flush_rows, flush_seconds, messages
-        self._buffers: dict[str, list[np.ndarray]] = {name: [] for name in TABLES}
+        self._blocks = {name: _Block(dtype, flush_rows + 1) for name, dtype in TABLES.items()}
         self._pending = 0
         self._last_flush = time.monotonic()
         self.io_seconds = 0.0
@@ -160,16 +190,29 @@ class TraceWriter:
 
     def rows(self) -> dict[str, int]:
         """Rows in each table, on disk after :meth:`flush`."""
-        return {
-            name: int(ds.shape[0]) + sum(len(c) for c in self._buffers[name]) for name, ds in self._datasets.items()
-        }
+        return {name: int(ds.shape[0]) + self._blocks[name].n for name, ds in self._datasets.items()}
 
     def append(self, table: str, rows: np.ndarray) -> None:
         """Queue structured rows for ``table``; written when enough are buffered or time has passed."""
         if table == "messages" and not self.with_messages:
             return
-        self._buffers[table].append(rows)
+        block = self._blocks[table]
+        block.reserve(len(rows))[...] = _as_schema(rows, block.rows.dtype)  # by name, never by position
         self._pending += len(rows)
+
+    def append_round(self, row: tuple[Any, ...]) -> None:
+        """Queue one ``rounds`` row given as a tuple in :data:`ROUND_DTYPE`'s field order."""
+        block = self._blocks["rounds"]
+        block.reserve(1)
+        block.rows[block.n - 1] = row
+        self._pending += 1
+
+    def reserve_messages(self, k: int) -> np.ndarray | None:
+        """``k`` queued ``messages`` rows to fill in place (None when the run does not trace messages)."""
+        if not self.with_messages:
+            return None
+        self._pending += k
+        return self._blocks["messages"].reserve(k)
 
     def maybe_flush(self) -> None:
         if self._pending >= self.flush_rows or time.monotonic() - self._last_flush >= self.flush_seconds:
@@ -177,16 +220,15 @@ class TraceWriter:
 
     def flush(self) -> None:
         t0 = time.perf_counter()
-        for name, chunks in self._buffers.items():
-            if not chunks:
+        for name, pending in self._blocks.items():
+            if not pending.n:
                 continue
-            block = np.concatenate(chunks)
             ds = self._datasets[name]
             start = ds.shape[0]
-            ds.resize((start + len(block),))
-            ds[start:] = block
+            ds.resize((start + pending.n,))
+            ds[start:] = pending.rows[: pending.n]
             ds.flush()
-            chunks.clear()
+            pending.n = 0
         self._pending = 0
         self._last_flush = time.monotonic()
         self.io_seconds += time.perf_counter() - t0
@@ -219,16 +261,35 @@ def truncated_copy(path: Path, rows: dict[str, int], attrs: dict[str, Any]) -> N
             have = old[name].shape[0]
             if have < rows.get(name, 0):
                 raise ValueError(f"trace {path} holds {have} rows of {name}, the checkpoint expects {rows[name]}")
-            data = old[name][: rows.get(name, 0)]
+            data = _as_schema(old[name][: rows.get(name, 0)], dtype)
             new.create_dataset(name, data=data, maxshape=(None,), dtype=dtype, chunks=(1024,))
         new.create_dataset(
             "final_params", shape=old["final_params"].shape, dtype=old["final_params"].dtype, fillvalue=np.nan
         )
         new.attrs["status"] = "running"
+        if int(old.attrs.get("schema_version", SCHEMA_VERSION)) != SCHEMA_VERSION:
+            new.attrs["upgraded_from_schema"] = int(old.attrs.get("schema_version", 0))
+            new.attrs["schema_version"] = SCHEMA_VERSION
         for key, value in attrs.items():
             if value is not None:
                 new.attrs[key] = value
     os.replace(tmp, path)
+
+
+def _as_schema(rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Rows of an older schema in this schema's dtype: shared columns copied, columns it lacked 0
+    (a resumed older trace; messages.clipped of schema <= 2 converted, 255 -> NaN)."""
+    if rows.dtype == dtype:
+        return rows
+    out = np.zeros(len(rows), dtype)
+    for name in rows.dtype.names or ():
+        if name not in (dtype.names or ()):
+            continue
+        if name == "clipped" and rows.dtype[name] == np.uint8 and dtype[name].kind == "f":
+            out[name] = np.where(rows[name] == LEGACY_NOT_APPLICABLE, np.nan, rows[name])
+        else:
+            out[name] = rows[name]
+    return out
 
 
 def open_trace(path: str | Path) -> h5py.File:

@@ -41,7 +41,9 @@ SEQUENTIAL = "cividis"
 HONEST, BYZANTINE = OKABE_ITO["blue"], OKABE_ITO["vermillion"]
 TIME_COLORS = {
     M.TIME_PARTS["t_setup"]: OKABE_ITO["reddish_purple"],
+    M.TIME_PARTS["t_stage"]: OKABE_ITO["yellow"],
     "compute": OKABE_ITO["blue"],
+    M.TIME_PARTS["t_stage_hosts"]: OKABE_ITO["vermillion"],
     "communication": OKABE_ITO["orange"],
     "aggregation": OKABE_ITO["bluish_green"],
     "I/O": OKABE_ITO["sky_blue"],

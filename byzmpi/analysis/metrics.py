@@ -30,7 +30,9 @@ METRIC_LABELS = {
 HIGHER_IS_BETTER = {"loss": False, "accuracy": True, "gap": False, "grad_norm_sq": False}
 TIME_PARTS = {
     "t_setup": "setup (plan, round communicator)",
+    "t_stage": "staging (server)",
     "t_compute": "compute",
+    "t_stage_hosts": "staging (hosts)",
     "t_comm": "communication",
     "t_aggregate": "aggregation",
     "t_io": "I/O",
@@ -261,7 +263,7 @@ def time_table(rounds: pd.DataFrame) -> pd.DataFrame:
     rows = []
     accounted = 0.0
     for col, name in TIME_PARTS.items():
-        if col not in rounds:  # traces of schema 1 have no t_setup
+        if col not in rounds:  # traces of schema 1 have no t_setup, of schema <= 3 no staging columns
             continue
         total = float(rounds[col].astype(np.float64).sum()) if n else 0.0
         accounted += total
@@ -329,7 +331,10 @@ def run_row(t: Any) -> dict[str, Any]:
     row["rejected"] = int(r["rejected"].sum()) if n else 0
     row["skipped"] = int(r["skipped"].sum()) if n else 0
     for col in (*TIME_PARTS, "t_round"):
-        row[col] = float(r[col].astype(np.float64).sum()) if n else 0.0
+        if col not in r:  # an older schema without this column (staging: schema <= 3)
+            row[col] = math.nan
+        else:
+            row[col] = float(r[col].astype(np.float64).sum()) if n else 0.0
     row["oracle_byzantine_sampled_mean"] = float(r["byzantine"].mean()) if n else math.nan
     d = r["dist_honest_mean"].astype(float) if n else pd.Series(dtype=float)
     row["oracle_dist_honest_mean_mean"] = float(d.mean()) if n else math.nan

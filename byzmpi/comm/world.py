@@ -19,8 +19,8 @@ from mpi4py import MPI
 #: Create_group tags: round communicators cycle through [0, TAG_CYCLE), coalition communicators
 #: through [TAG_CYCLE, 2·TAG_CYCLE) (MPI guarantees tags up to at least 32767)
 TAG_CYCLE = 16384
-#: point-to-point tags of the checked receive path (inside a round communicator)
-TAG_ROWS, TAG_SECONDS = 1, 2
+#: point-to-point tag of the checked receive path (inside a round communicator)
+TAG_ROWS = 1
 #: the largest wrong-length message the checked path drains into memory in one piece
 MAX_DRAIN_BYTES = 1 << 30
 
@@ -31,6 +31,24 @@ def _array(buf: Any) -> np.ndarray:
     if not arr.flags.c_contiguous:
         raise BufferError("MPI buffers must be C-contiguous")
     return arr
+
+
+_EMPTY = np.empty(0, dtype=np.float32)
+_LAYOUTS: dict[tuple[tuple[int, ...], int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _counts_and_displacements(rows_per_member: list[int], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gatherv's receive counts and displacements (in floats) for rows of ``width`` floats,
+    remembered per (rows per member, width): a run has few distinct round shapes."""
+    key = (tuple(rows_per_member), width)
+    found = _LAYOUTS.get(key)
+    if found is None:
+        counts = np.asarray(rows_per_member, dtype=np.int64) * width
+        displs = np.concatenate([[0], np.cumsum(counts[:-1])]).astype(np.int64)
+        if len(_LAYOUTS) >= 4096:
+            _LAYOUTS.clear()
+        found = _LAYOUTS[key] = (counts, displs)
+    return found
 
 
 class RoundComm:
@@ -52,10 +70,8 @@ class RoundComm:
         if self.rank == 0:
             out = _array(recv)
             width = out.shape[1] if out.ndim == 2 else 1
-            counts = np.asarray(rows_per_member, dtype=np.int64) * width
-            displs = np.concatenate([[0], np.cumsum(counts[:-1])])
-            empty = np.empty(0, dtype=out.dtype)
-            self.comm.Gatherv([empty, MPI.FLOAT], [out, counts, displs, MPI.FLOAT], root=0)
+            counts, displs = _counts_and_displacements(rows_per_member, width)
+            self.comm.Gatherv([_EMPTY, MPI.FLOAT], [out, counts, displs, MPI.FLOAT], root=0)
         else:
             self.comm.Gatherv([_array(send), MPI.FLOAT], None, root=0)
 
@@ -67,34 +83,27 @@ class RoundComm:
         return recv
 
     # -- the checked receive path: the server never trusts a sender's length ----------------------
-    def send_checked(self, rows: Any, seconds: float) -> None:
-        """Member side of :meth:`gather_checked`: this member's rows, then its compute seconds, as
-        two point-to-point messages to the server."""
+    def send_checked(self, rows: Any) -> None:
+        """Member side of :meth:`gather_checked`: this member's rows as one point-to-point message
+        to the server."""
         self.comm.Send([_array(rows), MPI.FLOAT], dest=0, tag=TAG_ROWS)
-        self.comm.Send([np.array([seconds], dtype=np.float64), MPI.DOUBLE], dest=0, tag=TAG_SECONDS)
 
-    def gather_checked(self, recv: Any, rows_per_member: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Server side: receive every member's rows into ``recv`` (rows × L) and its compute seconds,
-        checking each message's length before it is received (matched probe, ``Get_count``,
-        ``Message.Recv``, i.e. MPI_Mrecv): a message of the wrong length is drained into a scratch buffer of its own size
-        (never into ``recv``) and its member's rows are reported bad. Returns (bad per row, seconds
-        per member with NaN for a bad report; index 0 is the server)."""
+    def gather_checked(self, recv: Any, rows_per_member: list[int]) -> np.ndarray:
+        """Server side: receive every member's rows into ``recv`` (rows × L), checking each
+        message's length before it is received (matched probe, ``Get_count``, ``Message.Recv``,
+        i.e. MPI_Mrecv): a message of the wrong length is drained into a scratch buffer of its own
+        size (never into ``recv``) and its member's rows are reported bad. Returns bad per row."""
         out = _array(recv)
         width = out.shape[1] if out.ndim == 2 else 1
         flat = out.reshape(-1)
         bad = np.zeros(out.shape[0], dtype=bool)
-        seconds = np.full(self.size, np.nan)
-        seconds[0] = 0.0
         start = 0
         for member in range(1, self.size):
             expected = rows_per_member[member] * width
             if not self._recv_checked(member, TAG_ROWS, flat[start * width : start * width + expected], MPI.FLOAT):
                 bad[start : start + rows_per_member[member]] = True
-            one = np.empty(1, dtype=np.float64)
-            if self._recv_checked(member, TAG_SECONDS, one, MPI.DOUBLE):
-                seconds[member] = one[0]
             start += rows_per_member[member]
-        return bad, seconds
+        return bad
 
     def _recv_checked(self, source: int, tag: int, into: np.ndarray, datatype: MPI.Datatype) -> bool:
         status = MPI.Status()

@@ -14,6 +14,7 @@ from ..attacks import CoalitionStats, LocalContext
 from ..checkpoint import load_clients
 from ..plan import RoundPlan
 from ..statefile import pack
+from .server import TELEMETRY
 from .setup import Run
 
 
@@ -39,12 +40,16 @@ class Host:
         if s.resume is not None:
             self.states = load_clients(s.resume.path, self.states)
         # MPI buffers on the device when the library takes device memory, else pinned host memory
+        # with device twins that the clients read and write (the staging copies are timed)
         where = s.device if s.device_buffers else torch.device("cpu")
-        pin = s.device.type == "cuda" and not s.device_buffers
+        self.staged = s.device.type == "cuda" and not s.device_buffers
+        pin = self.staged
         self.down = torch.zeros(s.method.downlink_len, dtype=torch.float32, device=where, pin_memory=pin)
-        self.send = torch.zeros(
-            max(len(self.clients), 1) * s.method.codec.max_wire_len, dtype=torch.float32, device=where, pin_memory=pin
-        )
+        self.down_dev = torch.zeros_like(self.down, device=s.device) if self.staged else self.down
+        slots = max(len(self.clients), 1) * (s.method.codec.max_wire_len + TELEMETRY)
+        self.send = torch.zeros(slots, dtype=torch.float32, device=where, pin_memory=pin)
+        self.send_dev = torch.zeros_like(self.send, device=s.device) if self.staged else self.send
+        self._send_np = self.send.numpy() if self.send.device.type == "cpu" else None
         self.states = {c: _to_device(state, s.device) for c, state in self.states.items()}
         self.attack = s.threat.attack
         self.attack_params = s.threat.params
@@ -83,15 +88,25 @@ class Host:
     def round(self, k: int) -> None:
         s = self.s
         plan = s.sampler.plan(k)
-        mine = plan.sampled[s.layout.host[plan.sampled] == self.world.rank]
+        hosts = s.layout.host[plan.sampled]
+        mine = plan.sampled[hosts == self.world.rank]
         if mine.size == 0:
             return
         width = s.method.codec.wire_len(plan)
-        wire = self.send[: mine.size * width].view(mine.size, width)
-        with self.world.round_comm(s.layout.members(plan.sampled), k) as rc:
+        stride = width + TELEMETRY
+        padded = self.send[: mine.size * stride].view(mine.size, stride)  # what MPI sends
+        rows = self.send_dev[: mine.size * stride].view(mine.size, stride)  # what the clients write
+        wire = rows[:, :width]
+        members = [0, *np.unique(hosts).tolist()]
+        with self.world.round_comm(members, k) as rc:
             rc.bcast(self.down)
             t0 = time.perf_counter()
-            down = self.down.to(s.device, non_blocking=True)  # no copy on the CPU or with device buffers
+            stage = 0.0
+            if self.staged:  # the downlink, pinned host buffer -> device
+                self.down_dev.copy_(self.down, non_blocking=True)
+                torch.cuda.synchronize(s.device)
+                stage = time.perf_counter() - t0
+            down = self.down_dev
             for j, client in enumerate(mine.tolist()):
                 s.method.codec.encode(
                     s.method.client_message(self.states[client], down, plan, client), plan, client, wire[j]
@@ -100,12 +115,24 @@ class Host:
                 torch.cuda.synchronize(s.device)  # the payload is complete before MPI reads it
             if self.local and self.is_byz[mine].any():
                 self._local_attack(plan, mine, wire)
-            elapsed = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            compute = t1 - t0 - stage
+            if self.staged:  # the rows, device -> pinned host buffer
+                padded.copy_(rows)
+                stage += time.perf_counter() - t1
+            self._report(padded, width, compute, stage)
             if s.checked:
-                rc.send_checked(self._payload(wire), elapsed)
+                rc.send_checked(self._payload(padded))
             else:
-                rc.gather_rows(wire, None, s.layout.rows_per_member(plan.sampled))
-                rc.gather_float64(elapsed)
+                rc.gather_rows(padded, None, [])
+
+    def _report(self, padded: torch.Tensor, width: int, compute: float, stage: float) -> None:
+        """Write this host's telemetry (compute seconds, staging seconds, staged flag) after every row."""
+        report = (compute, stage, 1.0 if self.staged else 0.0)
+        if self._send_np is not None:
+            self._send_np[: padded.numel()].reshape(padded.shape)[:, width:] = report
+        else:
+            padded[:, width:] = torch.tensor(report, dtype=torch.float32, device=padded.device)
 
     def _payload(self, wire: torch.Tensor) -> torch.Tensor:
         """This host's rows as sent; ``debug.wire_rank`` makes one rank send a wrong length (tests)."""

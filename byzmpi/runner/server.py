@@ -23,6 +23,8 @@ from .setup import Run
 from .step import BYTES_PER_FLOAT, RoundRecord, new_server_state, step
 
 NAN = float("nan")
+#: the parts of a round's time (trace columns, summed in the run summary)
+TIME_SPLIT = ("t_setup", "t_stage", "t_compute", "t_stage_hosts", "t_comm", "t_aggregate", "t_io", "t_eval")
 #: skipped column: why no step was taken (0: a step was taken)
 SKIP_NO_STEP, SKIP_MODEL, SKIP_REFUSED = 1, 2, 3
 
@@ -54,13 +56,64 @@ class RunSummary:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def round_row(record: RoundRecord, values: dict[str, Any]) -> np.ndarray:
-    """The trace's ``rounds`` row: every column filled by name, from ``values`` (timings, bytes
-    down, the skip reason) or else from the record's field of the same name."""
-    row = np.zeros(1, ROUND_DTYPE)
-    for name in ROUND_DTYPE.names or ():
-        row[name] = values[name] if name in values else getattr(record, name)
-    return row
+#: float32 slots after each payload row of the round's gather, written by the row's host: its
+#: compute seconds, its staging seconds, and 1.0 when it staged its buffers through host memory
+#: (0.0 when not). They travel in the same Gatherv as the payload (no second collective) and are
+#: not counted in bytes_up, which counts the payload.
+TELEMETRY = 3
+
+
+def round_row(record: RoundRecord, values: dict[str, Any]) -> tuple[Any, ...]:
+    """The trace's ``rounds`` row as a tuple in :data:`ROUND_DTYPE` order: timings, bytes down,
+    staging and the skip reason from ``values``, everything else from the record's field of the
+    same name (the by-name definition :func:`round_tuple` must equal; tests compare the two)."""
+    return tuple(values[name] if name in values else getattr(record, name) for name in ROUND_DTYPE.names or ())
+
+
+def round_tuple(record: RoundRecord, v: dict[str, Any]) -> tuple[Any, ...]:
+    """:func:`round_row`, spelled out (a few µs cheaper per round)."""
+    r = record
+    return (
+        r.round,
+        r.full,
+        r.sampled,
+        r.byzantine,
+        r.rejected,
+        v["skipped"],
+        r.aggregate_norm,
+        r.honest_mean_norm,
+        r.dist_honest_mean,
+        r.update_norm,
+        r.clip_radius,
+        r.clipped,
+        r.bytes_up,
+        v["bytes_down"],
+        v["t_setup"],
+        v["t_compute"],
+        v["t_comm"],
+        v["t_aggregate"],
+        v["t_io"],
+        v["t_eval"],
+        v["t_round"],
+        v["t_wall"],
+        v["t_stage"],
+        v["t_stage_hosts"],
+        v["staged_d2h"],
+        v["staged_h2d"],
+    )
+
+
+def fill_message_rows(out: np.ndarray, record: RoundRecord) -> None:
+    """The trace's ``messages`` rows of a round, written into ``out`` from the record's ``message_*`` arrays."""
+    out["round"] = record.round
+    out["client"] = record.message_client
+    out["byzantine"] = record.message_byzantine
+    out["rejected"] = record.message_rejected
+    out["norm"] = record.message_norm
+    out["dist_honest_mean"] = record.message_dist_honest_mean
+    out["weight"] = record.message_weight
+    out["clipped"] = record.message_clipped
+    out["bytes"] = record.message_bytes
 
 
 def message_rows(record: RoundRecord) -> np.ndarray:
@@ -84,6 +137,62 @@ def compute_seconds(reported: np.ndarray | None, waited: float) -> tuple[float, 
     return (float(values[ok].max()) if ok.any() else 0.0), int((~ok).sum())
 
 
+def host_times(compute: np.ndarray, stage: np.ndarray, waited: float) -> tuple[float, float, int]:
+    """(compute, staging) seconds of the slowest host, the one whose compute + staging is
+    largest, and how many reports were refused. A report is two floats a host sent: a pair with
+    a value not finite or negative, or whose sum is longer than the server waited, is not a time
+    and is ignored (counted). Without staging (stage all 0) this is :func:`compute_seconds`."""
+    c = np.asarray(compute, dtype=np.float64)
+    st = np.asarray(stage, dtype=np.float64)
+    if c.size == 0:
+        return 0.0, 0.0, 0
+    if np.isfinite(c).all() and np.isfinite(st).all():  # the usual case: no float can make the sum NaN
+        total = c + st
+        ok = (c >= 0.0) & (st >= 0.0) & (total <= waited)
+    else:
+        with np.errstate(invalid="ignore", over="ignore"):
+            total = c + st
+            ok = np.isfinite(total) & (c >= 0.0) & (st >= 0.0) & (total <= waited)
+    if not ok.any():
+        return 0.0, 0.0, int(c.size)
+    i = int(np.flatnonzero(ok)[np.argmax(total[ok])])
+    return float(c[i]), float(st[i]), int(c.size - np.count_nonzero(ok))
+
+
+def staged_bytes(
+    *, server: bool, downlink: int, gathered: int, host_flags: np.ndarray, host_rows: np.ndarray, stride: int
+) -> tuple[int, int]:
+    """(device → host, host → device) bytes a round copies between device and pinned host memory
+    for MPI. The server, when it stages (``server``): its downlink of ``downlink`` floats out, the
+    ``gathered`` floats of the round's gather in. Each member host whose report says it staged
+    (``host_flags`` 1.0): the downlink in, its ``host_rows`` rows of ``stride`` floats (payload and
+    telemetry) out. Float32 slots, 4 bytes each; (0, 0) when nobody stages (the CPU, CUDA-aware MPI)."""
+    d2h = downlink if server else 0
+    h2d = gathered if server else 0
+    staged = np.asarray(host_flags) == 1.0
+    h2d += int(np.count_nonzero(staged)) * downlink
+    d2h += int(np.asarray(host_rows, dtype=np.int64)[staged].sum()) * stride
+    return d2h * BYTES_PER_FLOAT, h2d * BYTES_PER_FLOAT
+
+
+def round_members(layout: Any, sampled: np.ndarray) -> tuple[list[int], list[int]]:
+    """(``layout.members(sampled)``, ``layout.rows_per_member(sampled)``) from one ``np.unique``."""
+    ranks, counts = np.unique(layout.host[sampled], return_counts=True)
+    return [0, *ranks.tolist()], [0, *counts.tolist()]
+
+
+@dataclass
+class _RoundSetup:
+    """What the server knows of a round before it starts: its plan, members, rows per member and
+    each member's first row (where its telemetry is read)."""
+
+    plan: Any
+    members: list[int]
+    rows: list[int]
+    first_rows: np.ndarray
+    host_rows: np.ndarray  # rows[1:]
+
+
 class Server:
     """Rank 0: broadcasts, gathers, runs the pure step, traces, checkpoints."""
 
@@ -93,16 +202,18 @@ class Server:
         self.server = new_server_state(s)
         if s.resume is not None:
             self.server.method, self.server.pipeline.state = load_server(s.resume.path, self.server.method)
-        # MPI buffers: on the device when the library takes device memory, else pinned host memory
+        # MPI buffers: on the device when the library takes device memory, else pinned host memory,
+        # with device twins that the method writes and the step reads (the staging copies are timed)
         where = s.device if s.device_buffers else torch.device("cpu")
-        pin = s.device.type == "cuda" and not s.device_buffers
+        self.staged = s.device.type == "cuda" and not s.device_buffers
+        pin = self.staged
         self.down = torch.zeros(method.downlink_len, dtype=torch.float32, device=where, pin_memory=pin)
-        self.recv = torch.zeros(
-            max(cfg.clients.per_round, cfg.clients.full_round) * method.codec.max_wire_len,
-            dtype=torch.float32,
-            device=where,
-            pin_memory=pin,
-        )
+        self.down_dev = torch.zeros_like(self.down, device=s.device) if self.staged else self.down
+        slots = max(cfg.clients.per_round, cfg.clients.full_round) * (method.codec.max_wire_len + TELEMETRY)
+        self.recv = torch.zeros(slots, dtype=torch.float32, device=where, pin_memory=pin)
+        self.recv_dev = torch.zeros_like(self.recv, device=s.device) if self.staged else self.recv
+        self._setups: dict[int, _RoundSetup] = {}
+        self._recv_np = self.recv.numpy() if self.recv.device.type == "cpu" else None
         attrs = {
             "config": cfg.to_dict(),
             "config_fingerprint": cfg.fingerprint(),
@@ -139,8 +250,9 @@ class Server:
             resume_rows=None if s.resume is None else s.resume.trace_rows,
         )
         self.client_sizes = [packed_size(method.init_client(c)) for c in range(cfg.clients.n)]
-        self.totals = {"t_setup": 0.0, "t_compute": 0.0, "t_comm": 0.0, "t_aggregate": 0.0, "t_io": 0.0, "t_eval": 0.0}
+        self.totals = dict.fromkeys(TIME_SPLIT, 0.0)
         self.bytes_up = self.bytes_down = self.rejected = 0
+        self.staged_bytes = {"d2h": 0, "h2d": 0}
         self.counts = {"model_refused": 0, "rule_refused": 0, "telemetry_refused": 0, "invalid_states": 0}
         self.last_eval: dict[str, float] = {}
 
@@ -168,26 +280,82 @@ class Server:
         return time.perf_counter() - t0
 
     # -- one round: exchange, step, trace -------------------------------------------------------
+    def _setup(self, k: int) -> _RoundSetup:
+        """Round k's plan and members (computed ahead, while the hosts compute round k − 1)."""
+        ready = self._setups.pop(k, None)
+        if ready is not None:
+            return ready
+        plan = self.s.sampler.plan(k)
+        members, rows = round_members(self.s.layout, plan.sampled)
+        return _RoundSetup(
+            plan, members, rows, np.cumsum([0, *rows[1:-1]], dtype=np.int64), np.asarray(rows[1:], dtype=np.int64)
+        )
+
+    def _prepare(self, k: int) -> None:
+        if k < self.s.cfg.run.rounds and k not in self._setups:
+            self._setups = {k: self._setup(k)}
+
+    def _telemetry(self, m: int, stride: int, width: int, first_rows: np.ndarray) -> np.ndarray:
+        """The TELEMETRY slots of the given rows of the round's gather, float64 (members, TELEMETRY)."""
+        if self._recv_np is not None:
+            block = self._recv_np[: m * stride].reshape(m, stride)
+            return block[first_rows, width:].astype(np.float64)
+        block_t = self.recv[: m * stride].view(m, stride)
+        return block_t[torch.from_numpy(first_rows).to(block_t.device), width:].cpu().numpy().astype(np.float64)
+
+    def _sync(self) -> None:
+        if self.staged:
+            torch.cuda.synchronize(self.s.device)
+
     def round(self, k: int) -> None:
         s, cfg = self.s, self.s.cfg
         t_start = time.perf_counter()
-        plan = s.sampler.plan(k)
-        members = s.layout.members(plan.sampled)
-        s.method.downlink(self.state, plan, self.down)
+        rs = self._setup(k)
+        plan = rs.plan
+        s.method.downlink(self.state, plan, self.down_dev)
+        t_stage = 0.0
+        if self.staged:  # the downlink, device -> pinned host buffer
+            t = time.perf_counter()
+            self.down.copy_(self.down_dev)
+            self._sync()
+            t_stage = time.perf_counter() - t
         width = s.method.codec.wire_len(plan)
-        wire = self.recv[: plan.m * width].view(plan.m, width)
-        with self.world.round_comm(members, k) as rc:
+        stride = width + TELEMETRY
+        padded = self.recv[: plan.m * stride].view(plan.m, stride)
+        bad_length = None
+        with self.world.round_comm(rs.members, k) as rc:
             t0 = time.perf_counter()
-            t_setup = t0 - t_start
+            t_setup = t0 - t_start - t_stage
             rc.bcast(self.down)
-            bad_length = None
+            self._prepare(k + 1)  # while the hosts compute: inside the wait, not on its path
             if s.checked:
-                bad_length, compute = rc.gather_checked(wire, s.layout.rows_per_member(plan.sampled))
+                bad_length = rc.gather_checked(padded, rs.rows)
             else:
-                rc.gather_rows(None, wire, s.layout.rows_per_member(plan.sampled))
-                compute = rc.gather_float64(0.0)
+                rc.gather_rows(None, padded, rs.rows)
             t_wait = time.perf_counter() - t0
-        t_compute, bad_reports = compute_seconds(compute, t_wait)
+        tele = self._telemetry(plan.m, stride, width, rs.first_rows)  # one report per member host
+        if bad_length is not None:  # a message of the wrong length carried no report
+            tele = tele[~bad_length[rs.first_rows]]
+        h_compute, h_stage, bad_reports = host_times(tele[:, 0], tele[:, 1], t_wait)
+        wire = padded[:, :width]
+        if self.staged:  # the gathered rows, pinned host buffer -> device
+            t = time.perf_counter()
+            dev = self.recv_dev[: plan.m * stride].view(plan.m, stride)
+            dev.copy_(padded, non_blocking=True)
+            self._sync()
+            t_stage += time.perf_counter() - t
+            wire = dev[:, :width]
+        staged_d2h = staged_h2d = 0
+        if self.staged or tele[:, 2].any():
+            host_rows = rs.host_rows if bad_length is None else rs.host_rows[~bad_length[rs.first_rows]]
+            staged_d2h, staged_h2d = staged_bytes(
+                server=self.staged,
+                downlink=self.down.numel(),
+                gathered=padded.numel(),
+                host_flags=tele[:, 2],
+                host_rows=host_rows,
+                stride=stride,
+            )
 
         t1 = time.perf_counter()
         record = step(s, self.server, plan, wire, messages=self.trace.with_messages, bad_length=bad_length)
@@ -198,9 +366,10 @@ class Server:
             self.progress.update(k + 1, self._status())
 
         t2 = time.perf_counter()
-        bytes_down = (len(members) - 1) * s.method.downlink_len * BYTES_PER_FLOAT
-        if self.trace.with_messages:
-            self.trace.append("messages", message_rows(record))
+        bytes_down = (len(rs.members) - 1) * s.method.downlink_len * BYTES_PER_FLOAT
+        out = self.trace.reserve_messages(plan.m)
+        if out is not None:
+            fill_message_rows(out, record)
         self.trace.maybe_flush()
         t_io = time.perf_counter() - t2
         skipped = (
@@ -212,26 +381,32 @@ class Server:
             if record.model_refused
             else SKIP_NO_STEP
         )
-        times = {
+        t_comm = max(t_wait - h_compute - h_stage, 0.0)
+        t_end = time.perf_counter()
+        values = {
             "t_setup": t_setup,
-            "t_compute": t_compute,
-            "t_comm": max(t_wait - t_compute, 0.0),
+            "t_compute": h_compute,
+            "t_comm": t_comm,
             "t_aggregate": t_agg,
             "t_io": t_io,
             "t_eval": t_eval,
-        }
-        values = {
-            **times,
+            "t_stage": t_stage,
+            "t_stage_hosts": h_stage,
             "skipped": skipped,
             "bytes_down": bytes_down,
-            "t_round": time.perf_counter() - t_start,
-            "t_wall": time.perf_counter() - self.t0,
+            "t_round": t_end - t_start,
+            "t_wall": t_end - self.t0,
+            "staged_d2h": staged_d2h,
+            "staged_h2d": staged_h2d,
         }
-        self.trace.append("rounds", round_row(record, values))
-        for key, value in times.items():
-            self.totals[key] += value
+        self.trace.append_round(round_tuple(record, values))
+        totals = self.totals
+        for key in TIME_SPLIT:
+            totals[key] += values[key]
         self.bytes_up += record.bytes_up
         self.bytes_down += bytes_down
+        self.staged_bytes["d2h"] += staged_d2h
+        self.staged_bytes["h2d"] += staged_h2d
         self.rejected += record.rejected
         self.counts["model_refused"] += int(record.model_refused)
         self.counts["rule_refused"] += int(bool(record.refused))
@@ -301,6 +476,7 @@ class Server:
                 "final_eval": self.last_eval,
                 "checkpoint_seconds": getattr(self, "checkpoint_seconds", 0.0),
                 "refusals": self.counts,
+                "staged_bytes": self.staged_bytes,
             },
         )
         return RunSummary(

@@ -26,9 +26,10 @@ from torch import Tensor
 
 from ..aggregators import Aggregate, Pipeline, RuleRefused
 from ..attacks import AttackContext
+from ..compressors import Identity
 from ..methods import RoundInfo
 from ..plan import RoundPlan
-from ..roundstats import distance, distances_to, honest_mean, row_norms
+from ..roundstats import StatsWorkspace
 from ..trace import NOT_APPLICABLE
 from ..validation import ACCEPTED, BAD_LENGTH, effective_f, finite_codes
 from .setup import Run
@@ -40,11 +41,13 @@ BYTES_PER_FLOAT = 4
 @dataclass
 class ServerState:
     """The server's state across rounds: the method's state and the aggregator pipeline (with the
-    rule's state; both checkpointed), and a reused decode buffer (not checkpointed)."""
+    rule's state; both checkpointed), a reused decode buffer and the statistics' reused buffers
+    (not checkpointed)."""
 
     method: Any
     pipeline: Pipeline
     rows: Tensor  # (max m, d) workspace in the server dtype
+    stats: StatsWorkspace = field(default_factory=StatsWorkspace)
 
 
 @dataclass
@@ -99,19 +102,26 @@ def receive(
     method = run.method
     if wire.device != run.device:  # host-staged wire: one (non-blocking from pinned memory) copy to the device
         wire = wire.to(run.device, non_blocking=True)
-    codes = method.codec.reject_codes(wire, plan).clone()
+    codes = method.codec.reject_codes(wire, plan)
     if bad_length is not None and bad_length.any():
+        codes = codes.clone()
         codes[torch.from_numpy(bad_length).to(codes.device)] = BAD_LENGTH
     rows = state.rows[: plan.m]
-    ok = codes == ACCEPTED
-    if bool(ok.all()):
+    ok = codes.cpu().numpy() == ACCEPTED
+    if ok.all():
         method.codec.decode(wire, plan.sampled, plan, run.dtype, out=rows)
     else:
         rows.fill_(NAN)
-        if bool(ok.any()):
-            rows[ok] = method.codec.decode(wire[ok], plan.sampled[ok.numpy()], plan, run.dtype)
+        if ok.any():
+            keep = torch.from_numpy(ok).to(wire.device)
+            rows[keep] = method.codec.decode(wire[keep], plan.sampled[ok], plan, run.dtype)
     if run.threat.simulated and plan.n_byzantine:
+        codes = codes.clone()  # the attack marks its rows accepted
         simulate_attack(run, state, plan, rows, codes)
+    elif type(method.codec.for_round(plan)) is Identity:
+        # the accepted rows are the accepted payloads, copied (or widened to float64): every value
+        # passed the finiteness check of reject_codes, so finite_codes would return codes unchanged
+        return rows, codes
     return rows, finite_codes(rows, codes)
 
 
@@ -177,6 +187,9 @@ class _Aggregation:
     inputs: Tensor | None = None
     clients: np.ndarray | None = None
     centre: Tensor | None = None
+    #: the inputs' norms and distances to the centre, computed with the centre when the inputs are
+    #: the round's messages, and the inputs' version counter then (valid while it is unchanged)
+    early: tuple[np.ndarray, np.ndarray, int] | None = None
 
 
 def step(
@@ -192,24 +205,34 @@ def step(
     method's update with the robust aggregate, and the round's statistics (per-message ones only
     when ``messages``). ``bad_length``: rows the checked receive path found of the wrong length."""
     msgs, codes = receive(run, state, plan, wire, bad_length)
-    accepted = codes == ACCEPTED
-    n_rejected = int((~accepted).sum())
-    rows = msgs if n_rejected == 0 else msgs[accepted]
-    acc = accepted.numpy()
-    accepted_clients = plan.sampled[acc]
-    rejected_clients = plan.sampled[~acc]
+    codes_np = codes.cpu().numpy()
+    acc = codes_np == ACCEPTED
+    n_rejected = plan.m - int(np.count_nonzero(acc))
+    rows = msgs if n_rejected == 0 else msgs[torch.from_numpy(acc).to(msgs.device)]
+    accepted_clients = plan.sampled if n_rejected == 0 else plan.sampled[acc]
+    rejected_clients = plan.sampled[~acc] if n_rejected else None
+    stats = state.stats
     first = _Aggregation()
 
     def aggregate(x: Tensor, clients: np.ndarray, dropped: int = 0) -> Aggregate:
         """The pipeline on rows ``x`` sent by (or standing for) ``clients``; ``dropped``: inputs the
         method itself excluded as invalid. f is lowered only by inputs that left the aggregation:
         this round's rejected clients absent from ``clients``, plus ``dropped``."""
-        left = int(np.count_nonzero(~np.isin(rejected_clients, clients))) + dropped
+        left = (
+            dropped
+            if rejected_clients is None
+            else int(np.count_nonzero(~np.isin(rejected_clients, clients))) + dropped
+        )
         out = state.pipeline(x, f=effective_f(run.f, left), round_=plan.round, clients=clients)
         if first.value is None:
-            honest = torch.from_numpy(~run.byzantine[np.asarray(clients, dtype=np.int64)])
-            first.value, first.weights, first.inputs = out.value, out.weights, x
-            first.clients, first.centre = np.asarray(clients), honest_mean(x, honest)
+            ids = np.asarray(clients)
+            honest = ~run.byzantine[ids.astype(np.int64, copy=False)]
+            first.value, first.weights, first.inputs, first.clients = out.value, out.weights, x, ids
+            if messages and x is msgs:  # the messages themselves: their norms and distances in the same pass
+                first.centre, norms, dists = stats.centre_norms_distances(x, honest)
+                first.early = (norms, dists, x._version)
+            else:
+                first.centre = stats.honest_mean(x, honest)
         return out
 
     refused = ""
@@ -230,7 +253,7 @@ def step(
         skipped=info.skipped,
         aggregate_norm=info.aggregate_norm,
         honest_mean_norm=NAN if centre is None else float(centre.norm()),
-        dist_honest_mean=distance(first.value, centre) if first.value is not None else NAN,
+        dist_honest_mean=stats.distance(first.value, centre) if first.value is not None else NAN,
         update_norm=info.update_norm,
         clip_radius=info.clip_radius,
         clipped=0 if info.clipped is None else int(info.clipped.sum()),
@@ -240,7 +263,7 @@ def step(
         invalid_states=info.invalid_states,
     )
     if messages:
-        _message_statistics(record, plan, msgs, codes, accepted_clients, first, info, wire.shape[1])
+        _message_statistics(record, plan, msgs, codes_np, acc, accepted_clients, first, info, wire.shape[1], stats)
     return record
 
 
@@ -248,31 +271,49 @@ def _message_statistics(
     record: RoundRecord,
     plan: RoundPlan,
     msgs: Tensor,
-    codes: Tensor,
+    codes: np.ndarray,
+    acc: np.ndarray,
     clients: np.ndarray,
     first: _Aggregation,
     info: RoundInfo,
     width: int,
+    stats: StatsWorkspace,
 ) -> None:
     """Per-message rows: distances and weights where the first aggregate's rows are this round's
-    accepted messages (same clients, same order), clipping where the method clipped per message."""
+    accepted messages (same clients, same order), clipping where the method clipped per message.
+    The norms of the messages and their distances to the honest mean come from one pass over the
+    rows when the first aggregate's rows are the messages themselves (nothing rejected), else
+    from one pass each."""
     m = plan.m
-    acc = (codes == ACCEPTED).numpy()
+    n_acc = int(np.count_nonzero(acc))
     record.message_client = plan.sampled
     record.message_byzantine = plan.byzantine
-    record.message_rejected = codes.numpy()
-    record.message_norm = row_norms(msgs).numpy()
+    record.message_rejected = codes
     record.message_bytes = width * BYTES_PER_FLOAT
     dist = np.full(m, np.nan)
     weight = np.full(m, np.nan)
     clipped = np.full(m, NOT_APPLICABLE, dtype=np.float32)
-    per_message = first.clients is not None and np.array_equal(first.clients, clients)
-    if per_message and first.inputs is not None:
-        dist[acc] = distances_to(first.inputs, first.centre).numpy()
-        if first.weights is not None and len(first.weights) == int(acc.sum()):
-            weight[acc] = first.weights.numpy()
+    per_message = first.clients is not None and first.inputs is not None and np.array_equal(first.clients, clients)
+    norms: np.ndarray | None
+    dist_acc: np.ndarray | None
+    if per_message and first.inputs is msgs and first.early is not None and first.early[2] == msgs._version:
+        norms, dist_acc = first.early[0], first.early[1]  # the messages are unchanged since the aggregate
+    elif per_message and first.inputs is msgs:  # n_acc == m: the same rows, one pass
+        norms, dist_acc = stats.norms_and_distances(msgs, first.centre)
+    else:
+        norms, _ = stats.norms_and_distances(msgs, None, distances=False)
+        dist_acc = None
+        if per_message:
+            assert first.inputs is not None
+            _, dist_acc = stats.norms_and_distances(first.inputs, first.centre, norms=False)
+    assert norms is not None
+    record.message_norm = norms
+    if dist_acc is not None:
+        dist[acc] = dist_acc
+        if first.weights is not None and len(first.weights) == n_acc:
+            weight[acc] = first.weights.cpu().numpy()
     weight[~acc] = 0.0
-    if info.clipped is not None and len(info.clipped) == int(acc.sum()):  # per message (not per client)
+    if info.clipped is not None and len(info.clipped) == n_acc:  # per message (not per client)
         clipped[acc] = np.asarray(info.clipped, dtype=np.float32)
     record.message_dist_honest_mean = dist
     record.message_weight = weight
