@@ -74,17 +74,22 @@ class MeanAroundMedian(SortedReduction):
     definition leaves it open): among values at the same distance D, i.e. med − D and med + D,
     the **smaller** ones are kept (the k-subset is the first k of the column sorted by (d_i, r_i)).
 
-    How: d_i is quasiconvex along the sorted column (non-increasing up to med, non-decreasing
-    after), so the valid subsets are windows r_a, …, r_{a+k−1}. D is the smallest window cost
-    max(d_a, d_{a+k−1}); a window of cost D is valid iff no row outside it is strictly closer
-    than D (prefix/suffix "any closer" flags); the lowest valid a is taken (keeps the lower of
-    equally distant values). A window of cost D alone is not enough: with repeated values it can
-    drop a strictly closer value (x = −2, −2, 0, 1, 3, k = 3: {−2, −2, 0} has cost 2 like
-    {−2, 0, 1} but drops 1). Distances are halved (|r/2 − med/2|, in the input dtype) so that
-    they cannot overflow; rounding is monotone, so it can only merge distances into ties, which
-    the tie rule then settles. The W = m − k + 1 window sums are formed in float64 by additions
-    only (no running difference, which would cancel against huge values): directly when windows
-    are short (k ≤ W), otherwise as left part + common core + right part, sharing the partial sums.
+    How: along the sorted column the valid k-subsets are windows r_a, …, r_{a+k−1}, a ∈ [0, m − k].
+    Moving the window from a to a + 1 trades r_a for r_{a+k}; it is right iff r_a is strictly
+    farther from the median than r_{a+k}, i.e. c_a: (med − r_a) > (r_{a+k} − med) (signed: a value
+    on the far side of the median is never preferred; equal distances keep r_a, the smaller, which
+    is the tie rule). med − r_a falls and r_{a+k} − med rises with a, so c_0, …, c_{m−k−1} is a
+    run of trues followed by falses, and the best window starts at a* = the number of trues: the
+    result is selected by m − k selections (``torch.where``) over the window sums, c_{a−1} choosing window a. This
+    keeps every value strictly closer than the k-th smallest distance, repeated values included
+    (x = −2, −2, 0, 1, 3, k = 3, med 0: c_0 = 2 > 1 true, c_1 = 2 > 3 false: a* = 1, {−2, 0, 1};
+    a window of least maximal distance alone is not enough, {−2, −2, 0} has the same one but drops
+    1). Differences are of halves (med/2 − r/2, in the input dtype) so that they cannot overflow;
+    rounding is monotone, so c stays a run of trues then falses and can only merge distances into
+    ties, which the tie rule then settles. The W = m − k + 1 window sums are formed in float64 by
+    additions only (no running difference, which would cancel against huge values): directly
+    when windows are short (k ≤ W), otherwise as left part + common core + right part, sharing the
+    partial sums.
     """
 
     keep: int
@@ -121,26 +126,11 @@ class MeanAroundMedian(SortedReduction):
     def __call__(self, rows: Sequence[Tensor]) -> Tensor:
         m, k = len(rows), self.keep
         w = m - k + 1
-        half_med = Median()(rows) * 0.5
-        dist = [(r * 0.5 - half_med).abs() for r in rows]
         sums = self.window_sums([r.to(torch.float64) for r in rows])
-        costs = [torch.maximum(dist[a], dist[a + k - 1]) for a in range(w)]
-        kth = costs[0]  # D: the k-th smallest (halved) distance
-        for c in costs[1:]:
-            kth = torch.minimum(kth, c)
-        closer = [di < kth for di in dist]
-        before: list[Tensor] = [closer[0]]  # before[i]: some row 0 … i is strictly closer than D
-        for c in closer[1:]:
-            before.append(before[-1] | c)
-        after: list[Tensor] = [closer[-1]]  # after[j]: some row m−1−j … m−1 is strictly closer
-        for c in closer[-2::-1]:
-            after.append(after[-1] | c)
         best_sum = sums[0]
-        for a in range(w - 1, -1, -1):  # the lowest valid window is written last
-            valid = costs[a] <= kth
-            if a > 0:
-                valid = valid & ~before[a - 1]
-            if a + k < m:
-                valid = valid & ~after[m - 1 - (a + k)]
-            best_sum = torch.where(valid, sums[a], best_sum)
+        if w > 1:
+            half_med = Median()(rows) * 0.5
+            for a in range(1, w):  # c_{a-1} true: the best window starts at a or later
+                left_farther = (half_med - rows[a - 1] * 0.5) > (rows[a - 1 + k] * 0.5 - half_med)
+                best_sum = torch.where(left_farther, sums[a], best_sum)
         return (best_sum / k).to(rows[0].dtype)

@@ -144,3 +144,19 @@ def test_compiled_kernel_keeps_the_closest_values():
         assert torch.equal(got, reduce_sorted_columns_fallback(x, MeanAroundMedian(3)))
     finally:
         sorting.set_compile_enabled(previous)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_window_choice_on_integer_columns_equals_the_definition_exactly(dtype):
+    """The window start is chosen by comparing r_a with r_{a+k} (a run of shifts, then none);
+    on small integers (exact sums, many ties, windows entirely on one side of the median) the
+    result equals the brute-force definition bit for bit, for every m <= 10 and every keep."""
+    g = torch.Generator().manual_seed(12)
+    for m in range(1, 11):
+        x = torch.randint(-3, 4, (m, 600), generator=g).to(dtype)
+        x[:, :100] = torch.randint(0, 2, (m, 100), generator=g).to(dtype) * 5  # two values only
+        for keep in range(1, m + 1):
+            ref = torch.from_numpy(closest_mean_reference(x.double().numpy(), keep)).to(dtype)
+            s = torch.sort(x, dim=0).values
+            assert torch.equal(MeanAroundMedian(keep).on_sorted(s), ref), (m, keep)
+            assert torch.equal(MeanAroundMedian(keep)(sort_rows(list(x.unbind(0)))), ref), (m, keep)
