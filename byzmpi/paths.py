@@ -57,7 +57,7 @@ def content_digest(path: str | os.PathLike[str]) -> str:
 
     So a clone moved to another folder, or the same data file under ``$BYZMPI_DATA`` on a cluster,
     gives the same fingerprint and its checkpoints resume, while an edited data file does not
-    (docs/design.md, "Checkpoints"). Cached per (path, size, mtime): the fingerprint is taken
+    (docs/design.md, "Stop, checkpoint, resume"). Cached per (path, size, mtime): the fingerprint is taken
     several times per run."""
     p = Path(path)
     try:
