@@ -23,9 +23,10 @@ LOG="$OUT/gpu_check.log"
 PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 if [ -d .whl ]; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        && export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
-    export PATH=/tmp/site/bin:$PATH
+    SITE=$(mktemp -d)
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl \
+        && export PYTHONPATH=$SITE:${PYTHONPATH:-}
+    export PATH=$SITE/bin:$PATH
 fi
 export PYTHONPATH=$PWD:${PYTHONPATH:-}
 eval "$("$PY" -m byzmpi.launch --env)"  # the Open MPI defaults byzmpi's launcher uses (docs/environment.md)
