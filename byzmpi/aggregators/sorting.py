@@ -27,7 +27,6 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -182,11 +181,8 @@ def reduce_sorted_rows(x: Tensor, index: Tensor, reduction: Reduction) -> Tensor
 
 
 def _gather_rows(src: Tensor, index: Tensor, out: Tensor) -> None:
-    """out[j] = src[index[j]] for a column slice ``src`` of a row-major tensor. On CPU by numpy's
-    ``take`` (one contiguous copy per row; ``torch.index_select`` on a strided slice runs an
-    elementwise kernel about 10× slower); elsewhere row by row."""
-    if src.device.type == "cpu" and not src.requires_grad and src.dtype in (torch.float32, torch.float64):
-        np.take(src.numpy(), index.numpy(), axis=0, out=out.numpy(), mode="clip")  # "raise" buffers out
-        return
+    """out[j] = src[index[j]] for a column slice ``src`` of a row-major tensor: one contiguous copy
+    per row (``torch.index_select`` on a strided slice runs an elementwise kernel about 10× slower,
+    and numpy's ``take`` first copies the whole strided slice into a contiguous temporary)."""
     for j, i in enumerate(index.tolist()):
         out[j].copy_(src[i])
