@@ -16,7 +16,8 @@ What it measures (issue 12 item 5), in one ``byzmpi run`` job of several configs
   at exit by the benchmark plugin ``many_clients_plugin.py`` (loaded through ``run.plugins``),
   next to ``VmRSS`` at the plugin's import (torch and byzmpi imported, no data yet). The peak is
   over the whole job (every run of it builds the same task).
-* **per-round time** for C ∈ {4, 8, 16, 32, 64}: from each run's trace, the round-to-round period
+* **per-round time** for C ∈ {4, 8, 16, 32, 64}, each in ``--reps`` runs (default 3: passes over
+  the C values in alternating order, pooled): from each run's trace, the round-to-round period
   on rank 0 (differences of ``t_wall``, which also cover the runner's work between rounds) and the
   trace's ``t_round`` with its split (``t_setup``, ``t_compute``, ``t_comm``, ``t_aggregate``,
   ``t_io``; docs/trace.md), after a warm-up and without the last round (which evaluates).
@@ -42,7 +43,7 @@ table (the defaults), evaluation only at round 0 and after the last round.
 operating system's scheduling of 16 processes (rank 0 waits for hosts that wait for a core), and
 the JSON says so. Open MPI settings as in docs/environment.md (``byzmpi.launch``).
 
-Run:  .venv/bin/python benchmarks/many_clients.py           (about 4-6 minutes on 2 cores)
+Run:  .venv/bin/python benchmarks/many_clients.py           (about 2-4 minutes on 2 cores)
       .venv/bin/python benchmarks/many_clients.py --quick   (n = 1,000 on 4 ranks, prints, saves nothing)
 Writes benchmarks/results/many_clients.json.
 """
