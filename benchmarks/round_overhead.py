@@ -82,7 +82,8 @@ def worker(args: argparse.Namespace) -> None:
     from byzmpi.comm import World
     from byzmpi.layout import Layout
     from byzmpi.plan import Sampler
-    from byzmpi.runner.server import TELEMETRY
+
+    TELEMETRY = args.telemetry  # the runner's slots per row, from the driver (this worker imports no torch)
 
     comm = MPI.COMM_WORLD
     world = World(comm)
@@ -329,6 +330,8 @@ def driver(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from byzmpi.runner.server import TELEMETRY
+
     table = QUICK if args.quick else ROUNDS
     sizes = [int(float(s)) for s in args.sizes] if args.sizes else list(SIZES)
     schedule = {d: table.get(d, (100, 10)) for d in sizes}
@@ -374,6 +377,8 @@ def driver(args: argparse.Namespace) -> int:
                     str(raw_out),
                     "--schedule",
                     json.dumps({str(d): schedule[d] for d in sizes}),
+                    "--telemetry",
+                    str(TELEMETRY),
                 ],
                 timeout=args.timeout,
                 cwd=tmp,
@@ -463,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     w = sub.add_parser("worker", help="(internal) the MPI side of (a) and (b)")
     w.add_argument("--out", required=True)
     w.add_argument("--schedule", required=True, help="JSON {d: [rounds, warmup]}")
+    w.add_argument("--telemetry", type=int, required=True, help="float32 slots after each row (the runner's)")
     p.add_argument("--ranks", type=int, nargs="+", default=list(RANKS))
     p.add_argument("--sizes", nargs="+", default=None, help="floats per message (default 1e3 1e5 1e6)")
     p.add_argument("--quick", action="store_true", help="few rounds; print instead of saving unless --out")
