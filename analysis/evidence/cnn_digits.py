@@ -544,6 +544,7 @@ def rosdhb_figure(groups: dict, path: Path) -> None:
     axes[0, 0].set_xlabel("round")
     axes[0, 1].set_xlabel("round")
     axes[0, 2].set_xlabel("uplink float32 values per client (cumulative)")
+    axes[0, 2].ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
     axes[0, 0].set_ylabel("test accuracy (mean, min-max band)")
     axes[0, 2].set_ylabel("test accuracy (mean, min-max band)")
     axes[0, 1].set_ylabel("train loss, honest objective (geo. mean, min-max band)")
