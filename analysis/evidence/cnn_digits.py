@@ -2,6 +2,7 @@
 upsampled to 28×28×1 (analysis/evidence/digits28.py), the counterparts of T4 and T7.
 
     .venv/bin/python analysis/evidence/cnn_digits.py clipping            # (a): run (one MPI job) + figure + table
+    .venv/bin/python analysis/evidence/cnn_digits.py clipping --gamma 0.01   # (a) at another step
     .venv/bin/python analysis/evidence/cnn_digits.py rosdhb              # (b)
     .venv/bin/python analysis/evidence/cnn_digits.py rosdhb --no-run     # redraw from the traces
     # also: --ranks P (default 3), --timeout S, --rounds R, --only-missing (as analysis/reproduce/)
