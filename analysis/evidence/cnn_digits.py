@@ -1,8 +1,10 @@
 """Evidence on a real model (issue 10, item 6): byzmpi's built-in LightNet CNN on scikit-learn's digits
 upsampled to 28×28×1 (analysis/evidence/digits28.py), the counterparts of T4 and T7.
 
+    .venv/bin/python analysis/evidence/cnn_digits.py clipscan            # (a): no-attack step scan first
     .venv/bin/python analysis/evidence/cnn_digits.py clipping            # (a): run (one MPI job) + figure + table
     .venv/bin/python analysis/evidence/cnn_digits.py clipping --gamma 0.01   # (a) at another step
+    .venv/bin/python analysis/evidence/cnn_digits.py scan                # (b): no-attack step scan first
     .venv/bin/python analysis/evidence/cnn_digits.py rosdhb              # (b)
     .venv/bin/python analysis/evidence/cnn_digits.py rosdhb --no-run     # redraw from the traces
     # also: --ranks P (default 3), --timeout S, --rounds R, --only-missing (as analysis/reproduce/)
