@@ -192,7 +192,8 @@ TASK = {
             "test_fraction",
             float,
             None,
-            "held-out share (default 0.2; libsvm 0)",
+            "held-out share for data without a test split of its own (default 0.2; libsvm 0); a file's own "
+            "test split (MNIST t10k, CIFAR-10 test_batch, npz X_test/y_test) is used instead",
             minimum=0.0,
             maximum=0.9,
             nullable=True,

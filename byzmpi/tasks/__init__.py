@@ -12,7 +12,7 @@ from .. import rng
 from ..errors import ConfigError
 from ..schema import Config
 from . import files
-from .datasets import Dataset, digits, load_libsvm, synthetic
+from .datasets import Dataset, digits, held_out, load_libsvm, synthetic
 from .deep_models import MODELS, model_factory
 from .models import MLP, LogisticRegression, Model, SoftmaxRegression
 from .partition import partition
@@ -42,17 +42,19 @@ def load_dataset(cfg: Config) -> Dataset:
         )
     if t.name == "libsvm":
         return load_libsvm(t.path, t.features, t.test_fraction, t.seed)
+    if t.name == "digits":
+        return digits(seed=t.seed, test_fraction=t.test_fraction)
     if t.name in ("mnist", "fashion_mnist"):
-        return files.load_mnist(t.path, name=t.name)
-    if t.name == "cifar10":
-        return files.load_cifar10(t.path)
-    if t.name == "npz":
-        return files.load_npz(t.path)
-    if t.name == "csv":
-        return files.load_csv(t.path, label_column=t.label_column)
-    if t.name == "torch":
-        return user_dataset(t.data)
-    return digits(seed=t.seed, test_fraction=t.test_fraction)
+        ds = files.load_mnist(t.path, name=t.name)
+    elif t.name == "cifar10":
+        ds = files.load_cifar10(t.path)
+    elif t.name == "npz":
+        ds = files.load_npz(t.path)
+    elif t.name == "csv":
+        ds = files.load_csv(t.path, label_column=t.label_column)
+    else:
+        ds = user_dataset(t.data)
+    return held_out(ds, t.test_fraction, t.seed)  # a file's own test split wins
 
 
 def user_dataset(spec: str) -> Dataset:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -195,6 +195,27 @@ def load_libsvm(path: str | Path, n_features: int | None = None, test_fraction: 
     return _split(path.name, X, y, n_classes, test_fraction, seed)
 
 
+def held_out(ds: Dataset, test_fraction: float, seed: int) -> Dataset:
+    """``ds`` with a seeded share ``test_fraction`` of its samples moved to a test split, when it has
+    none of its own; a data set that brings its own test split (MNIST's t10k files, CIFAR-10's
+    test_batch, an .npz with X_test/y_test, a user loader's (X, y, X_test, y_test)) is returned as
+    it is, as is any data set for ``test_fraction = 0``. The held-out samples are a permutation
+    drawn from (seed, setup, "test-split"), kept in file order."""
+    if ds.X_test is not None or test_fraction <= 0:
+        return ds
+    perm = rng.generator(seed, rng.SETUP_ROUND, "test-split").permutation(ds.n_samples)
+    n_test = int(round(test_fraction * ds.n_samples))
+    test, train = torch.from_numpy(np.sort(perm[:n_test])), torch.from_numpy(np.sort(perm[n_test:]))
+    return replace(
+        ds,
+        X=ds.X[train],
+        y=ds.y[train],
+        X_test=ds.X[test],
+        y_test=ds.y[test],
+        groups=None if ds.groups is None else ds.groups[train.numpy()],
+    )
+
+
 def _split(
     name: str,
     X: np.ndarray,
@@ -204,19 +225,8 @@ def _split(
     seed: int,
     groups: np.ndarray | None = None,
 ) -> Dataset:
-    if test_fraction <= 0:
-        return Dataset(name, torch.from_numpy(X), torch.from_numpy(y), n_classes, groups=groups)
-    perm = rng.generator(seed, rng.SETUP_ROUND, "test-split").permutation(X.shape[0])
-    n_test = int(round(test_fraction * X.shape[0]))
-    test, train = np.sort(perm[:n_test]), np.sort(perm[n_test:])
-    return Dataset(
-        name,
-        torch.from_numpy(X[train]),
-        torch.from_numpy(y[train]),
-        n_classes,
-        torch.from_numpy(X[test]),
-        torch.from_numpy(y[test]),
-        groups=None if groups is None else groups[train],
+    return held_out(
+        Dataset(name, torch.from_numpy(X), torch.from_numpy(y), n_classes, groups=groups), test_fraction, seed
     )
 
 

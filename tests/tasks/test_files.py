@@ -301,6 +301,35 @@ def test_npz_values_shape_and_test_split(tmp_path):
     assert ds.input_shape is None
 
 
+def _npz_config(tmp_path, arrays: dict, extra: str = ""):
+    from byzmpi.config import load_config
+
+    np.savez(tmp_path / "d.npz", **arrays)
+    (tmp_path / "run.toml").write_text(f'task = {{ name = "npz", path = "d.npz", model = "softmax" {extra}}}\n')
+    return load_config(tmp_path / "run.toml")
+
+
+def test_npz_without_a_test_split_holds_out_test_fraction(tmp_path):
+    """task.test_fraction (default 0.2) is held out of a file without a test split of its own
+    (it used to be ignored: "test" accuracy was then measured on training data)."""
+    from byzmpi.tasks import load_dataset
+
+    X = np.arange(50 * 3, dtype=np.float32).reshape(50, 3)
+    y = np.arange(50) % 3
+    cfg = _npz_config(tmp_path, dict(X=X, y=y))
+    ds = load_dataset(cfg)
+    assert ds.X_test is not None and ds.n_samples == 40 and ds.X_test.shape[0] == 10
+    # every sample exactly once; the held-out ones are those the seeded permutation draws first
+    perm = rng.generator(cfg.task.seed, rng.SETUP_ROUND, "test-split").permutation(50)
+    held = (ds.X_test[:, 0] / 3).long().tolist()  # row i of X starts with 3 i
+    assert sorted(held) == sorted(perm[:10].tolist())
+    assert sorted(torch.cat([ds.X, ds.X_test])[:, 0].tolist()) == X[:, 0].tolist()
+    assert load_dataset(_npz_config(tmp_path, dict(X=X, y=y), ", test_fraction = 0.0")).X_test is None
+    # a file's own test split wins
+    own = load_dataset(_npz_config(tmp_path, dict(X=X, y=y, X_test=X[:4], y_test=y[:4])))
+    assert own.n_samples == 50 and own.X_test.shape[0] == 4
+
+
 @pytest.mark.parametrize(
     "arrays, message",
     [
