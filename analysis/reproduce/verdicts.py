@@ -1,4 +1,5 @@
 """Collect the computed verdicts of every target (analysis/results/t*/summary.json, key ``verdicts``)
+and of the real-model evidence runs (analysis/results/cnn_*/summary.json, analysis/evidence/)
 into analysis/results/VERDICTS.md. A target whose summary has no ``verdicts`` (not yet rerun with the
 seeded scripts) is listed as such. No MPI, no traces needed.
 
@@ -23,9 +24,12 @@ def main() -> int:
         "computed by the target's script from its traces with the criterion shown (never typed by hand).",
         "",
     ]
-    for summary in sorted(C.RESULTS.glob("t*/summary.json")):
+    summaries = sorted(C.RESULTS.glob("t*/summary.json")) + sorted(
+        C.RESULTS.glob("cnn_*/**/summary.json"), key=lambda p: (p.parts[-3], len(p.parts), p)
+    )
+    for summary in summaries:
         data = json.loads(summary.read_text())
-        target = summary.parent.name
+        target = str(summary.parent.relative_to(C.RESULTS))
         lines += [f"## {target}", ""]
         vs = data.get("verdicts")
         if not vs:
