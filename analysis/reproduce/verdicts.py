@@ -25,7 +25,7 @@ def main() -> int:
         "",
     ]
     summaries = sorted(C.RESULTS.glob("t*/summary.json")) + sorted(
-        C.RESULTS.glob("cnn_*/**/summary.json"), key=lambda p: (p.parts[-3], len(p.parts), p)
+        C.RESULTS.glob("cnn_*/**/summary.json"), key=lambda p: (p.relative_to(C.RESULTS).parts[0], len(p.parts))
     )
     for summary in summaries:
         data = json.loads(summary.read_text())
