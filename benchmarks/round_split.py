@@ -75,7 +75,7 @@ def write_idx(folder: Path, n_train: int, n_test: int, seed: int = 0) -> Path:
 
 
 def config(name: str, dataset: str, data: Path, model: str, args: argparse.Namespace, trace: Path) -> str:
-    norm = f'norm = "{args.norm}"\n' if model == "resnet18" else ""
+    norm = f'norm = "{args.norm}"' if model == "resnet18" else ""
     return textwrap.dedent(
         f"""\
         [run]
@@ -97,9 +97,7 @@ def config(name: str, dataset: str, data: Path, model: str, args: argparse.Names
         path = "{data}"
         model = "{model}"
         batch_size = {args.batch}
-        """
-    ) + norm + textwrap.dedent(
-        """\
+        {norm}
 
         [method]
         name = "sgd"
