@@ -50,8 +50,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -67,6 +65,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import byzfl_reference  # noqa: E402
+from machine import machine_info as shared_machine_info  # noqa: E402
 
 from byzmpi.aggregators import (  # noqa: E402
     PRE_AGGREGATORS,
@@ -90,32 +89,14 @@ BYZFL, BYZFL_VERSION = byzfl_reference.load()
 
 
 def machine_info() -> dict:
-    info = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "compile_enabled": sorting.compile_enabled(),
-        "numpy": np.__version__,
-        "byzfl": BYZFL_VERSION if BYZFL is not None else f"byzfl {BYZFL_VERSION}",
-        "load_average_at_start": os.getloadavg(),
-        "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE", ""),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "byzmpi/aggregators"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        info["git_commit"] = head.stdout.strip()
-        info["aggregators_dirty"] = bool(dirty.stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        pass
+    info = shared_machine_info(watch=("byzmpi/aggregators",))
+    info.update(
+        torch_threads=torch.get_num_threads(),
+        compile_enabled=sorting.compile_enabled(),
+        byzfl=BYZFL_VERSION if BYZFL is not None else f"byzfl {BYZFL_VERSION}",
+        THP_MEM_ALLOC_ENABLE=os.environ.get("THP_MEM_ALLOC_ENABLE", ""),
+    )
+    info["aggregators_dirty"] = info["dirty"]["byzmpi/aggregators"]
     return info
 
 

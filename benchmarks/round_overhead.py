@@ -42,14 +42,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
 import time
 from pathlib import Path
+
+from machine import machine_info  # benchmarks/machine.py (this folder is on sys.path when run as a script)
 
 from byzmpi.launch import OPENMPI_DEFAULTS, mpiexec_command, run_session
 
@@ -294,35 +294,6 @@ def full_runs(ranks: int, schedule: dict[int, tuple[int, int]], tmp: Path, env: 
         }
     result["versions"] = versions
     return result
-
-
-def machine_info() -> dict:
-    info = {
-        "hostname": platform.node(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "load_average_at_start": os.getloadavg(),
-    }
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu_model"] = line.split(":", 1)[1].strip()
-                break
-        mem = Path("/proc/meminfo").read_text().splitlines()[0].split()
-        info["memory_gib"] = round(int(mem[1]) / 2**20, 1)
-    except OSError:
-        pass
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "byzmpi"], cwd=ROOT, capture_output=True, text=True, timeout=10
-        )
-        info["git_commit"] = head.stdout.strip()
-        info["byzmpi_tree_dirty"] = bool(dirty.stdout.strip())
-    except (OSError, subprocess.TimeoutExpired):
-        pass
-    return info
 
 
 def driver(args: argparse.Namespace) -> int:
