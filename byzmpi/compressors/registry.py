@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ..params import Param
 from ..registry import Registry
-from ..validation import ACCEPTED, BAD_LENGTH, NON_FINITE, finite_rows
+from ..validation import BAD_LENGTH, codes_from_finite, finite_rows
 
 WIRE_DTYPE = torch.float32
 
@@ -98,8 +98,7 @@ class Compressor(ABC):
             )
         if wire_rows.shape[1] != self.wire_len:
             return torch.full((wire_rows.shape[0],), BAD_LENGTH, dtype=torch.uint8, device=wire_rows.device)
-        finite = finite_rows(wire_rows[:, : self.value_len])
-        return torch.where(finite, ACCEPTED, NON_FINITE).to(torch.uint8)
+        return codes_from_finite(finite_rows(wire_rows[:, : self.value_len]))
 
     @property
     def value_len(self) -> int:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from byzmpi.roundstats import distance, distances_to, honest_mean, row_norms
-from byzmpi.validation import ACCEPTED, NON_FINITE, effective_f, finite_rows, reject_codes
+from byzmpi.validation import ACCEPTED, NON_FINITE, effective_f, finite_codes, finite_rows, reject_codes
 
 F32_MAX = torch.finfo(torch.float32).max
 
@@ -42,6 +42,26 @@ def test_reject_codes_in_float64_and_empty():
     x = torch.tensor([[1e300, 0.0], [float("nan"), 1.0]], dtype=torch.float64)
     assert reject_codes(x).tolist() == [ACCEPTED, NON_FINITE]
     assert reject_codes(torch.zeros(0, 5)).tolist() == []
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_finite_rows_equal_the_definition_on_views(dtype):
+    """The CPU numpy path (float32/64) and the torch path (other dtypes) against the definition
+    ``isfinite(x).all(1)`` evaluated value by value, on a strided column slice as the wire's
+    value slots are, and finite_codes keeps earlier codes."""
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(40, 23, generator=gen).to(dtype)
+    special = [float("nan"), float("inf"), float("-inf")]
+    for i in range(0, 40, 3):
+        x[i, (5 * i) % 23] = special[i % 3]
+    view = x[:, 2:19]  # not contiguous
+    assert not view.is_contiguous()
+    expected = [all(math.isfinite(float(v)) for v in row) for row in view.tolist()]
+    assert finite_rows(view).tolist() == expected
+    assert reject_codes(view).tolist() == [ACCEPTED if ok else NON_FINITE for ok in expected]
+    earlier = torch.tensor([7 if i % 5 == 0 else ACCEPTED for i in range(40)], dtype=torch.uint8)
+    want = [c if c != ACCEPTED else (ACCEPTED if ok else NON_FINITE) for c, ok in zip(earlier.tolist(), expected)]
+    assert finite_codes(view, earlier).tolist() == want
 
 
 @pytest.mark.parametrize("f, rejected, expected", [(3, 0, 3), (3, 1, 2), (3, 3, 0), (3, 5, 0), (0, 2, 0)])
