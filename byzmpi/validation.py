@@ -34,7 +34,8 @@ def finite_rows(msgs: Tensor) -> Tensor:
 
 def finite_rows_numpy(a: np.ndarray) -> np.ndarray:
     """:func:`finite_rows` of a 2-D float numpy array (max and min propagate NaN as torch's do)."""
-    return np.isfinite(a.max(axis=1)) & np.isfinite(a.min(axis=1))
+    finite: np.ndarray = np.isfinite(a.max(axis=1)) & np.isfinite(a.min(axis=1))
+    return finite
 
 
 def codes_from_finite(finite: Tensor) -> Tensor:
