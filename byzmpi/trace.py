@@ -43,6 +43,9 @@ import numpy as np
 
 SCHEMA_VERSION = 4
 
+#: the parts of a round's time, in the order of the rounds table (each a column of it; the server
+#: sums them in its run summary, ``byzmpi summary`` per round)
+TIME_SPLIT = ("t_setup", "t_stage", "t_compute", "t_stage_hosts", "t_comm", "t_aggregate", "t_io", "t_eval")
 ROUND_DTYPE = np.dtype(
     [
         ("round", "i8"),

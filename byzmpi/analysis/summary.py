@@ -9,9 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..trace import open_trace
-
-TIME_FIELDS = ("t_setup", "t_compute", "t_comm", "t_aggregate", "t_io", "t_eval")
+from ..trace import TIME_SPLIT, open_trace
 
 
 def summarize(path: str | Path) -> dict[str, Any]:
@@ -55,7 +53,7 @@ def summarize(path: str | Path) -> dict[str, Any]:
         out["skipped"] = int(rounds["skipped"].sum())
         out["bytes_up"] = int(rounds["bytes_up"].sum())
         out["bytes_down"] = int(rounds["bytes_down"].sum())
-        total = {k: float(rounds[k].astype(np.float64).sum()) if k in rounds.dtype.names else 0.0 for k in TIME_FIELDS}
+        total = {k: float(rounds[k].astype(np.float64).sum()) if k in rounds.dtype.names else 0.0 for k in TIME_SPLIT}
         total["t_round"] = float(rounds["t_round"].astype(np.float64).sum())
         out["time"] = total
         out["time_per_round_ms"] = {k: 1e3 * v / len(rounds) for k, v in total.items()}
@@ -102,6 +100,11 @@ def format_summary(s: dict[str, Any]) -> str:
             f"time/round {t['t_round']:.3f} ms: setup {t['t_setup']:.3f}, compute {t['t_compute']:.3f}, "
             f"comm {t['t_comm']:.3f}, "
             f"aggregate {t['t_aggregate']:.3f}, io {t['t_io']:.3f}, eval {t['t_eval']:.3f}"
+            + (
+                f"; staging: server {t['t_stage']:.3f}, hosts {t['t_stage_hosts']:.3f}"
+                if t["t_stage"] or t["t_stage_hosts"]
+                else ""
+            )
         )
     if math.isfinite(s["wall_seconds"]):
         lines.append(f"wall       {s['wall_seconds']:.2f} s")

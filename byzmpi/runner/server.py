@@ -18,13 +18,11 @@ from ..checkpoint import load_server, write_checkpoint
 from ..methods.step_info import finite_vector
 from ..progress import Progress
 from ..statefile import packed_size, unpack_into
-from ..trace import EVAL_DTYPE, MESSAGE_DTYPE, ROUND_DTYPE, TraceWriter
+from ..trace import EVAL_DTYPE, MESSAGE_DTYPE, ROUND_DTYPE, TIME_SPLIT, TraceWriter
 from .setup import Run
 from .step import BYTES_PER_FLOAT, RoundRecord, new_server_state, step
 
 NAN = float("nan")
-#: the parts of a round's time (trace columns, summed in the run summary)
-TIME_SPLIT = ("t_setup", "t_stage", "t_compute", "t_stage_hosts", "t_comm", "t_aggregate", "t_io", "t_eval")
 #: skipped column: why no step was taken (0: a step was taken)
 SKIP_NO_STEP, SKIP_MODEL, SKIP_REFUSED = 1, 2, 3
 
