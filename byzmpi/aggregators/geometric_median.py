@@ -31,19 +31,29 @@ def geometric_median_weights(
 ) -> tuple[Tensor, Tensor | None]:
     """The start z₀ (coordinate-wise median) and the convex weights λ of the Weiszfeld iterate
     z = Σ_i λ_i x_i after the iterations (None when no iteration ran: the result is z₀)."""
+    z0, lam, _ = weiszfeld(x, nu=nu, max_iter=max_iter, tol=tol)
+    return z0, lam
+
+
+def weiszfeld(
+    x: Tensor, *, nu: float | None = None, max_iter: int = 100, tol: float = 1e-7
+) -> tuple[Tensor, Tensor | None, int]:
+    """:func:`geometric_median_weights` plus the number of Weiszfeld iterations it ran."""
     z0 = coordinate_median(x)
     if max_iter <= 0:
-        return z0, None
+        return z0, None, 0
     g = _finite_gram(x, z0)  # Gram of x_i − z₀: every distance below comes from it (m × m work)
     diag = np.clip(np.diag(g), 0.0, None)
     start_dist = np.sqrt(diag)
     scale = float(np.median(start_dist)) or float(start_dist.mean())
     if scale == 0.0:  # every input equals z₀
-        return z0, None
+        return z0, None, 0
     nu = NU_FACTOR * scale if nu is None else float(nu)
     lam = None
     dist = start_dist
+    done = 0
     for _ in range(max_iter):
+        done += 1
         beta = 1.0 / np.maximum(dist, nu) if nu > 0 else 1.0 / np.where(dist > 0, dist, np.finfo(float).tiny)
         new = beta / beta.sum()
         if lam is None:
@@ -56,7 +66,7 @@ def geometric_median_weights(
         dist = np.sqrt(np.clip(diag - 2.0 * gl + lam @ gl, 0.0, None))  # ‖x_i − z‖
         if math.sqrt(max(step_sq, 0.0)) <= tol * scale:
             break
-    return z0, torch.from_numpy(lam)
+    return z0, torch.from_numpy(lam), done
 
 
 @rule(

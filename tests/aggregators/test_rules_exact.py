@@ -96,6 +96,29 @@ def test_geometric_median_first_order_condition():
     assert u.sum(0).norm() < 1e-6  # the subgradient of sum_i |z - x_i| vanishes
 
 
+def test_weiszfeld_iteration_count_matches_a_plain_loop():
+    from byzmpi.aggregators.geometric_median import NU_FACTOR, weiszfeld
+
+    x = torch.randn(9, 30, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    z0, lam, ran = weiszfeld(x, max_iter=50, tol=1e-6)
+    # the definition on explicit vectors: start at the coordinate-wise median (midpoint for even m; m is odd)
+    z = x.median(dim=0).values
+    assert torch.equal(z0, z)
+    scale = float((x - z).norm(dim=1).median())
+    nu = NU_FACTOR * scale
+    count = 0
+    for _ in range(50):
+        count += 1
+        beta = 1.0 / (x - z).norm(dim=1).clamp_min(nu)
+        new = (beta[:, None] * x).sum(0) / beta.sum()
+        step = float((new - z).norm())
+        z = new
+        if step <= 1e-6 * scale:
+            break
+    assert 1 < ran < 50 and ran == count
+    assert lam is not None and torch.allclose(lam @ x, z, atol=1e-9)
+
+
 def test_centered_clipping_by_hand_and_warm_start():
     x = COL(0, 1, 2, 100)
     # first call starts at the coordinate-wise median 1.5; tau = 10, L = 1:
