@@ -71,3 +71,22 @@ def test_gram_with_extra_rows_and_diagonal_helper():
     p = torch.cat([x, extra]) - o
     assert torch.allclose(gram(x, o, extra=extra), p @ p.T)
     assert torch.allclose(sq_distances_to(x, o), ((x - o) ** 2).sum(1))
+
+
+def test_distances_to_a_point_keep_float64_accuracy_at_large_d():
+    """At large d the distances to a point must not carry float32 accumulation error: MoNNA ranks
+    them, and for data with a shared offset their spread is far below float32's d·ε. Reference: the
+    definition evaluated in float64 on the same float32 values."""
+    gen = torch.Generator().manual_seed(11)
+    d = 2_000_000
+    x = 3.0 + torch.randn(4, d, generator=gen)
+    o = x[0].clone()
+    got = sq_distances_to(x, o)
+    want = (x.double() - o.double()).square().sum(1)
+    assert got[0] == 0.0
+    assert float(((got[1:] - want[1:]).abs() / want[1:]).max()) < 1e-9
+    # differences whose squares overflow float32 are recomputed in float64
+    y = torch.tensor([[1e38, 0.0], [-1e38, 1.0]], dtype=torch.float32)
+    big = sq_distances_to(y, y[0])
+    assert bool(torch.isfinite(big).all())
+    assert big[0] == 0.0 and big[1] == (y.double()[1] - y.double()[0]).square().sum()
