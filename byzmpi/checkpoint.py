@@ -38,12 +38,16 @@ from typing import Any
 import h5py
 import numpy as np
 
+from .client_columns import ClientRows, read_columns, write_columns
 from .errors import SetupError
 from .statefile import StateFileError, check_dataset, check_node, read_state, show, tensors_of, write_state
 
 #: exit status of a run stopped by SIGTERM/SIGUSR1 after checkpointing (EX_TEMPFAIL): requeue me
 REQUEUE_EXIT = 75
-FORMAT_VERSION = 1
+#: version 2 stores the clients' states as columns (:mod:`.client_columns`) when they share one
+#: layout; version 1 (one group per client, still written when layouts differ) is still read
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 #: the trace tables a checkpoint counts rows of (trace_rows)
 TRACE_TABLES = ("rounds", "messages", "eval")
 #: the longest header string attribute (characters): the resolved config's JSON
@@ -157,8 +161,10 @@ def _header(path: Path, f: h5py.File) -> Header:
     version = _attr(f, "format_version")
     if isinstance(version, (bool, np.bool_)) or not isinstance(version, (int, np.integer)):
         raise StateFileError("format_version", f"is {show(version)}, expected an integer")
-    if int(version) != FORMAT_VERSION:
-        raise SetupError(f"checkpoint {path} has format {version}, this byzmpi reads {FORMAT_VERSION}")
+    if int(version) not in READABLE_VERSIONS:
+        raise SetupError(
+            f"checkpoint {path} has format {version}, this byzmpi reads {', '.join(map(str, READABLE_VERSIONS))}"
+        )
     check_structure(f)
     rounds_done = _integer(f, "rounds_done")
     fingerprint = _text(f, "config_fingerprint")
@@ -234,10 +240,14 @@ def write_checkpoint(
     complete: bool,
     server: Any,
     aggregator: dict[str, Any],
-    clients: dict[int, Any],
+    clients: dict[int, Any] | ClientRows,
 ) -> None:
     """Write a checkpoint atomically (temp file, fsync, os.replace, fsync the folder); first
-    removes the temp files an earlier write of this path left when it was killed."""
+    removes the temp files an earlier write of this path left when it was killed.
+
+    ``clients``: the packed states of every client (as rank 0 gathers them), or the states
+    themselves. States that share one layout are stored as columns, others one group per client."""
+    rows = ClientRows.from_states(clients) if isinstance(clients, dict) else clients
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -257,8 +267,12 @@ def write_checkpoint(
             write_state(f.create_group("server"), server)
             write_state(f.create_group("aggregator"), aggregator)
             group = f.create_group("clients")
-            for client, state in sorted(clients.items()):
-                write_state(group.create_group(str(client)), state)
+            if rows is not None:
+                write_columns(group, rows)
+            else:
+                assert isinstance(clients, dict)
+                for client, state in sorted(clients.items()):
+                    write_state(group.create_group(str(client)), state)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -322,6 +336,8 @@ def _read_server(f: h5py.File, server_template: Any) -> tuple[Any, dict[str, Any
 
 def _read_clients(f: h5py.File, templates: dict[int, Any]) -> dict[int, Any]:
     clients = _group(f, "clients")
+    if "ids" in clients:  # columns (format 2)
+        return read_columns(clients, templates)
     return {c: read_state(_group(clients, str(c)), t) for c, t in templates.items()}
 
 

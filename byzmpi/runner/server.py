@@ -15,6 +15,7 @@ import torch
 
 from .. import __version__
 from ..checkpoint import load_server, write_checkpoint
+from ..client_columns import ClientRows, layout
 from ..methods.step_info import finite_vector
 from ..progress import Progress
 from ..statefile import packed_size, unpack_into
@@ -247,7 +248,12 @@ class Server:
             params_dtype="f8" if s.dtype == torch.float64 else "f4",
             resume_rows=None if s.resume is None else s.resume.trace_rows,
         )
-        self.client_sizes = [packed_size(method.init_client(c)) for c in range(cfg.clients.n)]
+        templates = [method.init_client(c) for c in range(cfg.clients.n)]
+        self.client_sizes = [packed_size(t) for t in templates]
+        layouts = {layout(t) for t in templates}
+        #: the clients' common state layout: checkpoints store their states as columns
+        self.client_layout = next(iter(layouts)) if len(layouts) == 1 else None
+        del templates
         self.totals = dict.fromkeys(TIME_SPLIT, 0.0)
         self.bytes_up = self.bytes_down = self.rejected = 0
         self.staged_bytes = {"d2h": 0, "h2d": 0}
@@ -440,12 +446,17 @@ class Server:
         self.trace.flush()
         counts = [sum(self.client_sizes[c] for c in s.layout.clients_of(r)) for r in range(self.world.size)]
         raw = self.world.gather_bytes(np.empty(0, dtype=np.uint8), counts)
-        clients, offset = {}, 0
-        for c in range(cfg.clients.n):
-            state = s.method.init_client(c)
-            unpack_into(state, raw[offset : offset + self.client_sizes[c]])
-            offset += self.client_sizes[c]
-            clients[c] = state
+        order = [int(c) for r in range(self.world.size) for c in s.layout.clients_of(r)]
+        clients: dict[int, Any] | ClientRows
+        if self.client_layout is not None:
+            clients = ClientRows.from_packed(np.asarray(order, dtype=np.int64), self.client_layout, raw)
+        else:
+            clients, offset = {}, 0
+            for c in order:
+                state = s.method.init_client(c)
+                unpack_into(state, raw[offset : offset + self.client_sizes[c]])
+                offset += self.client_sizes[c]
+                clients[c] = state
         write_checkpoint(
             cfg.checkpoint_path,
             config_json=cfg.to_json(),

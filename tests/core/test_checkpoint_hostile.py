@@ -217,6 +217,19 @@ def _as_group(name: str) -> Callable[[Path], None]:
     return mutate
 
 
+def _set_row(name: str, row: int, values: np.ndarray) -> Callable[[Path], None]:
+    def mutate(path: Path) -> None:
+        with h5py.File(path, "r+") as f:
+            f[name][row] = values
+
+    return mutate
+
+
+def _add_group(path: Path, name: str) -> None:
+    with h5py.File(path, "r+") as f:
+        f.create_group(name)
+
+
 NAN6 = np.array([0, 1, np.nan, 3, 4, 5], dtype=np.float32)
 INF6 = np.array([0, 1, np.inf, 3, 4, 5], dtype=np.float32)
 
@@ -271,14 +284,28 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     "model stored twice": (_twice, "server/x"),
     "extra server field": (_extra_field, "server/evil"),
     "client momentum wrong shape": (
-        _replace("clients/2/momentum", _dataset(np.zeros(D - 1, "f4"))),
-        "clients/2/momentum",
+        _replace("clients/momentum", _dataset(np.zeros((N, D - 1), "f4"))),
+        "clients/momentum",
+    ),
+    "client momentum one row short": (
+        _replace("clients/momentum", _dataset(np.zeros((N - 1, D), "f4"))),
+        "clients/momentum",
     ),
     "client momentum None": (
-        _replace("clients/1/momentum", lambda f, n: f["clients/1"].attrs.create("momentum", "__none__")),
-        "clients/1/momentum",
+        _replace("clients/momentum", lambda f, n: f["clients"].attrs.create("momentum", "__none__")),
+        "clients/momentum",
     ),
-    "client missing": (_missing("clients/3"), "clients/3"),
+    "client missing": (
+        _replace("clients/ids", _dataset(np.arange(N - 1, dtype="i8"), torch_dtype=None)),
+        "clients/ids",
+    ),
+    "client ids repeat": (
+        _replace("clients/ids", _dataset(np.array([0, 1, 1, 3], "i8"), torch_dtype=None)),
+        "clients/ids",
+    ),
+    "client ids float": (_replace("clients/ids", _dataset(np.arange(N, dtype="f8"), torch_dtype=None)), "clients/ids"),
+    "client ids missing": (_missing("clients/ids"), "clients"),
+    "client state as groups and columns": (lambda p: _add_group(p, "clients/3"), "clients/3"),
     "aggregator state wrong shape": (
         _replace("aggregator/centre", _dataset(np.zeros(D * 1000, "f4"))),
         "aggregator/centre",
@@ -291,7 +318,8 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     # values
     "model NaN": (_replace("server/x", _dataset(NAN6)), "server/x"),
     "model Inf": (_replace("server/g", _dataset(INF6)), "server/g"),
-    "client momentum NaN": (_replace("clients/0/momentum", _dataset(NAN6)), "clients/0/momentum"),
+    "client momentum NaN": (_set_row("clients/momentum", 0, NAN6), "clients/momentum"),
+    "client momentum Inf": (_set_row("clients/momentum", 3, INF6), "clients/momentum"),
     "aggregator state Inf": (_replace("aggregator/centre", _dataset(INF6)), "aggregator/centre"),
     "step_norm Inf": (_attr("server", "step_norm", np.inf), "server/step_norm"),
     "step_norm string": (_attr("server", "step_norm", "0.5"), "server/step_norm"),
@@ -355,13 +383,14 @@ def test_setup_refuses_a_bad_client_state_on_its_host_rank(tmp_path: Path, templ
     """The check runs in setup(), on the rank that will load the part, before any collective:
     rank 0 checks the server's part, a host only its own clients."""
     cfg = parse_config(raw_config(tmp_path))
-    _replace("clients/0/momentum", _dataset(NAN6))(write_good(cfg, templates))
+    _set_row("clients/momentum", 0, NAN6)(write_good(cfg, templates))
     rank_of_client_0 = 1  # 4 clients on ranks 1..2: clients 0 and 1 on rank 1
     setup(cfg, 3, 0)  # the server's part is fine
     setup(cfg, 3, 2)  # clients 2 and 3 are fine
     with pytest.raises(SetupError) as info:
         setup(cfg, 3, rank_of_client_0)
-    assert "clients/0/momentum" in one_line_refusal(info.value)
+    line = one_line_refusal(info.value)
+    assert "clients/momentum" in line and "client 0" in line, line
 
 
 def test_auto_resume_beyond_run_rounds_is_an_error_not_a_restart(tmp_path: Path, templates: Templates) -> None:
