@@ -73,6 +73,7 @@ from byzmpi.aggregators import (  # noqa: E402
     Pipeline,
     sorting,  # noqa: E402
 )
+from byzmpi.aggregators.buffers import OutputBuffer  # noqa: E402
 from byzmpi.aggregators.geometric_median import weiszfeld  # noqa: E402
 from byzmpi.aggregators.median import coordinate_median  # noqa: E402
 
@@ -124,6 +125,9 @@ def make_call(name: str, x: torch.Tensor, f: int):
         pre = PRE_AGGREGATORS[name[4:]]
         params = {k: p.default for k, p in pre.params.items()}
         gen = torch.Generator().manual_seed(0)
+        if pre.takes_out:  # as the pipeline calls it: into its stage's reused output tensor
+            buffer = OutputBuffer()
+            return lambda: pre.apply(x, f=f, generator=gen, out=buffer, **params)
         return lambda: pre.apply(x, f=f, generator=gen, **params)
     pipe = Pipeline.build(name, {}, [], seed=0)
     counter = iter(range(10**9))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .buffers import OutputBuffer
 from .clipping import clip_scales, row_norms, scale_rows
 from .registry import PreAggregated, pre_aggregator
 
@@ -31,7 +32,9 @@ def arc_scales(x: Tensor, *, f: int) -> Tensor:
     shape=lambda m, f, **_: (m, f),
     doc="Adaptive robust clipping: the floor(2(f/m)(m-f)) largest-norm inputs clipped to the next largest norm.",
 )
-def arc(x: Tensor, *, f: int, generator: torch.Generator | None = None) -> PreAggregated:
+def arc(
+    x: Tensor, *, f: int, generator: torch.Generator | None = None, out: OutputBuffer | None = None
+) -> PreAggregated:
     """ARC: clip the k = ⌊2(f/m)(m − f)⌋ largest-norm inputs to the norm of the (k+1)-th largest.
 
         C = ‖x_{π(k+1)}‖ with ‖x_{π(1)}‖ ≥ … ≥ ‖x_{π(m)}‖,   y_i = min(1, C/‖x_i‖)·x_i.
@@ -43,4 +46,4 @@ def arc(x: Tensor, *, f: int, generator: torch.Generator | None = None) -> PreAg
     clipping in Byzantine-resilient distributed learning", arXiv:2405.14432, 2024.
     """
     scales = arc_scales(x, f=f)
-    return PreAggregated(scale_rows(x, scales), f, torch.diag(scales.cpu()))
+    return PreAggregated(scale_rows(x, scales, out), f, torch.diag(scales.cpu()))

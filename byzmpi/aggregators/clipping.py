@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from ..params import Param
+from .buffers import OutputBuffer, output
 from .registry import PreAggregated, pre_aggregator
 
 
@@ -25,18 +26,20 @@ def clip_scales(norms: Tensor, radius: float | Tensor) -> Tensor:
     return torch.where(norms > radius, radius / torch.where(norms > 0, norms, 1.0), torch.ones_like(norms))
 
 
-def scale_rows(x: Tensor, scales: Tensor) -> Tensor:
-    """x_i · s_i in x's dtype (x itself, not a copy, when every s_i is 1)."""
+def scale_rows(x: Tensor, scales: Tensor, out: OutputBuffer | None = None) -> Tensor:
+    """x_i · s_i in x's dtype (x itself, not a copy, when every s_i is 1): one multiplication over
+    the rows (by 1 exactly for the rows not clipped), into ``out`` when given."""
     if bool((scales == 1).all()):
         return x
-    return x * scales.to(device=x.device, dtype=x.dtype)[:, None]
+    y = output(out, tuple(x.shape), x)
+    return torch.mul(x, scales.to(device=x.device, dtype=x.dtype)[:, None], out=y)
 
 
-def clip_to_radius(x: Tensor, radius: float) -> tuple[Tensor, Tensor]:
+def clip_to_radius(x: Tensor, radius: float, out: OutputBuffer | None = None) -> tuple[Tensor, Tensor]:
     """Each row clipped to norm ≤ τ: clip_τ(x_i) = min(1, τ/‖x_i‖)·x_i, clip_τ(0) = 0.
     Returns (clipped rows, scales) with scales float64 (m,)."""
     scales = clip_scales(row_norms(x), radius)
-    return scale_rows(x, scales), scales
+    return scale_rows(x, scales, out), scales
 
 
 @pre_aggregator(
@@ -45,12 +48,14 @@ def clip_to_radius(x: Tensor, radius: float) -> tuple[Tensor, Tensor]:
     doc="Static clipping: every input scaled to norm <= tau.",
     params={"tau": Param("tau", float, 2.0, "clipping radius τ", minimum=0.0)},
 )
-def static_clipping(x: Tensor, *, f: int = 0, tau: float, generator: torch.Generator | None = None) -> PreAggregated:
+def static_clipping(
+    x: Tensor, *, f: int = 0, tau: float, generator: torch.Generator | None = None, out: OutputBuffer | None = None
+) -> PreAggregated:
     """Static clipping: y_i = min(1, τ/‖x_i‖₂)·x_i (docs/conventions.md: clip_τ(0) = 0), norms in float64.
 
     Linear per input: mix = diag(min(1, τ/‖x_i‖)); the rule sees the same (m, f).
     Reference: e.g. Allouah et al., "The vital role of gradient clipping in Byzantine-resilient
     distributed learning", arXiv:2405.14432, 2024 (static clipping as the baseline of ARC).
     """
-    y, scales = clip_to_radius(x, tau)
+    y, scales = clip_to_radius(x, tau, out)
     return PreAggregated(y, f, torch.diag(scales.cpu()))

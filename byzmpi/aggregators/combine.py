@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .buffers import OutputBuffer, output
+
 
 def weighted_rows(x: Tensor, w: Tensor) -> Tensor:
     """Σ_i w_i x_i for x (m, d) and weights w (m,) with w ≥ 0 and Σ w ≤ 1, in x's dtype.
@@ -45,9 +47,11 @@ def selection_weights(m: int, index: Tensor) -> Tensor:
     return w
 
 
-def mix_rows(x: Tensor, mix: Tensor) -> Tensor:
+def mix_rows(x: Tensor, mix: Tensor, out: OutputBuffer | None = None) -> Tensor:
     """y = mix·x for a (m', m) mixing matrix whose rows are nonnegative weights summing to ≤ 1
     (bucketing, NNM): one GEMM in x's dtype. Each output row is a convex combination of input
     rows, so it cannot overflow. (One large operation rather than m' row operations: on these
-    shared 2-core machines every parallel operation can wait milliseconds for a core.)"""
-    return mix.to(device=x.device, dtype=x.dtype) @ x
+    shared 2-core machines every parallel operation can wait milliseconds for a core.) Into
+    ``out`` when given."""
+    y = output(out, (mix.shape[0], *x.shape[1:]), x)
+    return torch.matmul(mix.to(device=x.device, dtype=x.dtype), x, out=y)

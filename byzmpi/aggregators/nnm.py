@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .buffers import OutputBuffer
 from .combine import mix_rows
 from .distances import pairwise_sq_distances
 from .registry import PreAggregated, pre_aggregator
@@ -35,7 +36,9 @@ def nnm_mix(x: Tensor, *, f: int) -> Tensor:
     shape=nnm_shape,
     doc="Nearest-neighbour mixing: each input replaced by the mean of its m-f nearest (itself included).",
 )
-def nnm(x: Tensor, *, f: int, generator: torch.Generator | None = None) -> PreAggregated:
+def nnm(
+    x: Tensor, *, f: int, generator: torch.Generator | None = None, out: OutputBuffer | None = None
+) -> PreAggregated:
     """NNM: y_i = (1/(m−f)) Σ_{j ∈ N_i} x_j, N_i the m − f nearest inputs to x_i (itself included).
 
     Convention (docs/conventions.md): m − f neighbours including itself, ties → lowest index; the rule
@@ -44,4 +47,4 @@ def nnm(x: Tensor, *, f: int, generator: torch.Generator | None = None) -> PreAg
     for optimal Byzantine ML under heterogeneity", AISTATS 2023.
     """
     mix = nnm_mix(x, f=f)
-    return PreAggregated(mix_rows(x, mix), f, mix)
+    return PreAggregated(mix_rows(x, mix, out), f, mix)

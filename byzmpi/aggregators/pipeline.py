@@ -18,6 +18,7 @@ from torch import Tensor
 
 from .. import rng
 from ..errors import SetupError
+from .buffers import OutputBuffer
 from .registry import PRE_AGGREGATORS, RULES, Aggregate, PreAggregator, Rule, RuleRefused
 
 
@@ -49,6 +50,8 @@ class Pipeline:
     pre: list[tuple[PreAggregator, dict[str, Any]]]
     seed: int
     state: dict[str, Tensor] = field(default_factory=dict)  # the stateful rule's state (checkpointed)
+    #: one reused output tensor per pre-aggregator stage (docs/performance.md: no page faults a round)
+    buffers: list[OutputBuffer] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
     def build(cls, name: str, params: dict[str, Any], pre: list[tuple[str, dict[str, Any]]], seed: int) -> Pipeline:
@@ -85,10 +88,15 @@ class Pipeline:
         mix: Tensor | None = None
         mixable = True  # every stage so far gave its mixing matrix
         generator = None
-        for pre, params in self.pre:
+        while len(self.buffers) < len(self.pre):
+            self.buffers.append(OutputBuffer())
+        for (pre, params), buffer in zip(self.pre, self.buffers, strict=False):
             if generator is None:
                 generator = rng.torch_generator(self.seed, round_, "pre-aggregate", device=x.device)
-            out = pre.apply(x, f=f, generator=generator, **params)
+            if pre.takes_out:
+                out = pre.apply(x, f=f, generator=generator, out=buffer, **params)
+            else:
+                out = pre.apply(x, f=f, generator=generator, **params)
             x, f = out.x, out.f
             if out.mix is None:
                 mixable = False
@@ -112,6 +120,8 @@ class Pipeline:
             detail = " ".join(str(exc).split())[:300]
             raise RuleError(f"aggregator.name: rule {self.rule.name!r} raised {type(exc).__name__}: {detail}") from None
         check_output(self.rule.name, agg, x)
+        if self.pre and any(b.holds(agg.value) for b in self.buffers):  # a view of a stage's output: copy it out
+            agg = Aggregate(agg.value.clone(), agg.weights)
         if agg.weights is None or (mixable and mix is None):
             return agg
         if not mixable or mix is None:

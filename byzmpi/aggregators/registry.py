@@ -10,6 +10,7 @@ Both are looked up by name; users add their own with :func:`register_rule` and
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
@@ -87,6 +88,9 @@ class PreAggregator:
     shape: Callable[..., tuple[int, int]]
     doc: str
     params: dict[str, Param] = field(default_factory=dict)
+    #: ``apply`` accepts ``out``, an :class:`~.buffers.OutputBuffer` for its output (set from the
+    #: function's signature by :func:`pre_aggregator`)
+    takes_out: bool = False
 
 
 RULES: Registry[Rule] = Registry("aggregation rule", "aggregator")
@@ -128,10 +132,12 @@ def pre_aggregator(
     name: str, *, shape: Callable[..., tuple[int, int]], doc: str, params: dict[str, Param] | None = None
 ) -> Callable[[F], F]:
     """Decorator: register the decorated public function (``fn(x, *, f, generator, **params) ->
-    PreAggregated``) as the pre-aggregator ``name``."""
+    PreAggregated``) as the pre-aggregator ``name``; a function with an ``out`` parameter gets
+    the pipeline's reused :class:`~.buffers.OutputBuffer` for its output."""
 
     def register(fn: F) -> F:
-        register_pre_aggregator(PreAggregator(name, fn, shape, doc, dict(params or {})))
+        takes_out = "out" in inspect.signature(fn).parameters
+        register_pre_aggregator(PreAggregator(name, fn, shape, doc, dict(params or {}), takes_out))
         return fn
 
     return register
