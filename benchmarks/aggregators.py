@@ -572,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "started": report["machine"]["started"],
             "argv": sys.argv[1:],
-            **{k: report["machine"][k] for k in ("git_commit", "aggregators_dirty") if k in report["machine"]},
+            **{k: report["machine"][k] for k in ("git_commit", "aggregators_dirty", "simd") if k in report["machine"]},
             "load_average_at_start": report["machine"]["load_average_at_start"],
         }
     )

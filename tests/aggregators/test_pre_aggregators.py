@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from byzmpi.aggregators import PRE_AGGREGATORS, arc, arc_count, bucketing, bucketing_shape, nnm, static_clipping
+from byzmpi.aggregators.clipping import row_norms
 
 T = lambda *rows: torch.tensor(rows, dtype=torch.float64)  # noqa: E731
 COL = lambda *v: torch.tensor(v, dtype=torch.float64)[:, None]  # noqa: E731
@@ -69,6 +70,27 @@ def test_static_clipping_by_hand():
     out = apply("clipping", x, 1, tau=1.0)
     assert torch.allclose(out.mix, torch.diag(T(0.2, 1, 1)))
     assert out.f == 1
+
+
+@pytest.mark.parametrize("d", [1000, 4 * 1024, 2_000_003])
+def test_row_norms_are_float64_accurate_at_large_d(d):
+    # the definition: each row's squares summed in float64
+    x = torch.randn(3, d, generator=torch.Generator().manual_seed(d)) + 0.3
+    exact = torch.stack([row.double().square().sum().sqrt() for row in x])
+    norms = row_norms(x)
+    assert norms.dtype == torch.float64
+    assert torch.allclose(norms, exact, rtol=1e-7, atol=0)  # a whole-row float32 norm is ~1e-4 off at d = 2e6
+    # the clipping scale follows: a row clipped to exactly its float64 norm is left alone to 1e-7
+    y = static_clipping(x, tau=float(exact[0]) * 2).x
+    assert torch.equal(y, x)
+
+
+def test_row_norms_overflowing_float32_are_recomputed():
+    x = torch.full((2, 3000), 3e37)
+    x[1] = 1.0
+    norms = row_norms(x)
+    assert math.isclose(float(norms[0]), 3e37 * math.sqrt(3000), rel_tol=1e-7)
+    assert math.isclose(float(norms[1]), math.sqrt(3000), rel_tol=1e-7)
 
 
 def test_arc_count_and_by_hand():
