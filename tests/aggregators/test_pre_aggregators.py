@@ -80,9 +80,12 @@ def test_row_norms_are_float64_accurate_at_large_d(d):
     norms = row_norms(x)
     assert norms.dtype == torch.float64
     assert torch.allclose(norms, exact, rtol=1e-7, atol=0)  # a whole-row float32 norm is ~1e-4 off at d = 2e6
-    # the clipping scale follows: a row clipped to exactly its float64 norm is left alone to 1e-7
-    y = static_clipping(x, tau=float(exact[0]) * 2).x
-    assert torch.equal(y, x)
+    # the clipping decision follows the float64 norm: a radius 1e-6 above row 0's norm leaves it
+    # alone, one 1e-6 below clips it to that radius
+    above, below = float(exact[0]) * (1 + 1e-6), float(exact[0]) * (1 - 1e-6)
+    assert torch.equal(static_clipping(x[:1], tau=above).x, x[:1])
+    clipped = static_clipping(x[:1], tau=below).x
+    assert math.isclose(float(clipped.double().norm()), below, rel_tol=1e-7)
 
 
 def test_row_norms_overflowing_float32_are_recomputed():
